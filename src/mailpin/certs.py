@@ -1,0 +1,246 @@
+"""Certificates: the hashes users compare, chain validation, host name matching.
+
+Validation uses `cryptography`'s X.509 path builder over the chain the server sent, against
+the anchors the user's tool would use (a trust file, `SSL_CERT_FILE`, or the system store).
+Its web-PKI extension profile is relaxed to what OpenSSL and GnuTLS — the libraries inside
+mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints, leaf
+extensions are not policed beyond the EKU check below. Validity period and host name are always
+checked (msmtp's fingerprint match skips both; mailpin must not — DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mailpin.errors import ConfigError
+from mailpin.model import CertFacts, ChainVerdict, is_ip_address
+
+
+def sha256_hex(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def spki_sha256(cert: x509.Certificate) -> str:
+    """RFC 7469 §2.4 pin: base64 of SHA-256 over the DER SubjectPublicKeyInfo."""
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    names = [f"DNS:{name}" for name in ext.get_values_for_type(x509.DNSName)]
+    names += [f"IP:{addr}" for addr in ext.get_values_for_type(x509.IPAddress)]
+    return tuple(names)
+
+
+def facts(cert: x509.Certificate) -> CertFacts:
+    return CertFacts(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sans=_sans(cert),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=sha256_hex(cert.public_bytes(Encoding.DER)),
+        spki_sha256=spki_sha256(cert),
+        self_issued=cert.subject == cert.issuer,
+    )
+
+
+def _load_pems(data: bytes) -> list[x509.Certificate]:
+    # cryptography warns about legacy encodings (negative serials) in some old system roots;
+    # they are not mailpin's findings and must not reach the user's stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_pem_x509_certificates(data)
+
+
+def parse_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [x509.load_der_x509_certificate(der) for der in chain_der]
+
+
+# --- trust anchors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trust:
+    description: str
+    anchors: tuple[x509.Certificate, ...]
+
+
+def _load_pem_file(path: Path) -> list[x509.Certificate]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read trust file: {exc.strerror or exc}") from None
+    try:
+        return _load_pems(data)
+    except ValueError:
+        raise ConfigError(str(path), None, "no PEM certificates in this trust file") from None
+
+
+def _load_pem_dir(path: Path) -> list[x509.Certificate]:
+    certs: dict[bytes, x509.Certificate] = {}
+    for entry in sorted(path.iterdir()):
+        if entry.is_file() and entry.suffix in (".pem", ".crt", ".0", ".1"):
+            try:
+                for cert in _load_pems(entry.read_bytes()):
+                    certs[cert.fingerprint(hashes.SHA256())] = cert
+            except (ValueError, OSError):
+                continue  # c_rehash directories hold other files too; OpenSSL skips them alike
+    return list(certs.values())
+
+
+def load_trust(trust_file: str | None, environ: Mapping[str, str]) -> Trust:
+    """The anchors, in the order OpenSSL-based tools pick them: an explicit trust file, then
+    `SSL_CERT_FILE` / `SSL_CERT_DIR`, then the system store."""
+    import ssl  # only for the system store's location
+
+    if trust_file:
+        path = Path(os.path.expanduser(trust_file))
+        return Trust(f"trust file {path}", tuple(_load_pem_file(path)))
+    if environ.get("SSL_CERT_FILE"):
+        path = Path(environ["SSL_CERT_FILE"])
+        return Trust(f"SSL_CERT_FILE {path}", tuple(_load_pem_file(path)))
+    if environ.get("SSL_CERT_DIR"):
+        path = Path(environ["SSL_CERT_DIR"])
+        return Trust(f"SSL_CERT_DIR {path}", tuple(_load_pem_dir(path)))
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Trust(f"system ({candidate})", tuple(_load_pem_file(Path(candidate))))
+    for candidate in (paths.capath, paths.openssl_capath):
+        if candidate and Path(candidate).is_dir():
+            return Trust(f"system ({candidate})", tuple(_load_pem_dir(Path(candidate))))
+    return Trust("system (no CA store found)", ())
+
+
+# --- validation -----------------------------------------------------------------------------
+
+_SERVER_AUTH_OK = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+
+
+def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verification.ClientVerifier:
+    agnostic = verification.Criticality.AGNOSTIC
+    ca_policy = verification.ExtensionPolicy.permit_all().require_present(x509.BasicConstraints, agnostic, None)
+    builder = (
+        verification.PolicyBuilder()
+        .store(verification.Store(list(anchors)))
+        .time(at)
+        .extension_policies(ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all())
+    )
+    # The "client" verifier builds and checks the path without a subject name: mailpin checks
+    # the host name itself (below) so that chain and name are reported as separate facts.
+    return builder.build_client_verifier()
+
+
+def _path(
+    leaf: x509.Certificate, rest: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime
+) -> list[x509.Certificate]:
+    if not anchors:
+        raise verification.VerificationError("no trust anchors")
+    return list(_build_verifier(anchors, at).verify(leaf, list(rest)).chain)
+
+
+def _eku_allows_server(leaf: x509.Certificate) -> bool:
+    """RFC 5280 §4.2.1.12: when present, the EKU must admit TLS server authentication."""
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return any(usage in _SERVER_AUTH_OK for usage in usages)
+
+
+def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime) -> ChainVerdict:
+    """Is `chain` (leaf first, as served) valid for `name` at `now` under `trust`?"""
+    leaf, rest = chain[0], chain[1:]
+    reasons: list[str] = []
+    if now < leaf.not_valid_before_utc:
+        reasons.append("not-yet-valid")
+    elif now > leaf.not_valid_after_utc:
+        reasons.append("expired")
+    error: str | None = None
+    ca_certs: tuple[CertFacts, ...] = ()
+    try:
+        path = _path(leaf, rest, trust.anchors, now)
+        ca_certs = tuple(facts(cert) for cert in path[1:])
+    except verification.VerificationError as exc:
+        error = str(exc)
+        if reasons:
+            # Outside its validity period: would the chain validate within it? Then the
+            # finding is "expired"/"not yet valid" alone, not also an untrusted issuer.
+            midpoint = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+            try:
+                _path(leaf, rest, trust.anchors, midpoint)
+            except verification.VerificationError:
+                reasons.append("untrusted-chain")
+        else:
+            reasons.append("untrusted-chain")
+    if error is None and not _eku_allows_server(leaf):
+        error = "certificate is not valid for TLS server authentication (extendedKeyUsage)"
+        reasons.append("untrusted-chain")
+    hostname_valid = hostname_matches(leaf, name)
+    if not hostname_valid:
+        reasons.append("hostname-mismatch")
+    return ChainVerdict(
+        trust=trust.description,
+        chain_valid=error is None,
+        hostname_valid=hostname_valid,
+        error=error,
+        ca_certs=ca_certs,
+        reasons=tuple(reasons),
+    )
+
+
+# --- host names (RFC 6125 §6.4) -------------------------------------------------------------
+
+
+def _dns_match(pattern: str, name: str) -> bool:
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    # RFC 6125 §6.4.3: a wildcard is only the complete left-most label and matches exactly
+    # one label; never a public suffix-like "*.com" (require two labels after it).
+    if pattern.startswith("*.") and pattern.count(".") >= 2:
+        head, _, tail = name.partition(".")
+        return bool(head) and tail == pattern[2:]
+    return False
+
+
+def hostname_matches(cert: x509.Certificate, name: str) -> bool:
+    if is_ip_address(name):
+        wanted = ipaddress.ip_address(name)
+        try:
+            ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        return any(addr == wanted for addr in ext.get_values_for_type(x509.IPAddress))
+    try:
+        dns_names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    except x509.ExtensionNotFound:
+        dns_names = []
+    if not dns_names:
+        # RFC 6125 §6.4.4: the CN only when there is no DNS-ID (as OpenSSL and GnuTLS do).
+        dns_names = [str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return any(_dns_match(pattern, name) for pattern in dns_names)

@@ -1,0 +1,1 @@
+"""One module per subcommand; each returns a result object and never prints."""

@@ -1,0 +1,45 @@
+"""The process environment, passed down instead of read from globals (STYLE §7)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Env:
+    environ: Mapping[str, str]
+    stdout: TextIO
+    stderr: TextIO
+    stdin: TextIO
+    now: Callable[[], datetime] = field(default=_utcnow)
+
+    @classmethod
+    def from_os(cls) -> Env:
+        return cls(environ=dict(os.environ), stdout=sys.stdout, stderr=sys.stderr, stdin=sys.stdin)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.environ.get("HOME") or Path.home())
+
+    def _xdg(self, variable: str, default: str) -> Path:
+        # XDG Base Directory spec: relative values are invalid and must be ignored.
+        value = self.environ.get(variable, "")
+        return Path(value) if os.path.isabs(value) else self.home / default
+
+    @property
+    def config_home(self) -> Path:
+        return self._xdg("XDG_CONFIG_HOME", ".config")
+
+    @property
+    def state_home(self) -> Path:
+        return self._xdg("XDG_STATE_HOME", ".local/state")

@@ -1,0 +1,110 @@
+"""The data mailpin reasons about: frozen values, no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class Protocol(str, Enum):
+    IMAP = "imap"
+    SMTP = "smtp"
+    POP3 = "pop3"
+
+
+class Mode(str, Enum):
+    IMPLICIT = "implicit"  # RFC 8314 §3: TLS from the first byte
+    STARTTLS = "starttls"  # RFC 3207 / RFC 3501 §6.2.1 / RFC 2595 §4: upgrade in band
+
+
+# RFC 8314 §7.3 / IANA: submissions 465, imaps 993, pop3s 995; RFC 6409 submission 587.
+DEFAULT_PORTS: dict[tuple[Protocol, Mode], int] = {
+    (Protocol.IMAP, Mode.IMPLICIT): 993,
+    (Protocol.IMAP, Mode.STARTTLS): 143,
+    (Protocol.SMTP, Mode.IMPLICIT): 465,
+    (Protocol.SMTP, Mode.STARTTLS): 587,
+    (Protocol.POP3, Mode.IMPLICIT): 995,
+    (Protocol.POP3, Mode.STARTTLS): 110,
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect: the way the user's tool connects."""
+
+    host: str
+    port: int
+    protocol: Protocol
+    mode: Mode
+    servername: str | None = None  # the name to send as SNI and to check; defaults to host
+
+    @property
+    def name_to_check(self) -> str:
+        return self.servername or self.host
+
+    @property
+    def sni(self) -> str | None:
+        """RFC 6066 §3: a literal IP address is not permitted in SNI."""
+        name = self.name_to_check
+        return None if is_ip_address(name) else name
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CertFacts:
+    """What one certificate is, in the forms users compare with other tools."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]  # "DNS:name" / "IP:addr"
+    serial: str  # hex
+    not_before: datetime
+    not_after: datetime
+    sha256: str  # lower-case hex of the DER (what `openssl x509 -fingerprint -sha256` shows, in hex)
+    spki_sha256: str  # base64 of SHA-256 over SubjectPublicKeyInfo (RFC 7469 pin-sha256 form)
+    self_issued: bool
+
+    @property
+    def sha256_colon(self) -> str:
+        """Colon hex, upper case: msmtp's `tls_fingerprint` and openssl's display form."""
+        return ":".join(self.sha256[i : i + 2] for i in range(0, len(self.sha256), 2)).upper()
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """Does the served chain validate against the trust the tool would use, for this name, now?"""
+
+    trust: str  # where the anchors came from: "system (/etc/ssl/...)", "trust file PATH"
+    chain_valid: bool
+    hostname_valid: bool
+    error: str | None  # why the chain did not validate, in the verifier's words
+    ca_certs: tuple[CertFacts, ...] = ()  # CA certificates of the validated chain, leaf excluded
+    reasons: tuple[str, ...] = ()  # untrusted-chain / expired / not-yet-valid / hostname-mismatch
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one connection really did, as a careful client saw it."""
+
+    endpoint: Endpoint
+    tls_version: str
+    cipher: str
+    leaf: CertFacts
+    served_chain: tuple[CertFacts, ...]  # as sent by the server, leaf first
+    chain: ChainVerdict
+    greeting: str
+    capabilities: tuple[str, ...] = field(default=())  # as announced over TLS
+    elapsed_ms: float = 0.0

@@ -1,0 +1,260 @@
+"""One small dialogue per protocol: the plaintext part before a STARTTLS handshake, the greeting
+of an Implicit TLS session, and the capabilities over TLS.
+
+Each dialogue follows its RFC as a careful client must (DESIGN §3, and the client-side attack
+classes of Poddebniak et al., "Why TLS is better without STARTTLS", USENIX Security 2021):
+nothing learned before TLS is trusted after it, a STARTTLS capability that is missing or an
+upgrade that is refused is a block and never a reason to continue in plaintext, and any byte
+the server sent after its "go ahead" and before the handshake is an injection attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol as TypingProtocol
+
+from mailpin.errors import ProbeError
+from mailpin.model import Protocol
+from mailpin.net.channel import MAX_LINES, Channel
+from mailpin.net.replies import (
+    ImapLine,
+    ReplyError,
+    SmtpLine,
+    SmtpReply,
+    join_smtp_reply,
+    parse_imap_line,
+    parse_pop3_status,
+    parse_smtp_line,
+    pop3_capa_item,
+    printable,
+)
+
+EHLO_NAME = b"localhost"  # msmtp's default `domain`; says nothing about the user's machine
+
+
+def _require_drained(chan: Channel, what: str) -> None:
+    """RFC 3207 §4 / RFC 3501 §6.2.1 / RFC 2595 §4: the handshake starts right after the
+    server's "go ahead". Bytes already sent by then were not protected by TLS; a client that
+    buffers and reads them afterwards processes attacker data as if it came over TLS
+    (response injection, CVE-2011-0411 class). A well-behaved server sends nothing here."""
+    extra = chan.leftover()
+    if extra:
+        shown = printable(extra[:60].decode("ascii", "backslashreplace"), 80)
+        raise ProbeError("plaintext-injection", f"server sent data after accepting {what}: {shown!r}")
+
+
+class Dialogue(TypingProtocol):
+    def upgrade(self, chan: Channel) -> str:
+        """Plaintext greeting and STARTTLS; on return the server waits for our ClientHello."""
+
+    def greet(self, chan: Channel) -> str:
+        """The greeting of an Implicit TLS session (RFC 8314 §3), read over TLS."""
+
+    def capabilities(self, chan: Channel) -> tuple[str, ...]:
+        """Capabilities asked again over TLS (knowledge from before TLS is discarded)."""
+
+    def quit(self, chan: Channel) -> None:
+        """Say goodbye without waiting for the answer."""
+
+
+# --- SMTP: RFC 5321, RFC 3207 (STARTTLS), RFC 8314 (submissions) -----------------------------
+
+
+class Smtp:
+    def _reply(self, chan: Channel, what: str) -> SmtpReply:
+        lines: list[SmtpLine] = []
+        while not lines or not lines[-1].last:
+            if len(lines) >= MAX_LINES:
+                raise ProbeError("protocol-error", f"{what}: reply longer than {MAX_LINES} lines")
+            try:
+                lines.append(parse_smtp_line(chan.readline(what)))
+            except ReplyError as exc:
+                raise ProbeError("protocol-error", f"{what}: {exc}") from None
+        try:
+            return join_smtp_reply(lines)
+        except ReplyError as exc:
+            raise ProbeError("protocol-error", f"{what}: {exc}") from None
+
+    def greet(self, chan: Channel) -> str:
+        reply = self._reply(chan, "greeting")
+        if reply.code == 220:
+            return reply.summary()
+        if reply.code == 421:  # RFC 5321 §3.1: service not available now; try again later
+            raise ProbeError("unreachable", f"server is not accepting connections now: {reply.summary()}")
+        raise ProbeError("protocol-error", f"server refused the session: {reply.summary()}")
+
+    def _ehlo(self, chan: Channel, what: str) -> SmtpReply:
+        chan.send(b"EHLO " + EHLO_NAME + b"\r\n", what)
+        return self._reply(chan, what)
+
+    def upgrade(self, chan: Channel) -> str:
+        greeting = self.greet(chan)
+        ehlo = self._ehlo(chan, "EHLO")
+        if ehlo.code != 250:
+            raise ProbeError("starttls-missing", f"EHLO refused, so STARTTLS is impossible: {ehlo.summary()}")
+        if "STARTTLS" not in ehlo.keywords:
+            raise ProbeError("starttls-missing", "STARTTLS not offered in the EHLO reply")
+        chan.send(b"STARTTLS\r\n", "STARTTLS")
+        answer = self._reply(chan, "STARTTLS")
+        if answer.code != 220:  # RFC 3207 §4: 220 ready; 454 / 501 / 5xx: no TLS
+            reason = "starttls-refused" if answer.code >= 400 else "protocol-error"
+            raise ProbeError(reason, f"STARTTLS refused: {answer.summary()}")
+        _require_drained(chan, "STARTTLS")
+        return greeting
+
+    def capabilities(self, chan: Channel) -> tuple[str, ...]:
+        # RFC 3207 §4.2: discard knowledge from the server before TLS; EHLO again.
+        ehlo = self._ehlo(chan, "EHLO over TLS")
+        if ehlo.code != 250:
+            raise ProbeError("protocol-error", f"EHLO over TLS refused: {ehlo.summary()}")
+        return tuple(sorted(ehlo.keywords))
+
+    def quit(self, chan: Channel) -> None:
+        chan.send(b"QUIT\r\n", "QUIT")
+
+
+# --- IMAP: RFC 3501 / RFC 9051, STARTTLS §6.2.1 -----------------------------------------------
+
+
+class Imap:
+    def __init__(self) -> None:
+        self._count = 0
+        self._greeting_caps: frozenset[str] | None = None
+
+    def _tag(self) -> str:
+        self._count += 1
+        return f"m{self._count}"
+
+    def _line(self, chan: Channel, what: str) -> ImapLine:
+        try:
+            return parse_imap_line(chan.readline(what))
+        except ReplyError as exc:
+            raise ProbeError("protocol-error", f"{what}: {exc}") from None
+
+    def _command(self, chan: Channel, command: str, *, untagged_ok: bool) -> tuple[ImapLine, list[ImapLine]]:
+        tag = self._tag()
+        chan.send(f"{tag} {command}\r\n".encode("ascii"), command)
+        untagged: list[ImapLine] = []
+        while True:
+            line = self._line(chan, command)
+            if line.tag == tag:
+                return line, untagged
+            if line.tag == "+":
+                raise ProbeError("protocol-error", f"unexpected continuation request to {command}")
+            if line.tag != "*":
+                raise ProbeError("protocol-error", f"answer to {command} with a foreign tag: {line.summary()}")
+            if not untagged_ok:
+                # RFC 3501 §6.2.1 admits only the tagged OK; untagged data here sits in
+                # plaintext beside the upgrade (response injection / tampering).
+                raise ProbeError(
+                    "plaintext-injection", f"untagged data before the answer to {command}: {line.summary()}"
+                )
+            if len(untagged) >= MAX_LINES:
+                raise ProbeError("protocol-error", f"more than {MAX_LINES} untagged lines for {command}")
+            untagged.append(line)
+
+    def _greeting(self, chan: Channel, implicit: bool) -> ImapLine:
+        line = self._line(chan, "greeting")
+        if line.tag != "*" or line.status not in ("OK", "PREAUTH", "BYE"):
+            raise ProbeError("protocol-error", f"not an IMAP greeting: {line.summary()}")
+        if line.status == "BYE":  # RFC 3501 §7.1.5: server will not take this connection now
+            raise ProbeError("unreachable", f"server closed the session in its greeting: {line.summary()}")
+        if line.status == "PREAUTH" and not implicit:
+            # RFC 3501 §6.2.1: STARTTLS is only valid in the not-authenticated state; a PREAUTH
+            # greeting makes the upgrade impossible, so a client would carry on in plaintext.
+            raise ProbeError("preauth", f"PREAUTH greeting on a STARTTLS connection: {line.summary()}")
+        self._greeting_caps = line.capabilities
+        return line
+
+    def greet(self, chan: Channel) -> str:
+        return self._greeting(chan, implicit=True).summary()
+
+    def upgrade(self, chan: Channel) -> str:
+        greeting = self._greeting(chan, implicit=False)
+        caps = self._greeting_caps
+        if caps is None:
+            done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
+            if done.status != "OK":
+                raise ProbeError("protocol-error", f"CAPABILITY failed: {done.summary()}")
+            found = [line.capabilities for line in untagged if line.capabilities is not None]
+            caps = frozenset().union(*found) if found else done.capabilities
+        if not caps or "STARTTLS" not in caps:
+            raise ProbeError("starttls-missing", "STARTTLS not offered in the IMAP capabilities")
+        done, _ = self._command(chan, "STARTTLS", untagged_ok=False)
+        if done.status != "OK":
+            raise ProbeError("starttls-refused", f"STARTTLS refused: {done.summary()}")
+        _require_drained(chan, "STARTTLS")
+        return greeting.summary()
+
+    def capabilities(self, chan: Channel) -> tuple[str, ...]:
+        done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
+        if done.status != "OK":
+            raise ProbeError("protocol-error", f"CAPABILITY over TLS failed: {done.summary()}")
+        found = [line.capabilities for line in untagged if line.capabilities is not None]
+        caps = frozenset().union(*found) if found else (done.capabilities or frozenset())
+        return tuple(sorted(caps))
+
+    def quit(self, chan: Channel) -> None:
+        chan.send(f"{self._tag()} LOGOUT\r\n".encode("ascii"), "LOGOUT")
+
+
+# --- POP3: RFC 1939, RFC 2449 (CAPA), RFC 2595 §4 (STLS) --------------------------------------
+
+
+class Pop3:
+    def greet(self, chan: Channel) -> str:
+        try:
+            status = parse_pop3_status(chan.readline("greeting"))
+        except ReplyError as exc:
+            raise ProbeError("protocol-error", f"greeting: {exc}") from None
+        if not status.ok:
+            raise ProbeError("unreachable", f"server refused the session in its greeting: {status.summary()}")
+        return status.summary()
+
+    def _capa(self, chan: Channel, what: str) -> frozenset[str] | None:
+        chan.send(b"CAPA\r\n", what)
+        try:
+            if not parse_pop3_status(chan.readline(what)).ok:
+                return None
+            items: set[str] = set()
+            for _ in range(MAX_LINES):
+                item = pop3_capa_item(chan.readline(what))
+                if item is None:
+                    return frozenset(items)
+                items.add(item)
+        except ReplyError as exc:
+            raise ProbeError("protocol-error", f"{what}: {exc}") from None
+        raise ProbeError("protocol-error", f"{what}: listing longer than {MAX_LINES} lines")
+
+    def upgrade(self, chan: Channel) -> str:
+        greeting = self.greet(chan)
+        caps = self._capa(chan, "CAPA")
+        if caps is None or "STLS" not in caps:
+            raise ProbeError("starttls-missing", "STLS not offered in the POP3 capabilities")
+        chan.send(b"STLS\r\n", "STLS")
+        try:
+            answer = parse_pop3_status(chan.readline("STLS"))
+        except ReplyError as exc:
+            raise ProbeError("protocol-error", f"STLS: {exc}") from None
+        if not answer.ok:
+            raise ProbeError("starttls-refused", f"STLS refused: {answer.summary()}")
+        _require_drained(chan, "STLS")
+        return greeting
+
+    def capabilities(self, chan: Channel) -> tuple[str, ...]:
+        caps = self._capa(chan, "CAPA over TLS")  # RFC 2595 §4: discard pre-TLS capabilities
+        return tuple(sorted(caps or ()))
+
+    def quit(self, chan: Channel) -> None:
+        chan.send(b"QUIT\r\n", "QUIT")
+
+
+_DIALOGUES: dict[Protocol, type[Smtp] | type[Imap] | type[Pop3]] = {
+    Protocol.SMTP: Smtp,
+    Protocol.IMAP: Imap,
+    Protocol.POP3: Pop3,
+}
+
+
+def dialogue_for(protocol: Protocol) -> Dialogue:
+    """A fresh dialogue (IMAP keeps a tag counter, so one per connection)."""
+    return _DIALOGUES[protocol]()

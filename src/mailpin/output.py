@@ -1,0 +1,103 @@
+"""Render command results for people (text) and for scripts (`--json`). Nothing else prints."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from mailpin.commands.probe import ProbeResult
+from mailpin.model import CertFacts, Mode
+
+JSON_VERSION = 1
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cert_json(cert: CertFacts) -> dict[str, Any]:
+    return {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "sha256": cert.sha256,
+        "spki_sha256": cert.spki_sha256,
+        "not_before": cert.not_before.isoformat(),
+        "not_after": cert.not_after.isoformat(),
+    }
+
+
+def probe_json(result: ProbeResult) -> dict[str, Any]:
+    ep = result.endpoint
+    data: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "host": ep.host,
+        "port": ep.port,
+        "protocol": ep.protocol.value,
+        "mode": ep.mode.value,
+        "servername": ep.name_to_check,
+        "status": "ok" if result.error is None else ("unverified" if result.exit_status == 75 else "blocked"),
+        "reasons": list(result.reasons),
+        "error": str(result.error) if result.error else None,
+    }
+    obs = result.observation
+    if obs is None:
+        return data
+    leaf = obs.leaf
+    data.update(
+        {
+            "tls_version": obs.tls_version,
+            "cipher": obs.cipher,
+            "subject": leaf.subject,
+            "issuer": leaf.issuer,
+            "sans": list(leaf.sans),
+            "serial": leaf.serial,
+            "not_before": leaf.not_before.isoformat(),
+            "not_after": leaf.not_after.isoformat(),
+            "cert_sha256": leaf.sha256,
+            "cert_sha256_colon": leaf.sha256_colon,
+            "spki_sha256": leaf.spki_sha256,
+            "ca_spki_sha256": [ca.spki_sha256 for ca in obs.chain.ca_certs],
+            "ca_certs": [_cert_json(ca) for ca in obs.chain.ca_certs],
+            "served_chain": [_cert_json(cert) for cert in obs.served_chain],
+            "chain_valid": obs.chain.chain_valid,
+            "chain_error": obs.chain.error,
+            "hostname_valid": obs.chain.hostname_valid,
+            "trust": obs.chain.trust,
+            "greeting": obs.greeting,
+            "capabilities": list(obs.capabilities),
+            "elapsed_ms": round(obs.elapsed_ms, 1),
+        }
+    )
+    return data
+
+
+def probe_text(result: ProbeResult) -> str:
+    ep = result.endpoint
+    mode = "Implicit TLS" if ep.mode is Mode.IMPLICIT else "STARTTLS"
+    obs = result.observation
+    if obs is None:
+        return f"{ep.protocol.value} {ep}  {mode}: {result.error}"
+    leaf, chain = obs.leaf, obs.chain
+    rows = [
+        ("greeting", obs.greeting),
+        ("subject", leaf.subject),
+        ("issuer", leaf.issuer),
+        ("names", ", ".join(leaf.sans) or "(no subjectAltName)"),
+        ("valid", f"{_when(leaf.not_before)} → {_when(leaf.not_after)}"),
+        ("sha256", f"{leaf.sha256_colon}"),
+        ("", f"{leaf.sha256}"),
+        ("spki sha256", leaf.spki_sha256),
+    ]
+    rows += [("ca spki" if i == 0 else "", f"{ca.spki_sha256}  {ca.subject}") for i, ca in enumerate(chain.ca_certs)]
+    verdict = "valid" if chain.chain_valid else f"NOT valid: {chain.error}"
+    rows.append(("chain", f"{verdict} ({chain.trust})"))
+    matches = "matches" if chain.hostname_valid else "does NOT match"
+    rows.append(("host name", f"{matches} {ep.name_to_check}"))
+    rows.append(("findings", ", ".join(chain.reasons) or "none"))
+    head = f"{ep.protocol.value} {ep}  {mode}  {obs.tls_version}  {obs.cipher}"
+    return "\n".join([head, *(f"  {label:<12} {value}".rstrip() for label, value in rows)])
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False)
