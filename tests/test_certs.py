@@ -10,24 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.lab.verdicts import EXPECTED
 
 from mailpin import certs
 from mailpin.errors import ConfigError
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
-
-# variant -> (chain_valid, hostname_valid, reasons) against the lab's trust file, for "localhost"
-EXPECTED = {
-    "good": (True, True, ()),
-    "renewed": (True, True, ()),
-    "new-key": (True, True, ()),
-    "foreign-ca": (False, True, ("untrusted-chain",)),
-    "expired": (False, True, ("expired",)),
-    "not-yet-valid": (False, True, ("not-yet-valid",)),
-    "wrong-name": (True, False, ("hostname-mismatch",)),
-    "self-signed": (False, True, ("untrusted-chain",)),
-}
-
 
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_each_lab_certificate_is_judged_right(pki, variant: str) -> None:

@@ -92,8 +92,10 @@ class Channel:
         in the kernel (peeked without blocking). Before a TLS handshake this must be empty."""
         pending = bytes(self._buffer)
         if not isinstance(self.sock, ssl.SSLSocket):
+            # Non-blocking peek: with a timeout set, Python would wait for data before recv().
+            self.sock.settimeout(0)
             try:
-                pending += self.sock.recv(_CHUNK, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                pending += self.sock.recv(_CHUNK, socket.MSG_PEEK)
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:

@@ -1,0 +1,11 @@
+"""Test laboratory for mailpin: a throw-away PKI and real mail servers on 127.0.0.1.
+
+Modules:
+
+* :mod:`tests.lab.pki` -- a test root CA, an intermediate, and server certificates in several
+  "variants" (good, renewed, new key, foreign CA, expired, not yet valid, wrong name, self-signed).
+* :mod:`tests.lab.dovecot` -- a standalone Dovecot (IMAP/POP3, Implicit TLS and STARTTLS) whose
+  served certificate can be switched while it runs.
+* :mod:`tests.lab.smtpd` -- an aiosmtpd server (Implicit TLS and STARTTLS) that records every
+  message and whose served certificate can be switched while it runs.
+"""

@@ -1,0 +1,122 @@
+"""`mailpin probe` against hostile servers playing the STARTTLS attack classes (USENIX Security
+2021, "Why TLS is better without STARTTLS") and the stalls a real server cannot play.
+
+Each scenario's expected exit status and reason code is written here, by DESIGN §4, not taken
+from the rig's own catalogue."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from mailpin.cli import main
+from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
+
+DEADLINE = 1.0  # seconds given to the probe in the stall scenarios (default is 10)
+
+# scenario -> (exit status, reason or None for a clean probe)
+EXPECTED: dict[str, tuple[int, str | None]] = {
+    "smtp/benign": (0, None),
+    "smtp/benign-multiline-greeting": (0, None),
+    "smtp/benign-extra-extensions": (0, None),
+    "smtp/benign-implicit": (0, None),
+    "smtp/starttls-not-advertised": (69, "starttls-missing"),
+    "smtp/starttls-454": (69, "starttls-refused"),
+    "smtp/starttls-502": (69, "starttls-refused"),
+    "smtp/starttls-554": (69, "starttls-refused"),
+    "smtp/inject-after-220": (69, "plaintext-injection"),
+    "smtp/accept-then-silent": (75, "timeout"),
+    "smtp/drip": (75, "timeout"),
+    "smtp/endless-line": (69, "protocol-error"),
+    "smtp/bye-554-greeting": (69, "protocol-error"),  # RFC 5321 §3.1: 554, no service here
+    "smtp/plaintext-on-implicit": (69, "protocol-error"),
+    "smtp/silent-greeting": (75, "timeout"),
+    "imap/benign": (0, None),
+    "imap/benign-capability-in-greeting": (0, None),
+    "imap/benign-implicit": (0, None),
+    "imap/starttls-not-advertised": (69, "starttls-missing"),
+    "imap/starttls-no": (69, "starttls-refused"),
+    "imap/starttls-bad": (69, "starttls-refused"),
+    "imap/starttls-continuation": (69, "protocol-error"),
+    "imap/preauth": (69, "preauth"),
+    "imap/inject-after-ok": (69, "plaintext-injection"),
+    "imap/untagged-before-ok": (69, "plaintext-injection"),  # tampering: untagged data beside the upgrade
+    "imap/accept-then-silent": (75, "timeout"),
+    "imap/endless-line": (69, "protocol-error"),
+    "imap/bye-greeting": (75, "unreachable"),  # RFC 3501 §7.1.5: server refuses the connection now
+    "imap/plaintext-on-implicit": (69, "protocol-error"),
+    "imap/silent-greeting": (75, "timeout"),
+    "pop3/benign": (0, None),
+    "pop3/benign-implicit": (0, None),
+    "pop3/starttls-not-advertised": (69, "starttls-missing"),
+    "pop3/stls-err": (69, "starttls-refused"),
+    "pop3/inject-after-ok": (69, "plaintext-injection"),
+    "pop3/accept-then-silent": (75, "timeout"),
+    "pop3/err-greeting": (75, "unreachable"),
+    "pop3/plaintext-on-implicit": (69, "protocol-error"),
+    "pop3/silent-greeting": (75, "timeout"),
+}
+
+
+def test_every_scenario_of_the_rig_has_an_expectation() -> None:
+    assert set(EXPECTED) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_hostile_scenario(key: str, pki, capsys) -> None:
+    protocol = key.split("/")[0]
+    implicit = key in IMPLICIT_TLS or key.endswith("plaintext-on-implicit")
+    good = pki.cert("good")
+    with HostileServer(
+        SCENARIOS[key], chain_pem=good.chain_pem, key_pem=good.key_pem, implicit_tls=key in IMPLICIT_TLS
+    ) as server:
+        started = time.monotonic()
+        status = main([
+            "probe", f"127.0.0.1:{server.port}", "--protocol", protocol,
+            "--mode", "implicit" if implicit else "starttls", "--servername", "localhost",
+            "--trust-file", str(pki.ca_pem), "--timeout", str(DEADLINE), "--json",
+        ])  # fmt: skip
+        elapsed = time.monotonic() - started
+        sent = list(server.received)
+    data = json.loads(capsys.readouterr().out)
+    want_status, want_reason = EXPECTED[key]
+    assert (status, data["reasons"]) == (want_status, [want_reason] if want_reason else []), data
+    assert elapsed < DEADLINE + 0.5, f"took {elapsed:.2f} s"
+    if want_status == 0:
+        assert data["chain_valid"] is True and data["cert_sha256"] == _sha256(good.leaf_der)
+    else:
+        assert data["error"] and "cert_sha256" not in data
+    # Whatever happened, mailpin never sent a credential or mail.
+    assert not any(line.split(b" ")[1:2] in ([b"LOGIN"], [b"AUTHENTICATE"]) for line in sent)
+    assert not any(line.upper().startswith((b"AUTH", b"MAIL FROM", b"USER", b"PASS")) for line in sent)
+
+
+def test_plaintext_injection_names_the_injected_bytes(pki, capsys) -> None:
+    good = pki.cert("good")
+    with HostileServer(SCENARIOS["smtp/inject-after-220"], chain_pem=good.chain_pem, key_pem=good.key_pem) as server:
+        status = main(["probe", f"127.0.0.1:{server.port}", "--protocol", "smtp", "--mode", "starttls"])
+        handshakes = server.handshakes
+    err = capsys.readouterr().err
+    assert status == 69
+    assert "250 injected" in err and "[plaintext-injection]" in err
+    assert handshakes == 0  # refused before the handshake: the injected bytes never reach TLS
+    assert err.count("\n") == 1  # one clear line
+
+
+def test_stall_uses_the_default_ten_second_deadline_unless_told(pki, capsys) -> None:
+    # The default deadline is 10 s: a silent server at --timeout 1 ends within about a second.
+    with HostileServer(SCENARIOS["imap/silent-greeting"]) as server:
+        started = time.monotonic()
+        status = main(["probe", f"127.0.0.1:{server.port}", "--protocol", "imap", "--mode", "starttls",
+                       "--timeout", "1"])  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert status == 75 and 0.9 < elapsed < 1.5
+    assert "[timeout]" in capsys.readouterr().err
+
+
+def _sha256(der: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(der).hexdigest()
