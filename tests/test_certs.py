@@ -17,6 +17,7 @@ from mailpin.errors import ConfigError
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 
+
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_each_lab_certificate_is_judged_right(pki, variant: str) -> None:
     served = pki.cert(variant)
@@ -46,7 +47,8 @@ def test_a_self_signed_certificate_in_the_trust_file_validates(pki, tmp_path) ->
     served = pki.cert("self-signed")
     trust = certs.load_trust(str(served.chain_pem), {})
     verdict = certs.validate(certs.parse_chain(served.chain_der), "localhost", trust, NOW)
-    assert verdict.chain_valid and verdict.hostname_valid
+    assert verdict.chain_valid
+    assert verdict.hostname_valid
 
 
 def test_trust_comes_from_ssl_cert_file_when_no_trust_file_is_given(pki) -> None:
@@ -122,6 +124,7 @@ def test_a_certificate_only_for_client_auth_does_not_validate_for_a_server(tmp_p
     cert = _cert([x509.DNSName("localhost")], eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
     trust = certs.Trust("test", (cert,))
     verdict = certs.validate([cert], "localhost", trust, NOW)
-    assert not verdict.chain_valid and verdict.reasons == ("untrusted-chain",)
+    assert not verdict.chain_valid
+    assert verdict.reasons == ("untrusted-chain",)
     server = _cert([x509.DNSName("localhost")], eku=[ExtendedKeyUsageOID.SERVER_AUTH])
     assert certs.validate([server], "localhost", certs.Trust("test", (server,)), NOW).chain_valid

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests.lab.dovecot import Dovecot
 from tests.lab.pki import VARIANTS, TestPKI, served_leaf
 from tests.lab.smtpd import SmtpServer
@@ -80,7 +80,7 @@ def test_pki_variants_are_distinct_and_shaped_as_documented(pki: TestPKI) -> Non
     certs = {v: x509.load_der_x509_certificate(pki.cert(v).leaf_der) for v in VARIANTS}
     serials = [c.serial_number for c in certs.values()]
     assert len(set(serials)) == len(serials)
-    key = {v: c.public_key().public_numbers() for v, c in certs.items()}  # type: ignore[union-attr]
+    key = {v: c.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) for v, c in certs.items()}
     assert key["renewed"] == key["good"]
     assert len({key["good"], key["new-key"], key["foreign-ca"], key["self-signed"]}) == 4
     assert certs["renewed"].not_valid_after_utc > certs["good"].not_valid_after_utc

@@ -10,9 +10,9 @@ import json
 import time
 
 import pytest
+from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
 
 from mailpin.cli import main
-from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
 
 DEADLINE = 1.0  # seconds given to the probe in the stall scenarios (default is 10)
 
@@ -85,9 +85,11 @@ def test_hostile_scenario(key: str, pki, capsys) -> None:
     assert (status, data["reasons"]) == (want_status, [want_reason] if want_reason else []), data
     assert elapsed < DEADLINE + 0.5, f"took {elapsed:.2f} s"
     if want_status == 0:
-        assert data["chain_valid"] is True and data["cert_sha256"] == _sha256(good.leaf_der)
+        assert data["chain_valid"] is True
+        assert data["cert_sha256"] == _sha256(good.leaf_der)
     else:
-        assert data["error"] and "cert_sha256" not in data
+        assert data["error"]
+        assert "cert_sha256" not in data
     # Whatever happened, mailpin never sent a credential or mail.
     assert not any(line.split(b" ")[1:2] in ([b"LOGIN"], [b"AUTHENTICATE"]) for line in sent)
     assert not any(line.upper().startswith((b"AUTH", b"MAIL FROM", b"USER", b"PASS")) for line in sent)
@@ -100,7 +102,8 @@ def test_plaintext_injection_names_the_injected_bytes(pki, capsys) -> None:
         handshakes = server.handshakes
     err = capsys.readouterr().err
     assert status == 69
-    assert "250 injected" in err and "[plaintext-injection]" in err
+    assert "250 injected" in err
+    assert "[plaintext-injection]" in err
     assert handshakes == 0  # refused before the handshake: the injected bytes never reach TLS
     assert err.count("\n") == 1  # one clear line
 
@@ -112,7 +115,8 @@ def test_stall_uses_the_default_ten_second_deadline_unless_told(pki, capsys) -> 
         status = main(["probe", f"127.0.0.1:{server.port}", "--protocol", "imap", "--mode", "starttls",
                        "--timeout", "1"])  # fmt: skip
         elapsed = time.monotonic() - started
-    assert status == 75 and 0.9 < elapsed < 1.5
+    assert status == 75
+    assert 0.9 < elapsed < 1.5
     assert "[timeout]" in capsys.readouterr().err
 
 

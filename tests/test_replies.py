@@ -11,7 +11,9 @@ from mailpin.net.replies import ReplyError
 
 
 def test_smtp_multiline_reply_and_keywords() -> None:
-    lines = [replies.parse_smtp_line(raw) for raw in (b"250-mx.example", b"250-PIPELINING", b"250-starttls", b"250 8BITMIME")]
+    lines = [
+        replies.parse_smtp_line(raw) for raw in (b"250-mx.example", b"250-PIPELINING", b"250-starttls", b"250 8BITMIME")
+    ]
     reply = replies.join_smtp_reply(lines)
     assert reply.code == 250
     assert reply.keywords == {"PIPELINING", "STARTTLS", "8BITMIME"}  # case-insensitive keywords
@@ -80,7 +82,8 @@ def test_pop3_status_and_capa() -> None:
 def test_server_text_shown_to_people_is_escaped_and_capped() -> None:
     line = replies.parse_imap_line(b"* OK \x1b[31mred\x07" + b"x" * 500)
     shown = line.summary()
-    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
     assert len(shown) <= 201
 
 

@@ -79,7 +79,7 @@ class Dovecot:
         self._proc: subprocess.Popen[bytes] | None = None
         self._as_root = os.geteuid() == 0
         account = _ensure_mail_user() if self._as_root else pwd.getpwuid(os.geteuid())
-        self._uid, self._gid, self._account = account.pw_uid, account.pw_gid, account.pw_name
+        self._uid, self._gid = account.pw_uid, account.pw_gid
         # The tree non-root Dovecot processes must reach; see the module docstring.
         self.tree = Path(tempfile.mkdtemp(prefix="mailpin-dovecot-"))
         self.tree.chmod(0o755)
@@ -121,7 +121,10 @@ class Dovecot:
                     raise
 
     def stop(self) -> None:
-        """Terminate the Dovecot master (it stops its children) and wait; idempotent."""
+        """Terminate the Dovecot master (it stops its children) and wait; idempotent.
+
+        Takes about 1 s once mail processes have run (the master lingers after its children).
+        """
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -204,6 +207,7 @@ class Dovecot:
             self._chown(box / sub)
 
     def _prepare_mailbox(self) -> None:
+        self.tree.mkdir(mode=0o755, exist_ok=True)  # again, in case cleanup() removed it
         self.home.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.home)
         self._make_box(self.maildir)
@@ -250,9 +254,9 @@ ssl_key = <{self.key_file}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-# Answer a wrong password at once (default: 2 s), so tests of failed logins stay fast.
+# Answer a wrong password without the 2 s default delay (Dovecot still batches failure
+# replies on a 0.5 s timer), so tests of failed logins stay fast.
 auth_failure_delay = 0
-login_trusted_networks = 127.0.0.0/8
 
 passdb {{
   driver = passwd-file
@@ -264,6 +268,13 @@ userdb {{
 }}
 mail_location = maildir:{self.maildir}
 
+# Auth penalty: after a failed login Dovecot delays the next login from the same IP by 2^n s (via
+# anvil). Tests fail logins on purpose, so the auth process must not reach anvil's penalty socket.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 {no_chroot}service imap-login {{{login_chroot}
   inet_listener imap {{
     port = {self.imap_port}

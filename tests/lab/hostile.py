@@ -203,7 +203,8 @@ class HostileServer:
             except TimeoutError:
                 continue
             except OSError as exc:
-                self.errors.append(exc)
+                if not self.stopping:
+                    self.errors.append(exc)
                 return
             conn.settimeout(TICK)
             peer = Peer(self, conn)
@@ -257,7 +258,7 @@ def _caps(proto: str, caps: Sequence[str], peer: Peer) -> list[str]:
     return [c for c in caps if c not in _PRE_TLS_ONLY] + [c for c in _TLS_ONLY[proto] if c not in caps]
 
 
-def _tls_reply(reply: bytes, *, handshake: bool = True, hold: bool = False) -> StartTLS:
+def starttls_reply(reply: bytes, *, handshake: bool = True, hold: bool = False) -> StartTLS:
     """Answer STARTTLS with ``reply`` (``{tag}`` is the client's IMAP tag) in one send, then maybe TLS."""
 
     def react(peer: Peer, tag: bytes) -> bool:
@@ -375,7 +376,7 @@ def dialogue(
             peer,
             default_greeting if greeting is None else greeting,
             default_caps if caps is None else caps,
-            _tls_reply(GO_AHEAD[proto]) if on_starttls is None else on_starttls,
+            starttls_reply(GO_AHEAD[proto]) if on_starttls is None else on_starttls,
         )
 
     return script
@@ -397,31 +398,31 @@ def stripped(proto: str) -> Script:
 
 def refused(proto: str, reply: bytes) -> Script:
     """STARTTLS command rejection (§1.13 class 1 O_*, NDSS T3): the STARTTLS reply is ``reply``."""
-    return dialogue(proto, on_starttls=_tls_reply(reply, handshake=False))
+    return dialogue(proto, on_starttls=starttls_reply(reply, handshake=False))
 
 
 def preauth() -> Script:
     """PREAUTH (§1.13 class 2): the IMAP greeting already authenticates, so STARTTLS is impossible."""
     greeting = b"* PREAUTH IMAP4rev1 server logged in as you\r\n"
     reply = b"{tag} BAD STARTTLS not allowed in authenticated state\r\n"
-    return dialogue("imap", greeting=greeting, on_starttls=_tls_reply(reply, handshake=False))
+    return dialogue("imap", greeting=greeting, on_starttls=starttls_reply(reply, handshake=False))
 
 
 def injected(proto: str, reply: bytes) -> Script:
     """Buffering / response injection (§1.13 class 4): plaintext lines ride in the same send as the
     STARTTLS go-ahead, then the handshake happens if the client goes on."""
-    return dialogue(proto, on_starttls=_tls_reply(reply))
+    return dialogue(proto, on_starttls=starttls_reply(reply))
 
 
 def tampered(reply: bytes) -> Script:
     """Tampering / UI spoofing (§1.13 classes 5, 6): untagged data (EXISTS, [ALERT]) comes between the
     IMAP STARTTLS command and its tagged OK; the client must not carry it into the TLS session."""
-    return dialogue("imap", on_starttls=_tls_reply(reply))
+    return dialogue("imap", on_starttls=starttls_reply(reply))
 
 
 def accept_then_silent(proto: str) -> Script:
     """Post-STARTTLS stall (NDSS T4): STARTTLS is accepted, then nothing; the handshake never happens."""
-    return dialogue(proto, on_starttls=_tls_reply(GO_AHEAD[proto], hold=True))
+    return dialogue(proto, on_starttls=starttls_reply(GO_AHEAD[proto], hold=True))
 
 
 def drip(data: bytes, interval: float = 1.0) -> Script:
