@@ -10,10 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.lab.verdicts import EXPECTED
 
 from mailpin import certs
 from mailpin.errors import ConfigError
+from tests.lab.verdicts import EXPECTED
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from tests.lab.hostile import EXPECTED, IMPLICIT_TLS, SCENARIOS, HostileServer, Peer
 
 

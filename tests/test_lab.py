@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from conftest import need
 from tests.lab.dovecot import Dovecot
 from tests.lab.pki import VARIANTS, TestPKI, served_leaf
 from tests.lab.smtpd import SmtpServer
-
-from conftest import need
 
 # Expected outcome of verifying each variant against the trust file for "localhost":
 # None = valid, otherwise the OpenSSL verify code (X509_V_ERR_*).
@@ -80,7 +80,8 @@ def test_pki_variants_are_distinct_and_shaped_as_documented(pki: TestPKI) -> Non
     certs = {v: x509.load_der_x509_certificate(pki.cert(v).leaf_der) for v in VARIANTS}
     serials = [c.serial_number for c in certs.values()]
     assert len(set(serials)) == len(serials)
-    key = {v: c.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) for v, c in certs.items()}
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    key = {v: c.public_key().public_bytes(*spki) for v, c in certs.items()}
     assert key["renewed"] == key["good"]
     assert len({key["good"], key["new-key"], key["foreign-ca"], key["self-signed"]}) == 4
     assert certs["renewed"].not_valid_after_utc > certs["good"].not_valid_after_utc

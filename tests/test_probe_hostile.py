@@ -10,9 +10,9 @@ import json
 import time
 
 import pytest
-from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
 
 from mailpin.cli import main
+from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
 
 DEADLINE = 1.0  # seconds given to the probe in the stall scenarios (default is 10)
 

@@ -8,9 +8,9 @@ import json
 import subprocess
 
 import pytest
-from tests.lab.verdicts import EXPECTED
 
 from mailpin.cli import main
+from tests.lab.verdicts import EXPECTED
 
 # (protocol, mode, server fixture, port attribute)
 ENDPOINTS = [
