@@ -8,4 +8,6 @@ Modules:
   served certificate can be switched while it runs.
 * :mod:`tests.lab.smtpd` -- an aiosmtpd server (Implicit TLS and STARTTLS) that records every
   message and whose served certificate can be switched while it runs.
+* :mod:`tests.lab.hostile` -- scripted hostile servers (STARTTLS stripping, injection, stalls).
+* :mod:`tests.lab.verdicts` -- what a careful client concludes about each certificate variant.
 """
