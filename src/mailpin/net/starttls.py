@@ -17,6 +17,7 @@ from mailpin.model import Protocol
 from mailpin.net.channel import MAX_LINES, Channel
 from mailpin.net.replies import (
     ImapLine,
+    Pop3Status,
     ReplyError,
     SmtpLine,
     SmtpReply,
@@ -201,20 +202,23 @@ class Imap:
 
 
 class Pop3:
-    def greet(self, chan: Channel) -> str:
+    def _status(self, chan: Channel, what: str) -> Pop3Status:
         try:
-            status = parse_pop3_status(chan.readline("greeting"))
+            return parse_pop3_status(chan.readline(what))
         except ReplyError as exc:
-            raise ProbeError("protocol-error", f"greeting: {exc}") from None
+            raise ProbeError("protocol-error", f"{what}: {exc}") from None
+
+    def greet(self, chan: Channel) -> str:
+        status = self._status(chan, "greeting")
         if not status.ok:
             raise ProbeError("unreachable", f"server refused the session in its greeting: {status.summary()}")
         return status.summary()
 
     def _capa(self, chan: Channel, what: str) -> frozenset[str] | None:
         chan.send(b"CAPA\r\n", what)
+        if not self._status(chan, what).ok:
+            return None
         try:
-            if not parse_pop3_status(chan.readline(what)).ok:
-                return None
             items: set[str] = set()
             for _ in range(MAX_LINES):
                 item = pop3_capa_item(chan.readline(what))
@@ -231,10 +235,7 @@ class Pop3:
         if caps is None or "STLS" not in caps:
             raise ProbeError("starttls-missing", "STLS not offered in the POP3 capabilities")
         chan.send(b"STLS\r\n", "STLS")
-        try:
-            answer = parse_pop3_status(chan.readline("STLS"))
-        except ReplyError as exc:
-            raise ProbeError("protocol-error", f"STLS: {exc}") from None
+        answer = self._status(chan, "STLS")
         if not answer.ok:
             raise ProbeError("starttls-refused", f"STLS refused: {answer.summary()}")
         _require_drained(chan, "STLS")
