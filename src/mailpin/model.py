@@ -17,6 +17,7 @@ class Protocol(str, Enum):
 class Mode(str, Enum):
     IMPLICIT = "implicit"  # RFC 8314 §3: TLS from the first byte
     STARTTLS = "starttls"  # RFC 3207 / RFC 3501 §6.2.1 / RFC 2595 §4: upgrade in band
+    NONE = "none"  # cleartext: what a tool config may ask for, never something mailpin probes
 
 
 # RFC 8314 §7.3 / IANA: submissions 465, imaps 993, pop3s 995; RFC 6409 submission 587.
@@ -108,3 +109,55 @@ class Observation:
     greeting: str
     capabilities: tuple[str, ...] = field(default=())  # as announced over TLS
     elapsed_ms: float = 0.0
+
+
+class Tool(str, Enum):
+    MSMTP = "msmtp"
+    MBSYNC = "mbsync"
+    OFFLINEIMAP = "offlineimap"
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account as the tool itself would resolve it from its config (and command line).
+
+    `host`/`port`/`mode` are what the tool will connect to, defaults applied the tool's way.
+    `host` is None when the tool does not connect by host name (mbsync `Tunnel`, msmtp account
+    without `host`); then `transport` says how it connects instead.
+    """
+
+    tool: Tool
+    name: str
+    protocol: Protocol
+    host: str | None
+    port: int | None
+    mode: Mode
+    source: str  # "FILE:LINE" where the account is defined
+    servername: str | None = None  # name checked in the certificate when not host (msmtp tls_host_override)
+    trust_file: str | None = None  # the account's own CA / certificate file (expanded path)
+    system_trust: bool = True  # whether the system store is trusted too (mbsync SystemCertificates)
+    certcheck: bool = True  # False when the tool skips certificate checks (msmtp tls_certcheck off)
+    fingerprints: tuple[str, ...] = ()  # pins already in the tool's config (msmtp / offlineimap)
+    transport: str | None = None  # "tunnel CMD", "socket PATH", "proxy HOST:PORT" when not plain TCP
+    opportunistic: bool = False  # STARTTLS only if offered (offlineimap's behaviour): a downgrade risk
+    froms: tuple[str, ...] = ()  # msmtp `from` (may hold wildcards): decides the account for -f
+    pin_options: tuple[tuple[str, str], ...] = ()  # pin-relevant options as written: (option, value)
+    notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
+
+    @property
+    def key(self) -> str:
+        """`TOOL:NAME`, the name mailpin uses for this account everywhere (DESIGN §4)."""
+        return f"{self.tool.value}:{self.name}"
+
+    @property
+    def trust(self) -> str:
+        """Where the tool's trust comes from, in words."""
+        if not self.certcheck:
+            return "none (certificate checks off)"
+        if self.fingerprints:
+            return "pinned fingerprint"
+        if self.trust_file and self.system_trust:
+            return f"system + {self.trust_file}"
+        if self.trust_file:
+            return self.trust_file
+        return "system"
