@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from mailpin import __version__
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, MailpinError
+from mailpin.errors import ExitStatus, MailpinError, UsageError
 
 
 def _positive(text: str) -> float:
@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="overall deadline for the dialogue and handshake (default: 10)",
     )
     probe.add_argument("--json", action="store_true", help="machine-readable output")
+
+    accounts = sub.add_parser("accounts", help="accounts found in the msmtp / mbsync / offlineimap configs",
+                              description=(
+        "List every account the tools' configs define, as the tools resolve them; with --for, the "
+        "accounts that this invocation of the tool would use (give the tool's arguments after --). "
+        "Exit 78 names the broken config file and line."))  # fmt: skip
+    accounts.add_argument("--for", dest="tool", choices=["msmtp", "mbsync", "offlineimap"],
+                          help="resolve one invocation of this tool")  # fmt: skip
+    accounts.add_argument("args", nargs="*", metavar="ARGS", help="the tool's arguments (after --)")
+    accounts.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -81,7 +91,23 @@ def _probe(args: argparse.Namespace, env: Env) -> int:
     return int(result.exit_status)
 
 
-_COMMANDS = {"probe": _probe}
+def _accounts(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output
+    from mailpin.commands import accounts
+
+    if args.args and args.tool is None:
+        raise UsageError("tool arguments need --for TOOL (e.g. mailpin accounts --for msmtp -- -a work)")
+    result = accounts.run(env, args.tool, args.args)
+    if args.json:
+        print(output.dumps(output.accounts_json(result)), file=env.stdout)
+    else:
+        print(output.accounts_text(result), file=env.stdout)
+    for error in result.errors:
+        print(f"mailpin: {error}", file=env.stderr)
+    return int(result.exit_status)
+
+
+_COMMANDS = {"probe": _probe, "accounts": _accounts}
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:

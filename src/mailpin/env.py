@@ -27,6 +27,14 @@ class Env:
     def from_os(cls) -> Env:
         return cls(environ=dict(os.environ), stdout=sys.stdout, stderr=sys.stderr, stdin=sys.stdin)
 
+    def read_stdin_bytes(self) -> bytes:
+        """The whole of stdin, as bytes (a message must be replayed byte for byte)."""
+        buffer = getattr(self.stdin, "buffer", None)
+        if buffer is not None:
+            data: bytes = buffer.read()
+            return data
+        return self.stdin.read().encode("utf-8", "surrogateescape")
+
     @property
     def home(self) -> Path:
         return Path(self.environ.get("HOME") or Path.home())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailpin.commands.probe import ProbeResult
-from mailpin.model import CertFacts, Mode
+from mailpin.model import Account, CertFacts, Mode
+
+if TYPE_CHECKING:  # result types only: importing their commands would pull in their dependencies
+    from mailpin.commands.accounts import AccountsResult
+    from mailpin.commands.probe import ProbeResult
 
 JSON_VERSION = 1
 
@@ -97,6 +100,69 @@ def probe_text(result: ProbeResult) -> str:
     rows.append(("findings", ", ".join(chain.reasons) or "none"))
     head = f"{ep.protocol.value} {ep}  {mode}  {obs.tls_version}  {obs.cipher}"
     return "\n".join([head, *(f"  {label:<12} {value}".rstrip() for label, value in rows)])
+
+
+def _endpoint(account: Account) -> str:
+    if account.host is None:
+        return account.transport or "(unknown)"
+    host = f"[{account.host}]" if ":" in account.host else account.host
+    where = f"{host}:{account.port}"
+    return f"{where} via {account.transport}" if account.transport else where
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {
+        "account": account.key,
+        "tool": account.tool.value,
+        "name": account.name,
+        "protocol": account.protocol.value,
+        "host": account.host,
+        "port": account.port,
+        "mode": account.mode.value,
+        "opportunistic": account.opportunistic,
+        "servername": account.servername,
+        "trust": account.trust,
+        "trust_file": account.trust_file,
+        "system_trust": account.system_trust,
+        "certcheck": account.certcheck,
+        "fingerprints": list(account.fingerprints),
+        "transport": account.transport,
+        "froms": list(account.froms),
+        "pin_options": dict(account.pin_options),
+        "source": account.source,
+        "notes": list(account.notes),
+    }
+
+
+def accounts_json(result: AccountsResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "accounts": [account_json(account) for account in result.accounts],
+        "errors": [str(error) for error in result.errors],
+    }
+    if result.invocation is not None:
+        data["invocation"] = list(result.invocation)
+    return data
+
+
+def accounts_text(result: AccountsResult) -> str:
+    lines: list[str] = []
+    if result.invocation is not None:
+        lines.append(f"{' '.join(result.invocation)} would use:")
+    if not result.accounts:
+        lines.append("no accounts found" if result.invocation is None else "no account")
+        return "\n".join(lines)
+    width = max(len(account.key) for account in result.accounts)
+    for account in result.accounts:
+        mode = account.mode.value + (" (opportunistic)" if account.opportunistic else "")
+        lines.append(
+            f"{account.key:<{width}}  {account.protocol.value:<4}  {_endpoint(account)}  {mode}  "
+            f"trust: {account.trust}  ({account.source})"
+        )
+        pad = " " * (width + 2)
+        lines += [f"{pad}set in the config: {option} {value}" for option, value in account.pin_options]
+        lines += [f"{pad}note: {note}" for note in account.notes]
+    return "\n".join(lines)
 
 
 def dumps(data: Any) -> str:
