@@ -184,7 +184,6 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         path = _path(leaf, rest, trust.anchors, now)
         ca_certs = tuple(facts(cert) for cert in path[1:])
     except verification.VerificationError as exc:
-        error = str(exc)
         if reasons:
             # Outside its validity period: would the chain validate within it? Then the
             # finding is "expired"/"not yet valid" alone, not also an untrusted issuer.
@@ -195,6 +194,7 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
                 reasons.append("untrusted-chain")
         else:
             reasons.append("untrusted-chain")
+        error = _explain(exc, leaf, reasons)
     if error is None and not _eku_allows_server(leaf):
         error = "certificate is not valid for TLS server authentication (extendedKeyUsage)"
         reasons.append("untrusted-chain")
@@ -209,6 +209,25 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         ca_certs=ca_certs,
         reasons=tuple(reasons),
     )
+
+
+def _explain(exc: verification.VerificationError, leaf: x509.Certificate, reasons: list[str]) -> str:
+    """The verifier's finding in the words a user acts on."""
+    if "expired" in reasons:
+        why = f"certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}"
+    elif "not-yet-valid" in reasons:
+        why = f"certificate not valid before {leaf.not_valid_before_utc:%Y-%m-%d}"
+    else:
+        why = ""
+    if "untrusted-chain" in reasons:
+        if leaf.subject == leaf.issuer:
+            untrusted = "self-signed certificate that the trust store does not hold"
+        elif "candidates exhausted" in str(exc):
+            untrusted = f"issuer {leaf.issuer.rfc4514_string()} does not chain to a trusted CA"
+        else:  # keep the verifier's own words, without its object dump
+            untrusted = str(exc).split(" (encountered processing", 1)[0]
+        why = f"{why}; {untrusted}" if why else untrusted
+    return why
 
 
 # --- host names (RFC 6125 §6.4) -------------------------------------------------------------
