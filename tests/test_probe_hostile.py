@@ -12,7 +12,7 @@ import time
 import pytest
 
 from mailpin.cli import main
-from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer
+from tests.lab.hostile import IMPLICIT_TLS, SCENARIOS, HostileServer, bad_greeting
 
 DEADLINE = 1.0  # seconds given to the probe in the stall scenarios (default is 10)
 
@@ -80,6 +80,7 @@ def test_hostile_scenario(key: str, pki, capsys) -> None:
         ])  # fmt: skip
         elapsed = time.monotonic() - started
         sent = list(server.received)
+        assert server.errors == []  # the rig played its part as written
     data = json.loads(capsys.readouterr().out)
     want_status, want_reason = EXPECTED[key]
     assert (status, data["reasons"]) == (want_status, [want_reason] if want_reason else []), data
@@ -124,3 +125,31 @@ def _sha256(der: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(der).hexdigest()
+
+
+def _hang_up_after(data: bytes):
+    def script(peer) -> None:
+        peer.send(data)
+        peer.line(1.0)  # read the client's next command, then hang up without answering
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("protocol", "script", "reason"),
+    [
+        ("smtp", bad_greeting(b"421 4.3.2 too busy, try later\r\n"), "unreachable"),  # RFC 5321 §3.1
+        ("smtp", _hang_up_after(b"220 ready\r\n"), "unreachable"),
+        ("imap", _hang_up_after(b"* OK ready\r\n"), "unreachable"),
+        ("pop3", _hang_up_after(b"+OK ready\r\n"), "unreachable"),
+        ("smtp", _hang_up_after(b"220 ready\r\n250-"), "unreachable"),
+    ],
+)
+def test_server_that_hangs_up_is_could_not_verify_not_an_attack(protocol, script, reason, capsys) -> None:
+    # A hang-up is not a downgrade: exit 75 (quiet notification later), and still nothing is sent.
+    with HostileServer(script) as server:
+        status = main(["probe", f"127.0.0.1:{server.port}", "--protocol", protocol, "--mode", "starttls",
+                       "--timeout", "2", "--json"])  # fmt: skip
+        assert server.errors == []
+    data = json.loads(capsys.readouterr().out)
+    assert (status, data["reasons"]) == (75, [reason])

@@ -84,7 +84,8 @@ class Channel:
             raise ProbeError("unreachable", f"connection lost ({what}): {exc.strerror or exc}") from None
         if not data:
             partial = f": {printable(self._buffer.decode('ascii', 'replace'), 80)!r}" if self._buffer else ""
-            raise ProbeError("protocol-error", f"server closed the connection ({what}){partial}")
+            # A hang-up is not a downgrade: report "could not verify" (75), as for a refused connect.
+            raise ProbeError("unreachable", f"server closed the connection ({what}){partial}")
         self._buffer += data
 
     def leftover(self) -> bytes:

@@ -90,6 +90,8 @@ class Smtp:
     def upgrade(self, chan: Channel) -> str:
         greeting = self.greet(chan)
         ehlo = self._ehlo(chan, "EHLO")
+        if ehlo.code == 421:  # RFC 5321 §4.2.2: service not available, closing the channel
+            raise ProbeError("unreachable", f"server is not accepting sessions now: {ehlo.summary()}")
         if ehlo.code != 250:
             raise ProbeError("starttls-missing", f"EHLO refused, so STARTTLS is impossible: {ehlo.summary()}")
         if "STARTTLS" not in ehlo.keywords:
