@@ -29,9 +29,13 @@ def discover(env: Env, tools: Sequence[Tool] = tuple(Tool)) -> Discovery:
     errors: list[ConfigError] = []
     for tool in tools:
         try:
-            accounts.extend(reader(tool).load([], env).accounts)
+            config = reader(tool).load([], env)
         except ConfigError as exc:
             errors.append(exc)
+            continue
+        accounts.extend(config.accounts)
+        # Accounts the tool itself would refuse (the rest of the file still works for it).
+        errors.extend(problem for _, problem in getattr(config, "problems", ()))
     return Discovery(tuple(accounts), tuple(errors))
 
 
