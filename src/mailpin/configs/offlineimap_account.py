@@ -1,0 +1,224 @@
+"""One offlineimap account, resolved to the server offlineimap connects to.
+
+The rules of `repository/IMAP.py`, `repository/Gmail.py` and `imapserver.py` (Debian 12:
+offlineimap3 0.0~git20211018), applied to a config that `configs.offlineimap` has read (and, for
+`select`, edited the way offlineimap's command line does). What the config asks offlineimap to
+evaluate as Python (`remotehosteval`, `remoteporteval`) is never executed here.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailpin.errors import ConfigError
+from mailpin.model import Account, Mode, Protocol, Tool
+
+if TYPE_CHECKING:  # offlineimap imports this module; the reader's type is only needed for checking
+    from mailpin.configs.offlineimap import _Parsed
+
+# imapserver.py: auth mechanisms tried in this order; all but GSSAPI start TLS first ("tryTLS").
+AUTH_MECHANISMS = ("GSSAPI", "XOAUTH2", "CRAM-MD5", "PLAIN", "LOGIN")
+# imaplib2.ssl_wrap_socket TLS_MAP: the ssl_version values each tls_level accepts (ssl3 is gone
+# from current OpenSSL builds of Python, so it fails there too).
+SSL_VERSIONS = {
+    "tls_secure": ("tls1_2", "tls1_1"),
+    "tls_no_ssl": ("tls1_2", "tls1_1", "tls1"),
+    "tls_compat": ("tls1_2", "tls1_1", "tls1", "ssl23", None),
+}
+_VAR = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)  # posixpath.expandvars
+
+
+# --- resolving one account the way imapserver.IMAPServer.__init__ does ------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    home: str
+    environ: Mapping[str, str]
+    cwd: str | None
+    overrides: tuple[tuple[str, str], ...] = ()  # (section, "-k ARG") from the command line
+
+
+def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
+    section = "Account " + name
+    if not cfg.parser.has_section(section):
+        raise ConfigError(cfg.source, None, f"account {name!r}: offlineimap looks for [{section}], which is missing")
+    where = f"{cfg.source}:{cfg.line(section)}"
+    remote = cfg.get(section, "remoterepository")
+    if remote is None:
+        raise cfg.error(section, "", f"account {name!r}: [{section}] has no remoterepository")
+    repo = "Repository " + remote
+    if not cfg.parser.has_section(repo):
+        raise cfg.error(section, "remoterepository", f"account {name!r}: remoterepository {remote}: no [{repo}]")
+    kind = (cfg.get(repo, "type") or "").strip()
+    if kind not in ("IMAP", "Gmail"):  # repository/__init__.py: the only remote types
+        problem = f"account {name!r}: [{repo}] type {kind!r}: offlineimap needs IMAP or Gmail for a remote repository"
+        raise cfg.error(repo, "type", problem)
+    gmail = kind == "Gmail"
+    notes: list[str] = [
+        f"{arg} applied (command line)"
+        for sec, arg in ctx.overrides
+        if sec in (section, repo, configparser.DEFAULTSECT)
+    ]
+    pythonfile = cfg.get("general", "pythonfile")
+    if pythonfile is not None:
+        notes.append(f"pythonfile {pythonfile} is run by offlineimap; mailpin did not run it")
+    # imapserver.py: a preauth and a transport tunnel exclude each other (Gmail ignores preauthtunnel).
+    preauth = None if gmail else cfg.get(repo, "preauthtunnel")
+    tunnel_cmd = cfg.get(repo, "transporttunnel")
+    if preauth and tunnel_cmd:
+        raise cfg.error(
+            repo, "transporttunnel", f"account {name!r}: [{repo}] sets both preauthtunnel and transporttunnel"
+        )
+    usessl = cfg.boolean(repo, "ssl", True)
+    starttls = cfg.boolean(repo, "starttls", True)
+    mechs = re.split(r",\s*", (cfg.get(repo, "auth_mechanisms") or ", ".join(AUTH_MECHANISMS)).strip())
+    unknown = [m for m in mechs if m not in AUTH_MECHANISMS]
+    if unknown:
+        raise cfg.error(repo, "auth_mechanisms", f"account {name!r}: unknown auth_mechanisms {unknown[0]!r}")
+    tries_tls = any(m != "GSSAPI" for m in mechs)  # imapserver.__authn_helper: STARTTLS before any but GSSAPI
+    host, port = _host_port(cfg, name, repo, gmail, usessl, notes, tunnel=bool(preauth or tunnel_cmd))
+    trust_file, system_trust, pins = _trust(cfg, repo, ctx, notes)
+    fingerprints = tuple(
+        f.strip().lower().replace(":", "") for f in (cfg.get(repo, "cert_fingerprint") or "").split(",") if f
+    )
+    transport = _proxy(cfg, section, notes)
+    if preauth or tunnel_cmd:
+        # imapserver.acquireconnection: a tunnel carries IMAP as is (no TLS of offlineimap's own); only
+        # STARTTLS may follow, and not on a preauth tunnel, which skips authentication and STARTTLS with it.
+        host, port, transport = None, None, f"tunnel {preauth or tunnel_cmd}"
+    if usessl:
+        _check_tls(cfg, name, repo, trust_file, system_trust, fingerprints, notes, tunnel=transport)
+    certcheck = True
+    if usessl and not (preauth or tunnel_cmd):
+        mode = Mode.IMPLICIT
+        if cfg.has(repo, "starttls") and starttls:
+            notes.append("starttls = yes is ignored: ssl is on, so offlineimap uses Implicit TLS")
+    elif not usessl and starttls and tries_tls and not preauth:
+        mode, certcheck, fingerprints = Mode.STARTTLS, False, ()
+        notes.append(
+            "ssl is off: offlineimap uses STARTTLS only if the server offers it, and then checks neither the"
+            " certificate nor cert_fingerprint"
+        )
+    else:
+        mode = Mode.NONE
+    local = cfg.get(section, "localrepository")
+    if local and (cfg.get("Repository " + local, "type") or "").strip() == "IMAP":
+        notes.append(f"local repository {local} is IMAP too: mailpin checks only the remote one")
+    return Account(
+        tool=Tool.OFFLINEIMAP,
+        name=name,
+        protocol=Protocol.IMAP,
+        host=host,
+        port=port,
+        mode=mode,
+        source=where,
+        trust_file=trust_file,
+        system_trust=system_trust,
+        certcheck=certcheck,
+        fingerprints=fingerprints,
+        transport=transport,
+        opportunistic=mode is Mode.STARTTLS,
+        pin_options=pins,
+        notes=tuple(notes),
+    )
+
+
+def _host_port(
+    cfg: _Parsed, name: str, repo: str, gmail: bool, usessl: bool, notes: list[str], tunnel: bool
+) -> tuple[str | None, int | None]:
+    host: str | None = None  # imapserver.IMAPServer: no host name with a tunnel (the port is still read)
+    if tunnel:
+        pass
+    elif cfg.has(repo, "remotehosteval"):  # IMAP.gethost: the eval wins over remotehost
+        notes.append(f"remotehosteval (line {cfg.line(repo, 'remotehosteval')}) decides the host: not executed")
+    else:
+        host = cfg.get(repo, "remotehost", "imap.gmail.com" if gmail else None)
+        if not host:
+            raise cfg.error(repo, "remotehost", f"account {name!r}: [{repo}] has no remotehost")
+    port: int | None
+    if cfg.has(repo, "remoteporteval"):  # IMAP.getport: the eval wins over remoteport
+        port = None
+        notes.append(f"remoteporteval (line {cfg.line(repo, 'remoteporteval')}) decides the port: not executed")
+    else:
+        # Gmail.getport falls back to 993 whatever `ssl` says; IMAPServer to 993 with ssl, else 143.
+        port = cfg.integer(repo, "remoteport")
+        port = port if port is not None else 993 if gmail or usessl else 143
+        if not 0 < port < 65536:
+            raise cfg.error(repo, "remoteport", f"account {name!r}: remoteport {port} is not a TCP port")
+    return host, port
+
+
+def _trust(
+    cfg: _Parsed, repo: str, ctx: Context, notes: list[str]
+) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
+    pins: list[tuple[str, str]] = []
+    raw = cfg.get(repo, "sslcacertfile")
+    fingerprint = cfg.get(repo, "cert_fingerprint")
+    if fingerprint is not None:
+        pins.append(("cert_fingerprint", fingerprint))
+    if raw is None:
+        return None, False, tuple(pins)
+    pins.insert(0, ("sslcacertfile", raw))
+    if raw == "OS-DEFAULT":  # IMAP.getsslcacertfile: exactly this spelling means the system bundle
+        notes.append("sslcacertfile OS-DEFAULT: offlineimap uses the system CA bundle")
+        return None, True, tuple(pins)
+    # IMAP.getsslcacertfile: expanduser, expandvars, abspath.
+    path = raw if not (raw == "~" or raw.startswith("~/")) else ctx.home + raw[1:]
+    path = _VAR.sub(lambda m: ctx.environ.get(m.group(1).strip("{}"), m.group(0)), path)
+    if ctx.cwd is not None:
+        path = os.path.normpath(os.path.join(ctx.cwd, path))
+    return path, False, tuple(pins)
+
+
+def _check_tls(
+    cfg: _Parsed,
+    name: str,
+    repo: str,
+    trust_file: str | None,
+    system: bool,
+    fps: tuple[str, ...],
+    notes: list[str],
+    tunnel: str | None,
+) -> None:
+    level = cfg.get(repo, "tls_level", "tls_compat") or ""
+    version = cfg.get(repo, "ssl_version")
+    if level != "tls_compat" and version is None:  # imapserver.IMAPServer.__init__
+        raise cfg.error(repo, "tls_level", f"account {name!r}: tls_level {level} needs ssl_version set too")
+    if tunnel is not None and tunnel.startswith("tunnel"):
+        return  # the checks below run only when offlineimap wraps the socket in TLS itself
+    if level not in SSL_VERSIONS or version not in SSL_VERSIONS[level]:  # imaplib2.ssl_wrap_socket
+        raise cfg.error(
+            repo, "ssl_version", f"account {name!r}: ssl_version {version} is not valid for tls_level {level}"
+        )
+    if version is not None:
+        notes.append(f"ssl_version {version}: offlineimap speaks only that TLS version")
+    if trust_file is None and not system and not fps:  # imaplibutil.WrappedIMAP4_SSL.open
+        problem = f"account {name!r}: ssl is on but [{repo}] sets neither sslcacertfile nor cert_fingerprint"
+        raise cfg.error(repo, "", problem)
+
+
+def _proxy(cfg: _Parsed, section: str, notes: list[str]) -> str | None:
+    value = cfg.get(section, "proxy")  # imapserver._get_proxy: TYPE:HOST:PORT, needs PySocks
+    parts = (value or "").split(":")
+    if len(parts) != 3 or not parts[2].strip().isdigit():
+        return None
+    notes.append("proxy is used only when PySocks is installed; otherwise offlineimap connects directly")
+    return f"proxy {parts[1]}:{int(parts[2])}"
+
+
+def resolve_all(
+    cfg: _Parsed, names: Sequence[str], ctx: Context
+) -> tuple[list[Account], tuple[tuple[str, ConfigError], ...]]:
+    accounts, problems = [], []
+    for name in names:
+        try:
+            accounts.append(resolve(cfg, name, ctx))
+        except ConfigError as exc:
+            problems.append((name, exc))
+    return accounts, tuple(problems)
