@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from mailpin import __version__
 from mailpin.cli import main
+from tests.conftest import need
 
 
 def test_version_from_python_dash_m() -> None:
@@ -83,8 +83,6 @@ def test_default_ports_follow_the_protocol(protocol: str, mode: str, port: int, 
 
 def test_cli_entry_point_is_installed() -> None:
     # `mailpin` on PATH (pyproject [project.scripts]) runs the same main.
-    exe = os.path.join(os.path.dirname(sys.executable), "mailpin")
-    if not os.path.exists(exe):
-        pytest.skip("mailpin is not installed as a script in this interpreter's environment")
+    exe = need("mailpin")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
