@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ def main() -> int:
                 a.append(timed(mailpin))
                 b.append(timed(openssl))
                 started = time.perf_counter()
-                probe(endpoint, trust)
+                probe(endpoint, trust, now=lambda: datetime.now(timezone.utc))
                 c.append((time.perf_counter() - started) * 1000)
             ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
             rows.append((f"{protocol} {mode}", ma, mb, ma / mb, mc))

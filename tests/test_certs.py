@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -130,3 +130,60 @@ def test_a_certificate_only_for_client_auth_does_not_validate_for_a_server(tmp_p
     assert verdict.reasons == ("untrusted-chain",)
     server = _cert([x509.DNSName("localhost")], eku=[ExtendedKeyUsageOID.SERVER_AUTH])
     assert certs.validate([server], "localhost", certs.Trust("test", (server,)), NOW).chain_valid
+
+
+def test_ssl_cert_dir_is_a_list_and_adds_to_ssl_cert_file(pki, tmp_path) -> None:
+    # OpenSSL: SSL_CERT_DIR is ":"-separated, missing entries are skipped, c_rehash names are HASH.N,
+    # and SSL_CERT_FILE and SSL_CERT_DIR are used together.
+    hashed = tmp_path / "hashed"
+    hashed.mkdir()
+    (hashed / "0a1b2c3d.3").write_bytes(pki.ca_pem.read_bytes())
+    (hashed / "README").write_text("not a certificate")
+    foreign = x509.load_der_x509_certificate(pki.foreign_root_der).public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "foreign.pem").write_bytes(foreign)
+    trust = certs.load_trust(None, {"SSL_CERT_DIR": f"{tmp_path / 'missing'}:{hashed}"})
+    assert len(trust.anchors) == 1
+    verdict = certs.validate(certs.parse_chain(pki.cert("good").chain_der), "localhost", trust, NOW)
+    assert verdict.chain_valid
+    both = certs.load_trust(None, {"SSL_CERT_FILE": str(tmp_path / "foreign.pem"), "SSL_CERT_DIR": str(hashed)})
+    assert len(both.anchors) == 2 and "SSL_CERT_FILE" in both.description and "SSL_CERT_DIR" in both.description
+
+
+def test_an_issuer_whose_key_usage_forbids_certificate_signing_is_not_a_ca() -> None:
+    # RFC 5280 §4.2.1.3 (OpenSSL and GnuTLS refuse this issuer too).
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a CA")])
+
+    def ca(key_cert_sign: bool) -> x509.Certificate:
+        usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+                              crl_sign=False, encipher_only=False, decipher_only=False)  # fmt: skip
+        return (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    verdict = certs.validate([leaf], "localhost", certs.Trust("test", (ca(key_cert_sign=False),)), NOW)
+    assert not verdict.chain_valid and verdict.reasons == ("untrusted-chain",)
+    # The same CA with keyCertSign validates: the refusal above is about keyUsage alone.
+    assert certs.validate([leaf], "localhost", certs.Trust("test", (ca(key_cert_sign=True),)), NOW).chain_valid

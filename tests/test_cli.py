@@ -34,12 +34,21 @@ def test_usage_errors_exit_2(argv: list[str], capsys) -> None:
     assert "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("target", ["localhost:0", "localhost:99999", "localhost:x", "[::1", ":143"])
+@pytest.mark.parametrize(
+    "target", ["localhost:0", "localhost:99999", "localhost:x", "[::1", ":143", "a..b:25", "x" * 64 + ".example"]
+)
 def test_bad_targets_are_usage_errors_with_one_line(target: str, capsys) -> None:
     assert main(["probe", target, "--protocol", "imap", "--mode", "implicit"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mailpin: ")
     assert err.count("\n") == 1
+
+
+def test_invalid_server_name_is_a_usage_error(capsys) -> None:
+    assert (
+        main(["probe", "127.0.0.1:1", "--protocol", "smtp", "--mode", "starttls", "--servername", "mail..example"]) == 2
+    )
+    assert "mail..example" in capsys.readouterr().err
 
 
 def test_missing_trust_file_is_a_config_error_naming_it(tmp_path, capsys) -> None:

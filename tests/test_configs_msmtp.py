@@ -208,6 +208,17 @@ def test_user_file_is_msmtprc_else_xdg(isolated_env: Path) -> None:
     assert msmtp.config_paths(["--host=x", "-C", str(explicit)], make_env(isolated_env)) == []
 
 
+def test_relative_xdg_config_home_is_used_as_msmtp_uses_it(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # msmtp takes $XDG_CONFIG_HOME as set, even relative (to its working directory).
+    monkeypatch.chdir(isolated_env)
+    rel = isolated_env / "rel" / "msmtp" / "config"
+    rel.parent.mkdir(parents=True)
+    rel.write_text("account default\nhost smtp.rel.example\n")
+    rel.chmod(0o600)
+    chosen = assert_agree([RCPT], isolated_env, XDG_CONFIG_HOME="rel")
+    assert chosen is not None and chosen.host == "smtp.rel.example"
+
+
 def test_missing_explicit_file_and_no_file_at_all(isolated_env: Path) -> None:
     missing = isolated_env / "missing-rc"
     with pytest.raises(ConfigError, match="missing-rc"):

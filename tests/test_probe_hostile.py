@@ -153,3 +153,41 @@ def test_server_that_hangs_up_is_could_not_verify_not_an_attack(protocol, script
         assert server.errors == []
     data = json.loads(capsys.readouterr().out)
     assert (status, data["reasons"]) == (75, [reason])
+
+
+def _malformed_san_cert(tmp_path):
+    """A certificate whose subjectAltName is not valid DER (a crafted chain member)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crafted")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x82\x01"), False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_malformed_certificate_in_the_chain_is_blocked_not_a_crash(pki, tmp_path, capsys) -> None:
+    good = pki.cert("good")
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(good.chain_pem.read_bytes() + _malformed_san_cert(tmp_path))
+    with HostileServer(SCENARIOS["imap/benign-implicit"], chain_pem=chain, key_pem=good.key_pem,
+                       implicit_tls=True) as server:  # fmt: skip
+        status = main(["probe", f"127.0.0.1:{server.port}", "--protocol", "imap", "--mode", "implicit", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert (status, data["reasons"]) == (69, ["protocol-error"])
+    assert "unreadable certificate" in data["error"]

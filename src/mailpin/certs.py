@@ -14,6 +14,7 @@ import base64
 import hashlib
 import ipaddress
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import verification
@@ -73,9 +75,17 @@ def _load_pems(data: bytes) -> list[x509.Certificate]:
 
 
 def parse_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
+    """Certificates from a server, parsed completely now: cryptography parses extensions and keys
+    lazily, and a malformed one must fail here (ValueError), not later in a report or a verdict."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [x509.load_der_x509_certificate(der) for der in chain_der]
+        try:
+            chain = [x509.load_der_x509_certificate(der) for der in chain_der]
+            for cert in chain:
+                _ = cert.extensions, cert.public_key(), cert.not_valid_after_utc
+        except UnsupportedAlgorithm as exc:
+            raise ValueError(str(exc)) from None
+    return chain
 
 
 # --- trust anchors --------------------------------------------------------------------------
@@ -98,15 +108,24 @@ def _load_pem_file(path: Path) -> list[x509.Certificate]:
         raise ConfigError(str(path), None, "no PEM certificates in this trust file") from None
 
 
-def _load_pem_dir(path: Path) -> list[x509.Certificate]:
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")  # c_rehash: HASH.N links to the certificates
+
+
+def _load_pem_dirs(value: str) -> list[x509.Certificate]:
+    """Like OpenSSL's SSL_CERT_DIR: a list of directories (":"-separated); missing ones are skipped."""
     certs: dict[bytes, x509.Certificate] = {}
-    for entry in sorted(path.iterdir()):
-        if entry.is_file() and entry.suffix in (".pem", ".crt", ".0", ".1"):
-            try:
-                for cert in _load_pems(entry.read_bytes()):
-                    certs[cert.fingerprint(hashes.SHA256())] = cert
-            except (ValueError, OSError):
-                continue  # c_rehash directories hold other files too; OpenSSL skips them alike
+    for directory in filter(None, value.split(os.pathsep)):
+        try:
+            entries = sorted(Path(directory).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.suffix in (".pem", ".crt") or _HASHED_NAME.fullmatch(entry.name):
+                try:
+                    for cert in _load_pems(entry.read_bytes()):
+                        certs[cert.fingerprint(hashes.SHA256())] = cert
+                except (ValueError, OSError):
+                    continue  # such directories hold other files too; OpenSSL skips them alike
     return list(certs.values())
 
 
@@ -118,19 +137,22 @@ def load_trust(trust_file: str | None, environ: Mapping[str, str]) -> Trust:
     if trust_file:
         path = Path(os.path.expanduser(trust_file))
         return Trust(f"trust file {path}", tuple(_load_pem_file(path)))
-    if environ.get("SSL_CERT_FILE"):
-        path = Path(environ["SSL_CERT_FILE"])
-        return Trust(f"SSL_CERT_FILE {path}", tuple(_load_pem_file(path)))
-    if environ.get("SSL_CERT_DIR"):
-        path = Path(environ["SSL_CERT_DIR"])
-        return Trust(f"SSL_CERT_DIR {path}", tuple(_load_pem_dir(path)))
+    # OpenSSL uses SSL_CERT_FILE and SSL_CERT_DIR together when both are set.
+    cert_file, cert_dir = environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR")
+    if cert_file or cert_dir:
+        anchors = _load_pem_file(Path(cert_file)) if cert_file else []
+        anchors += _load_pem_dirs(cert_dir) if cert_dir else []
+        described = " + ".join(
+            f"{name} {value}" for name, value in (("SSL_CERT_FILE", cert_file), ("SSL_CERT_DIR", cert_dir)) if value
+        )
+        return Trust(described, tuple(anchors))
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile):
         if candidate and Path(candidate).is_file():
             return Trust(f"system ({candidate})", tuple(_load_pem_file(Path(candidate))))
     for candidate in (paths.capath, paths.openssl_capath):
         if candidate and Path(candidate).is_dir():
-            return Trust(f"system ({candidate})", tuple(_load_pem_dir(Path(candidate))))
+            return Trust(f"system ({candidate})", tuple(_load_pem_dirs(candidate)))
     return Trust("system (no CA store found)", ())
 
 
@@ -139,9 +161,20 @@ def load_trust(trust_file: str | None, environ: Mapping[str, str]) -> Trust:
 _SERVER_AUTH_OK = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
 
 
+def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    """RFC 5280 §4.2.1.3: a CA key that signs certificates must have keyCertSign when keyUsage is present
+    (OpenSSL and GnuTLS refuse such an issuer too)."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError(f"{cert.subject.rfc4514_string()}: keyUsage does not allow signing certificates")
+
+
 def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verification.ClientVerifier:
     agnostic = verification.Criticality.AGNOSTIC
-    ca_policy = verification.ExtensionPolicy.permit_all().require_present(x509.BasicConstraints, agnostic, None)
+    ca_policy = (
+        verification.ExtensionPolicy.permit_all()
+        .require_present(x509.BasicConstraints, agnostic, None)
+        .may_be_present(x509.KeyUsage, agnostic, _ca_key_usage)
+    )
     builder = (
         verification.PolicyBuilder()
         .store(verification.Store(list(anchors)))

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mailpin.errors import ExitStatus
 from mailpin.model import Account, CertFacts, Mode
 
 if TYPE_CHECKING:  # result types only: importing their commands would pull in their dependencies
@@ -30,6 +31,12 @@ def _cert_json(cert: CertFacts) -> dict[str, Any]:
     }
 
 
+def _status(result: ProbeResult) -> str:
+    if result.error is None:
+        return "ok"
+    return "unverified" if result.exit_status is ExitStatus.TEMPFAIL else "blocked"
+
+
 def probe_json(result: ProbeResult) -> dict[str, Any]:
     ep = result.endpoint
     data: dict[str, Any] = {
@@ -39,7 +46,7 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         "protocol": ep.protocol.value,
         "mode": ep.mode.value,
         "servername": ep.name_to_check,
-        "status": "ok" if result.error is None else ("unverified" if result.exit_status == 75 else "blocked"),
+        "status": _status(result),
         "reasons": list(result.reasons),
         "error": str(result.error) if result.error else None,
     }

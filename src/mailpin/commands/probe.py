@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mailpin import certs
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, ProbeError, UsageError
-from mailpin.model import DEFAULT_PORTS, Endpoint, Mode, Observation, Protocol
+from mailpin.model import DEFAULT_PORTS, Endpoint, Mode, Observation, Protocol, is_ip_address
 from mailpin.net.probe import probe
 
 
@@ -50,8 +50,20 @@ def split_host_port(target: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
+def _check_name(name: str, what: str) -> None:
+    if is_ip_address(name):
+        return
+    try:
+        name.encode("idna")  # what the resolver and SNI will need; refuses empty or over-long labels
+    except UnicodeError:
+        raise UsageError(f"not a valid {what}: {name!r}") from None
+
+
 def make_endpoint(target: str, protocol: str, mode: str, servername: str | None) -> Endpoint:
     host, port = split_host_port(target)
+    _check_name(host, "host name")
+    if servername is not None:
+        _check_name(servername, "server name")
     proto, how = Protocol(protocol), Mode(mode)
     return Endpoint(host, port or DEFAULT_PORTS[(proto, how)], proto, how, servername)
 

@@ -221,8 +221,11 @@ def config_paths(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) ->
     paths = [system] if system.is_file() else []
     if invocation.file is not None:
         return [*paths, Path(invocation.file)]
-    for user in (env.home / ".msmtprc", env.config_home / "msmtp" / "config"):
-        if user.exists():  # tools.c get_userconfig: XDG only when ~/.msmtprc does not exist
+    # tools.c get_userconfig: $XDG_CONFIG_HOME as set (even relative), else ~/.config; and the XDG
+    # file only when ~/.msmtprc does not exist.
+    xdg = Path(env.environ.get("XDG_CONFIG_HOME") or env.home / ".config")
+    for user in (env.home / ".msmtprc", xdg / "msmtp" / "config"):
+        if user.exists():
             return [*paths, user]
     return paths
 

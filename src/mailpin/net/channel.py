@@ -119,7 +119,10 @@ class Channel:
     def start_tls(self, context: ssl.SSLContext, sni: str | None, what: str) -> None:
         """Handshake on this socket; afterwards every read and write is over TLS."""
         raw = self.sock
-        tls = context.wrap_socket(raw, server_hostname=sni, do_handshake_on_connect=False)
+        try:
+            tls = context.wrap_socket(raw, server_hostname=sni, do_handshake_on_connect=False)
+        except (UnicodeError, ValueError):  # IDNA refuses the name before any byte is sent
+            raise ProbeError("protocol-error", f"not a valid server name for TLS: {sni!r}") from None
         self.sock = tls
         tls.settimeout(self.deadline.next_step(what))
         try:
@@ -128,8 +131,11 @@ class Channel:
             raise ProbeError("timeout", f"TLS handshake did not complete ({what})") from None
         except ssl.SSLError as exc:
             if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+                # Plaintext where a TLS record was due: no TLS on this port, or (after STARTTLS)
+                # plaintext injected after the peek above could see it. Blocked either way.
                 raise ProbeError(
-                    "protocol-error", f"no TLS: the server answered the handshake in plaintext ({what})"
+                    "protocol-error",
+                    f"no TLS: the server answered the handshake in plaintext ({what})",
                 ) from None
             raise ProbeError("protocol-error", f"TLS handshake failed ({what}): {exc.reason or exc}") from None
         except OSError as exc:

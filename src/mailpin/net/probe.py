@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from mailpin import certs
 from mailpin.errors import ProbeError
@@ -17,19 +17,34 @@ from mailpin.net.tlsctx import observing_context, served_chain
 DEFAULT_TIMEOUT = 10.0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _connect(endpoint: Endpoint, deadline: Deadline) -> socket.socket:
+    """TCP to each resolved address in turn, every attempt under the one overall deadline
+    (`socket.create_connection` would give each address the full timeout)."""
     try:
-        return socket.create_connection((endpoint.host, endpoint.port), timeout=deadline.next_step("connect"))
-    except TimeoutError:
-        raise ProbeError("timeout", "connection timed out") from None
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ProbeError("unreachable", f"cannot resolve {endpoint.host}: {exc.strerror}") from None
-    except OSError as exc:
-        raise ProbeError("unreachable", f"cannot connect: {exc.strerror or exc}") from None
+    except UnicodeError:  # IDNA refuses the name (an empty or over-long label)
+        raise ProbeError("unreachable", f"not a valid host name: {endpoint.host!r}") from None
+    failure = "no address"
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(deadline.next_step("connect"))
+            sock.connect(address)
+            return sock
+        except TimeoutError:
+            sock.close()
+            failure = "timeout"
+        except ProbeError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            failure = exc.strerror or str(exc)
+    if failure == "timeout":
+        raise ProbeError("timeout", "connection timed out")
+    raise ProbeError("unreachable", f"cannot connect: {failure}")
 
 
 def probe(
@@ -38,7 +53,7 @@ def probe(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     step: float | None = None,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime],
 ) -> Observation:
     """Run the protocol dialogue and TLS handshake, then judge the chain that was served.
 
@@ -74,15 +89,16 @@ def probe(
         raise ProbeError("protocol-error", "server presented no certificate").at(str(endpoint))
     try:
         chain = certs.parse_chain(chain_der)
-    except ValueError as exc:
-        raise ProbeError("protocol-error", f"unparseable certificate: {exc}").at(str(endpoint)) from None
-    verdict = certs.validate(chain, endpoint.name_to_check, trust, now())
+        served = tuple(certs.facts(cert) for cert in chain)
+        verdict = certs.validate(chain, endpoint.name_to_check, trust, now())
+    except ValueError as exc:  # a malformed certificate is the server's fault, never a crash
+        raise ProbeError("protocol-error", f"unreadable certificate from the server: {exc}").at(str(endpoint)) from None
     return Observation(
         endpoint=endpoint,
         tls_version=version,
         cipher=cipher,
-        leaf=certs.facts(chain[0]),
-        served_chain=tuple(certs.facts(cert) for cert in chain),
+        leaf=served[0],
+        served_chain=served,
         chain=verdict,
         greeting=greeting,
         capabilities=capabilities,
