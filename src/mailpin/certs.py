@@ -42,13 +42,19 @@ def spki_sha256(cert: x509.Certificate) -> str:
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
-def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
     try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
+        return None
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san(cert)
+    if san is None:
         return ()
-    names = [f"DNS:{name}" for name in ext.get_values_for_type(x509.DNSName)]
-    names += [f"IP:{addr}" for addr in ext.get_values_for_type(x509.IPAddress)]
+    names = [f"DNS:{name}" for name in san.get_values_for_type(x509.DNSName)]
+    names += [f"IP:{addr}" for addr in san.get_values_for_type(x509.IPAddress)]
     return tuple(names)
 
 
@@ -279,19 +285,11 @@ def _dns_match(pattern: str, name: str) -> bool:
 
 
 def hostname_matches(cert: x509.Certificate, name: str) -> bool:
+    san = _san(cert)
     if is_ip_address(name):
         wanted = ipaddress.ip_address(name)
-        try:
-            ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return False
-        return any(addr == wanted for addr in ext.get_values_for_type(x509.IPAddress))
-    try:
-        dns_names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName
-        )
-    except x509.ExtensionNotFound:
-        dns_names = []
+        return san is not None and any(addr == wanted for addr in san.get_values_for_type(x509.IPAddress))
+    dns_names = san.get_values_for_type(x509.DNSName) if san is not None else []
     if not dns_names:
         # RFC 6125 §6.4.4: the CN only when there is no DNS-ID (as OpenSSL and GnuTLS do).
         dns_names = [str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]

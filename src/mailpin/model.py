@@ -52,8 +52,13 @@ class Endpoint:
         return None if is_ip_address(name) else name
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
+
+
+def host_port(host: str, port: int | None) -> str:
+    """HOST:PORT, with an IPv6 address in brackets (RFC 3986 §3.2.2)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}"
 
 
 def is_ip_address(text: str) -> bool:

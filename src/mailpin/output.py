@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailpin.errors import ExitStatus
-from mailpin.model import Account, CertFacts, Mode
+from mailpin.model import Account, CertFacts, Mode, host_port
 
 if TYPE_CHECKING:  # result types only: importing their commands would pull in their dependencies
     from mailpin.commands.accounts import AccountsResult
@@ -112,8 +112,7 @@ def probe_text(result: ProbeResult) -> str:
 def _endpoint(account: Account) -> str:
     if account.host is None:
         return account.transport or "(unknown)"
-    host = f"[{account.host}]" if ":" in account.host else account.host
-    where = f"{host}:{account.port}"
+    where = host_port(account.host, account.port)
     return f"{where} via {account.transport}" if account.transport else where
 
 

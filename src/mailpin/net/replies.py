@@ -20,7 +20,7 @@ def _text(line: bytes) -> str:
     return line.decode("ascii", errors="backslashreplace")
 
 
-def _printable(text: str, limit: int = 200) -> str:
+def printable(text: str, limit: int = 200) -> str:
     """Server text shown to people: control characters escaped, length capped (UI spoofing)."""
     cleaned = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
@@ -49,13 +49,13 @@ class SmtpReply:
         return frozenset(line.split(" ", 1)[0].upper() for line in self.lines[1:] if line)
 
     def summary(self) -> str:
-        return _printable(f"{self.code} {self.lines[0]}".rstrip() if self.lines else str(self.code))
+        return printable(f"{self.code} {self.lines[0]}".rstrip() if self.lines else str(self.code))
 
 
 def parse_smtp_line(line: bytes) -> SmtpLine:
     match = _SMTP_LINE.fullmatch(line)
     if match is None:
-        raise ReplyError(f"not an SMTP reply line: {_printable(_text(line))!r}")
+        raise ReplyError(f"not an SMTP reply line: {printable(_text(line))!r}")
     code, sep, rest = match.groups()
     return SmtpLine(int(code), sep != b"-", _text(rest))
 
@@ -96,7 +96,7 @@ class ImapLine:
 
     def summary(self) -> str:
         parts = [self.tag, self.status or "", f"[{self.code}]" if self.code else "", self.text]
-        return _printable(" ".join(part for part in parts if part))
+        return printable(" ".join(part for part in parts if part))
 
 
 def parse_imap_line(line: bytes) -> ImapLine:
@@ -104,20 +104,20 @@ def parse_imap_line(line: bytes) -> ImapLine:
         return ImapLine("+", None, None, _text(line[1:].lstrip()))
     tag, sep, rest = line.partition(b" ")
     if not sep or not (tag == b"*" or _IMAP_TAG.fullmatch(tag)):
-        raise ReplyError(f"not an IMAP response: {_printable(_text(line))!r}")
+        raise ReplyError(f"not an IMAP response: {printable(_text(line))!r}")
     word, _, after = rest.partition(b" ")
     status = _text(word).upper()
     if status not in _IMAP_STATUS:
         if tag != b"*":
-            raise ReplyError(f"tagged IMAP response without a status: {_printable(_text(line))!r}")
+            raise ReplyError(f"tagged IMAP response without a status: {printable(_text(line))!r}")
         return ImapLine("*", None, None, _text(rest))
     if status in ("PREAUTH", "BYE") and tag != b"*":
-        raise ReplyError(f"{status} is only sent untagged: {_printable(_text(line))!r}")
+        raise ReplyError(f"{status} is only sent untagged: {printable(_text(line))!r}")
     code = None
     if after.startswith(b"["):
         end = after.find(b"]")
         if end < 0:
-            raise ReplyError(f"unterminated response code: {_printable(_text(line))!r}")
+            raise ReplyError(f"unterminated response code: {printable(_text(line))!r}")
         code, after = _text(after[1:end]), after[end + 1 :].lstrip()
     return ImapLine(_text(tag), status, code, _text(after))
 
@@ -131,7 +131,7 @@ class Pop3Status:
     text: str
 
     def summary(self) -> str:
-        return _printable(("+OK " if self.ok else "-ERR ") + self.text).rstrip()
+        return printable(("+OK " if self.ok else "-ERR ") + self.text).rstrip()
 
 
 def parse_pop3_status(line: bytes) -> Pop3Status:
@@ -139,7 +139,7 @@ def parse_pop3_status(line: bytes) -> Pop3Status:
     for indicator, ok in ((b"+OK", True), (b"-ERR", False)):
         if line.upper() == indicator or line.upper().startswith(indicator + b" "):
             return Pop3Status(ok, _text(line[len(indicator) :].lstrip()))
-    raise ReplyError(f"not a POP3 status line: {_printable(_text(line))!r}")
+    raise ReplyError(f"not a POP3 status line: {printable(_text(line))!r}")
 
 
 def pop3_capa_item(line: bytes) -> str | None:
@@ -155,7 +155,3 @@ def pop3_capa_item(line: bytes) -> str | None:
     if not words:
         raise ReplyError("empty line in a POP3 CAPA listing")
     return words[0].upper()
-
-
-def printable(text: str, limit: int = 200) -> str:
-    return _printable(text, limit)

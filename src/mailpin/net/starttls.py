@@ -155,6 +155,12 @@ class Imap:
                 raise ProbeError("protocol-error", f"more than {MAX_LINES} untagged lines for {command}")
             untagged.append(line)
 
+    @staticmethod
+    def _announced(done: ImapLine, untagged: list[ImapLine]) -> frozenset[str] | None:
+        """Capabilities from `* CAPABILITY` data, else from a `[CAPABILITY …]` code on the tagged OK."""
+        found = [line.capabilities for line in untagged if line.capabilities is not None]
+        return frozenset().union(*found) if found else done.capabilities
+
     def _greeting(self, chan: Channel, implicit: bool) -> ImapLine:
         line = self._line(chan, "greeting")
         if line.tag != "*" or line.status not in ("OK", "PREAUTH", "BYE"):
@@ -178,8 +184,7 @@ class Imap:
             done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
             if done.status != "OK":
                 raise ProbeError("protocol-error", f"CAPABILITY failed: {done.summary()}")
-            found = [line.capabilities for line in untagged if line.capabilities is not None]
-            caps = frozenset().union(*found) if found else done.capabilities
+            caps = self._announced(done, untagged)
         if not caps or "STARTTLS" not in caps:
             raise ProbeError("starttls-missing", "STARTTLS not offered in the IMAP capabilities")
         done, _ = self._command(chan, "STARTTLS", untagged_ok=False)
@@ -192,8 +197,7 @@ class Imap:
         done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
         if done.status != "OK":
             raise ProbeError("protocol-error", f"CAPABILITY over TLS failed: {done.summary()}")
-        found = [line.capabilities for line in untagged if line.capabilities is not None]
-        caps = frozenset().union(*found) if found else (done.capabilities or frozenset())
+        caps = self._announced(done, untagged) or frozenset()
         return tuple(sorted(caps))
 
     def quit(self, chan: Channel) -> None:
