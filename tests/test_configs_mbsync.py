@@ -181,21 +181,37 @@ def test_argv_config_option_forms() -> None:
 # --- where the config comes from ---------------------------------------------------------------------
 
 
-def make_env(home: Path) -> Env:
-    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+def make_env(home: Path, **extra: str) -> Env:
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), **extra}
     return Env(environ=environ, stdout=sys.stdout, stderr=sys.stderr, stdin=sys.stdin)
 
 
-def test_config_paths_follow_isync_15(isolated_env: Path) -> None:
-    env = make_env(isolated_env)
+MINIMAL = "IMAPAccount a\nHost a.example\n\nIMAPStore a\nAccount a\n\nMaildirStore l\nPath /nonexistent/\n\nChannel c\n"
+MINIMAL += "Far :a:\nNear :l:\n"
+
+
+def test_config_paths_follow_the_installed_isync(isolated_env: Path, tmp_path: Path) -> None:
+    binary = need("mbsync")
+    env = make_env(isolated_env, PATH=str(Path(binary).parent))
     assert mbsync.config_paths([], env) == []
     legacy = isolated_env / ".mbsyncrc"
-    legacy.write_text("")
+    legacy.write_text(MINIMAL)
     assert mbsync.config_paths(["-a"], env) == [legacy]
     (isolated_env / ".config").mkdir()
     xdg = isolated_env / ".config" / "isyncrc"
-    xdg.write_text("")
-    assert mbsync.config_paths(["-a"], env) == [xdg]  # 1.5 prefers it; 1.4 would still read ~/.mbsyncrc
+    xdg.write_text(MINIMAL)
+    # Both files: the file the real mbsync reads (1.4: ~/.mbsyncrc only; 1.5: the XDG one).
+    homes = {"HOME": str(isolated_env), "XDG_CONFIG_HOME": str(isolated_env / ".config")}
+    done = subprocess.run([binary, "-V", "-l", "c"], capture_output=True, text=True, timeout=10, check=False, env=homes)
+    reported = re.search(r"Reading configuration file (\S+)", done.stdout + done.stderr)
+    assert reported is not None, done.stdout + done.stderr
+    assert mbsync.config_paths(["-a"], env) == [Path(reported.group(1))]
+    # An isync 1.5 on PATH reads the XDG file first.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mbsync").write_text("#!/bin/sh\necho isync 1.5.0\n")
+    (fake / "mbsync").chmod(0o755)
+    assert mbsync.config_paths(["-a"], make_env(isolated_env, PATH=str(fake))) == [xdg]
     assert mbsync.config_paths(["-c", "/missing", "-a"], env) == [Path("/missing")]
 
 

@@ -11,7 +11,11 @@ and the options that decide nothing about a connection are read by `mbsync_synta
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,13 +304,29 @@ def _group(lines: Lines) -> Group:
 def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
     """`-c FILE`, else (isync ≥ 1.5) `$XDG_CONFIG_HOME/isyncrc` if it exists, else `~/.mbsyncrc`.
 
-    isync 1.4 (Debian 12) reads only `~/.mbsyncrc`, so with both files present 1.4 and 1.5 read
-    different files; the 1.5 order is followed (home-manager writes the XDG file).
+    isync 1.4 (Debian 12) reads only `~/.mbsyncrc`: when an XDG file exists, the installed mbsync's
+    version decides which file it reads (home-manager writes the XDG file).
     """
     explicit = mbsync_argv.parse_argv(argv).config
     if explicit is not None:
         return [Path(explicit)]
-    return [path for path in (env.config_home / "isyncrc", env.home / ".mbsyncrc") if path.is_file()][:1]
+    xdg, legacy = env.config_home / "isyncrc", env.home / ".mbsyncrc"
+    candidates = (xdg, legacy) if xdg.is_file() and _reads_xdg_config(env.environ.get("PATH")) else (legacy,)
+    return [path for path in candidates if path.is_file()][:1]
+
+
+@functools.lru_cache(maxsize=4)
+def _reads_xdg_config(search_path: str | None) -> bool:
+    """Does the mbsync on PATH read `$XDG_CONFIG_HOME/isyncrc` (isync ≥ 1.5)? Unknown: assume it does."""
+    binary = shutil.which("mbsync", path=search_path)
+    if binary is None:
+        return True
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return True
+    match = re.search(r"isync (\d+)\.(\d+)", out)
+    return match is None or (int(match.group(1)), int(match.group(2))) >= (1, 5)
 
 
 def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
