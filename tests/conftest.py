@@ -124,7 +124,8 @@ def dovecot_server(dovecot: Dovecot) -> Iterator[Dovecot]:
 
 @pytest.fixture
 def smtp_server(smtpd: SmtpServer) -> Iterator[SmtpServer]:
-    """The session SMTP server; serves "good" again after the test if the test switched it."""
+    """The session SMTP server; serves "good", uncapped, again after the test if the test changed it."""
     yield smtpd
+    smtpd.cap_tls()
     if smtpd.variant != "good":
         smtpd.serve("good")

@@ -259,3 +259,22 @@ def test_need_skips_locally_and_fails_on_ci(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(pytest.fail.Exception):
         need(missing)
     assert need("ssl") == "ssl"  # modules count as components too
+
+
+def test_smtp_server_can_be_capped_at_tls_1_2(smtp_server) -> None:
+    """The lab's "downgraded server": new handshakes stop at TLS 1.2, and uncapping restores 1.3."""
+    import socket
+    import ssl
+
+    def negotiated() -> str | None:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", smtp_server.smtps_port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.version()
+
+    assert negotiated() == "TLSv1.3"
+    smtp_server.cap_tls(ssl.TLSVersion.TLSv1_2)
+    assert negotiated() == "TLSv1.2"
+    smtp_server.cap_tls()
+    assert negotiated() == "TLSv1.3"

@@ -31,7 +31,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "smtp/drip": (75, "timeout"),
     "smtp/endless-line": (69, "protocol-error"),
     "smtp/bye-554-greeting": (69, "protocol-error"),  # RFC 5321 §3.1: 554, no service here
-    "smtp/plaintext-on-implicit": (69, "protocol-error"),
+    "smtp/plaintext-on-implicit": (69, "mode-changed"),
     "smtp/silent-greeting": (75, "timeout"),
     "imap/benign": (0, None),
     "imap/benign-capability-in-greeting": (0, None),
@@ -46,7 +46,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "imap/accept-then-silent": (75, "timeout"),
     "imap/endless-line": (69, "protocol-error"),
     "imap/bye-greeting": (75, "unreachable"),  # RFC 3501 §7.1.5: server refuses the connection now
-    "imap/plaintext-on-implicit": (69, "protocol-error"),
+    "imap/plaintext-on-implicit": (69, "mode-changed"),
     "imap/silent-greeting": (75, "timeout"),
     "pop3/benign": (0, None),
     "pop3/benign-implicit": (0, None),
@@ -55,7 +55,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "pop3/inject-after-ok": (69, "plaintext-injection"),
     "pop3/accept-then-silent": (75, "timeout"),
     "pop3/err-greeting": (75, "unreachable"),
-    "pop3/plaintext-on-implicit": (69, "protocol-error"),
+    "pop3/plaintext-on-implicit": (69, "mode-changed"),
     "pop3/silent-greeting": (75, "timeout"),
 }
 

@@ -162,6 +162,15 @@ def load_trust(trust_file: str | None, environ: Mapping[str, str]) -> Trust:
     return Trust("system (no CA store found)", ())
 
 
+def trust_for(trust_file: str | None, system: bool, environ: Mapping[str, str]) -> Trust:
+    """The anchors of one account: its own trust file, and the system store too when the tool
+    adds it (mbsync's `CertificateFile` with `SystemCertificates yes`, its default)."""
+    if trust_file and system:
+        own, store = load_trust(trust_file, environ), load_trust(None, environ)
+        return Trust(f"{store.description} + {own.description}", own.anchors + store.anchors)
+    return load_trust(trust_file, environ)
+
+
 # --- validation -----------------------------------------------------------------------------
 
 _SERVER_AUTH_OK = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}

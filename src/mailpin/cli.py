@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mailpin import __version__
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
+
+if TYPE_CHECKING:
+    from mailpin.commands.init import Proposal
 
 
 def _positive(text: str) -> float:
@@ -66,7 +70,55 @@ def build_parser() -> argparse.ArgumentParser:
                           help="resolve one invocation of this tool")  # fmt: skip
     accounts.add_argument("args", nargs="*", metavar="ARGS", help="the tool's arguments (after --)")
     accounts.add_argument("--json", action="store_true", help="machine-readable output")
+    _pin_commands(sub)
     return parser
+
+
+_LEVELS = ["leaf", "key", "ca", "pkix"]
+_EXITS = "Exit 0: verified; 69: blocked (does not match the profile); 75: could not verify; 78: broken config."
+
+
+def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def accounts(parser: argparse.ArgumentParser, nargs: str = "*") -> None:
+        about = "TOOL:NAME, or NAME for every tool's account of that name"
+        parser.add_argument("accounts", nargs=nargs, metavar="ACCOUNT", help=about)
+
+    init = sub.add_parser("init", help="probe every account and pin it on first use",
+                          description=(
+        "Discover the accounts, probe each the way its tool connects, show what would be pinned and "
+        "pin it: on a TTY after asking, with --yes without asking when the chain validates. A "
+        "certificate that does not validate is pinned only when confirmed for that account "
+        "(--accept-untrusted ACCOUNT, or on the TTY), and then at level key."))  # fmt: skip
+    accounts(init)
+    init.add_argument("--yes", "-y", action="store_true", help="pin accounts whose chain validates without asking")
+    init.add_argument("--accept-untrusted", action="append", default=[], metavar="ACCOUNT",
+                      help="also pin this account although its certificate does not validate (repeatable)")  # fmt: skip
+    init.add_argument("--level", choices=_LEVELS, help="pin level (default: ca when the chain validates, else key)")
+    init.add_argument("--json", action="store_true", help="machine-readable output")
+
+    check = sub.add_parser("check", help="verify live endpoints against their profiles (runs nothing)",
+                           description="Verify every account (or the named ones) live. " + _EXITS)  # fmt: skip
+    accounts(check)
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    about = "The profile beside the live connection, and the change classified. "
+    review = sub.add_parser("review", help="pinned vs live, and what changed", description=about + _EXITS)
+    accounts(review, "+")
+    review.add_argument("--json", action="store_true", help="machine-readable output")
+
+    accept = sub.add_parser("accept", help="re-pin from the live connection",
+                            description=(
+        "Probe the endpoint the tool's config names now and pin what it serves, replacing the profile "
+        "(with --add, keeping the pinned certificates and keys too: for servers that serve several)."))  # fmt: skip
+    accounts(accept, "+")
+    accept.add_argument("--level", choices=_LEVELS, help="pin level (default: the profile's, else as init)")
+    accept.add_argument("--add", action="store_true", help="keep the pinned certificates and keys as well")
+    accept.add_argument("--accept-untrusted", action="store_true",
+                        help="confirm pinning a certificate that does not validate (pinned at level key)")  # fmt: skip
+    accept.add_argument("--json", action="store_true", help="machine-readable output")
+
+    forget = sub.add_parser("forget", help="remove profiles", description="Remove the profiles of the named accounts.")
+    accounts(forget, "+")
 
 
 def _probe(args: argparse.Namespace, env: Env) -> int:
@@ -107,7 +159,124 @@ def _accounts(args: argparse.Namespace, env: Env) -> int:
     return int(result.exit_status)
 
 
-_COMMANDS = {"probe": _probe, "accounts": _accounts}
+def _asker(env: Env, verb: str, shown: set[str]) -> Callable[[Proposal], bool] | None:
+    """On a TTY, a function that shows one proposal and asks; elsewhere None (nobody to ask)."""
+    if not env.stdin.isatty():
+        return None
+    from mailpin.output_pins import proposal_text
+
+    def confirm(proposal: Proposal) -> bool:
+        key = proposal.target.key
+        print(proposal_text(proposal), file=env.stdout)
+        shown.add(key)
+        if proposal.trusted:
+            question = f"{verb} {key} at level {proposal.level.value if proposal.level else '-'}? [y/N] "
+        else:
+            reasons = ", ".join(proposal.observation.chain.reasons) if proposal.observation else ""
+            question = (
+                f"The certificate of {key} does NOT validate ({reasons}). Pin exactly this key anyway — "
+                "only if you know it is your server's? [y/N] "
+            )
+        print(question, end="", file=env.stdout, flush=True)
+        return env.stdin.readline().strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _report(env: Env, problems: Sequence[object]) -> None:
+    for problem in problems:
+        print(f"mailpin: {problem}", file=env.stderr)
+
+
+def _init(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output, output_pins
+    from mailpin.commands import init
+    from mailpin.model import Level
+
+    shown: set[str] = set()
+    confirm = None if args.json else _asker(env, "Pin", shown)
+    level = Level(args.level) if args.level else None
+    result = init.run(
+        env, args.accounts, yes=args.yes, accept_untrusted=args.accept_untrusted, level=level, confirm=confirm
+    )
+    if args.json:
+        print(output.dumps(output_pins.init_json(result)), file=env.stdout)
+    else:
+        print(output_pins.init_text(result, shown), file=env.stdout)
+    _report(env, [*result.errors, *result.audit_problems])
+    return int(result.exit_status)
+
+
+def _check(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output, output_pins
+    from mailpin.commands import check
+
+    result = check.run(env, args.accounts)
+    shown = output_pins.check_json(result) if args.json else output_pins.check_text(result)
+    print(output.dumps(shown) if args.json else shown, file=env.stdout)
+    _report(env, [*result.errors, *result.audit_problems])
+    return int(result.exit_status)
+
+
+def _review(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output, output_pins
+    from mailpin.commands import review
+
+    result = review.run(env, args.accounts)
+    shown = output_pins.review_json(result) if args.json else output_pins.review_text(result)
+    print(output.dumps(shown) if args.json else shown, file=env.stdout)
+    _report(env, result.audit_problems)
+    return int(result.exit_status)
+
+
+def _accept(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output, output_pins
+    from mailpin.commands import accept
+    from mailpin.model import Level
+
+    shown: set[str] = set()
+    confirm = None if args.json else _asker(env, "Accept", shown)
+    level = Level(args.level) if args.level else None
+    result = accept.run(env, args.accounts, level=level, add=args.add, untrusted=args.accept_untrusted, confirm=confirm)
+    if args.json:
+        data = {
+            "version": output.JSON_VERSION,
+            "accounts": [
+                {
+                    "account": item.proposal.target.key,
+                    "accepted": item.profile is not None,
+                    "note": item.note or None,
+                    "pinned": output_pins.profile_json(item.profile) if item.profile else None,
+                }
+                for item in result.items
+            ],
+        }
+        print(output.dumps(data), file=env.stdout)
+    else:
+        print(output_pins.accept_text(result, shown), file=env.stdout)
+    _report(env, result.audit_problems)
+    return int(result.exit_status)
+
+
+def _forget(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output_pins
+    from mailpin.commands import forget
+
+    result = forget.run(env, args.accounts)
+    print(output_pins.forget_text(result), file=env.stdout)
+    _report(env, result.audit_problems)
+    return 0
+
+
+_COMMANDS = {
+    "probe": _probe,
+    "accounts": _accounts,
+    "init": _init,
+    "check": _check,
+    "review": _review,
+    "accept": _accept,
+    "forget": _forget,
+}
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:

@@ -166,3 +166,82 @@ class Account:
         if self.trust_file:
             return self.trust_file
         return "system"
+
+
+class Level(str, Enum):
+    """How much of the certificate a profile pins (DESIGN §3)."""
+
+    LEAF = "leaf"  # the exact certificate: SHA-256 of the DER
+    KEY = "key"  # the leaf's public key: SHA-256 of the SPKI (survives renewals that keep the key)
+    CA = "ca"  # a valid chain for the name through one of the pinned CA keys
+    PKIX = "pkix"  # a valid chain for the name, nothing more (the mode is still pinned)
+
+
+# Versions as Python's ssl reports them, weakest first: a profile's floor is never lowered.
+TLS_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def tls_rank(version: str) -> int:
+    """Position in TLS_VERSIONS; unknown names rank lowest (they can never satisfy a floor)."""
+    return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What was established when the account was pinned: RFC 8314 §5.2's remembered minimum."""
+
+    account: str  # TOOL:NAME
+    protocol: Protocol
+    host: str
+    port: int
+    mode: Mode
+    tls_version: str  # the floor: the version negotiated at pin time
+    level: Level
+    cert_sha256: tuple[str, ...]  # hex SHA-256 of each accepted leaf certificate
+    spki_sha256: tuple[str, ...]  # base64 SHA-256 of each accepted leaf SPKI
+    ca_spki_sha256: tuple[str, ...]  # base64 SHA-256 of the CA keys of the validated chain at pin time
+    subject: str  # the most recently accepted leaf, for review
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    pinned_at: datetime
+    trust: str  # the anchors the chain was judged against, in words
+    servername: str | None = None
+    accepted: tuple[str, ...] = ()  # findings the user confirmed at pin time (untrusted-chain, hostname-mismatch)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.host, self.port, self.protocol, self.mode, self.servername)
+
+
+class Status(str, Enum):
+    VERIFIED = "verified"  # the live connection meets the profile
+    PINNED = "pinned"  # no profile yet: pinned now, on first use, because the chain validates
+    UNPINNED = "unpinned"  # no profile; would be pinned on first use (check only)
+    BLOCKED = "blocked"  # does not meet the profile, or an attack: the tool must not run
+    UNVERIFIED = "unverified"  # could not verify (unreachable, timeout): the tool must not run
+    SKIPPED = "skipped"  # nothing mailpin can verify (the tool connects through a tunnel or socket)
+
+
+@dataclass(frozen=True)
+class Finding:
+    reason: str  # a DESIGN §4 reason code
+    text: str  # what it means here, for people
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one account, with the reasons in the order they matter."""
+
+    account: str
+    status: Status
+    findings: tuple[Finding, ...] = ()
+    warnings: tuple[str, ...] = ()  # things to know that do not block (a certificate expiring soon)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(finding.reason for finding in self.findings))
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(finding.text for finding in self.findings)

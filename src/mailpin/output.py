@@ -141,9 +141,14 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 def accounts_json(result: AccountsResult) -> dict[str, Any]:
+    def pinned(account: Account) -> dict[str, Any]:
+        profile = result.profiles.get(account.key)
+        pin = {"level": profile.level.value, "pinned_at": profile.pinned_at.isoformat()} if profile else None
+        return {**account_json(account), "pin": pin}
+
     data: dict[str, Any] = {
         "version": JSON_VERSION,
-        "accounts": [account_json(account) for account in result.accounts],
+        "accounts": [pinned(account) for account in result.accounts],
         "errors": [str(error) for error in result.errors],
     }
     if result.invocation is not None:
@@ -161,8 +166,10 @@ def accounts_text(result: AccountsResult) -> str:
     width = max(len(account.key) for account in result.accounts)
     for account in result.accounts:
         mode = account.mode.value + (" (opportunistic)" if account.opportunistic else "")
+        profile = result.profiles.get(account.key)
+        pin = f"pinned {profile.level.value} since {profile.pinned_at:%Y-%m-%d}" if profile else "unpinned"
         lines.append(
-            f"{account.key:<{width}}  {account.protocol.value:<4}  {_endpoint(account)}  {mode}  "
+            f"{account.key:<{width}}  {account.protocol.value:<4}  {_endpoint(account)}  {mode}  {pin}  "
             f"trust: {account.trust}  ({account.source})"
         )
         pad = " " * (width + 2)

@@ -92,6 +92,7 @@ class SmtpServer:
     def __init__(self, pki: TestPKI) -> None:
         self.pki = pki
         self.variant = "good"
+        self.tls_cap = ssl.TLSVersion.MAXIMUM_SUPPORTED
         self.smtps_port = 0
         self.submission_port = 0
         self.messages: list[Message] = []
@@ -159,6 +160,14 @@ class SmtpServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"SMTP server did not serve {variant!r} within {timeout} s")
             time.sleep(0.01)
+
+    def cap_tls(self, maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> None:
+        """Negotiate at most ``maximum`` on new handshakes (a server "downgraded" to TLS 1.2).
+
+        Set on the front context: OpenSSL copies the version limits into each connection when it
+        is created, and a context swapped in by the SNI callback brings only its certificate."""
+        self._front.maximum_version = maximum
+        self.tls_cap = maximum
 
     def stop(self) -> None:
         """Stop both controllers (joins their threads, closes their loops); idempotent."""

@@ -116,8 +116,13 @@ class Channel:
 
     # -- TLS ----------------------------------------------------------------------------------
 
-    def start_tls(self, context: ssl.SSLContext, sni: str | None, what: str) -> None:
-        """Handshake on this socket; afterwards every read and write is over TLS."""
+    def start_tls(
+        self, context: ssl.SSLContext, sni: str | None, what: str, plaintext_reason: str = "protocol-error"
+    ) -> None:
+        """Handshake on this socket; afterwards every read and write is over TLS.
+
+        `plaintext_reason` names a plaintext answer to the handshake: on an Implicit TLS port
+        that is the mode having changed under the profile (RFC 8314 §3), not a mere protocol error."""
         raw = self.sock
         try:
             tls = context.wrap_socket(raw, server_hostname=sni, do_handshake_on_connect=False)
@@ -134,7 +139,7 @@ class Channel:
                 # Plaintext where a TLS record was due: no TLS on this port, or (after STARTTLS)
                 # plaintext injected after the peek above could see it. Blocked either way.
                 raise ProbeError(
-                    "protocol-error",
+                    plaintext_reason,
                     f"no TLS: the server answered the handshake in plaintext ({what})",
                 ) from None
             raise ProbeError("protocol-error", f"TLS handshake failed ({what}): {exc.reason or exc}") from None

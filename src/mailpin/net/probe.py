@@ -69,7 +69,7 @@ def probe(
             greeting = dialogue.upgrade(chan)
             chan.start_tls(observing_context(), endpoint.sni, "TLS handshake after STARTTLS")
         else:
-            chan.start_tls(observing_context(), endpoint.sni, "TLS handshake")
+            chan.start_tls(observing_context(), endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
             greeting = dialogue.greet(chan)
         capabilities = dialogue.capabilities(chan)
         tls = chan.sock

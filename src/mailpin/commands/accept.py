@@ -1,0 +1,78 @@
+"""`mailpin accept ACCOUNT`: re-pin from the live connection, an explicit and informed act
+(anchors.md lesson 8); nothing is ever re-pinned silently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from mailpin import policy
+from mailpin.commands.init import Confirm, Proposal, propose
+from mailpin.commands.verify import Target, Verifier
+from mailpin.env import Env
+from mailpin.errors import COULD_NOT_VERIFY, ExitStatus
+from mailpin.model import Level, Profile
+
+
+@dataclass(frozen=True)
+class Accepted:
+    proposal: Proposal
+    previous: Profile | None
+    profile: Profile | None  # None: not accepted
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    items: tuple[Accepted, ...]
+    audit_problems: tuple[str, ...] = ()
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        refused = [item for item in self.items if item.profile is None]
+        errors = [item.proposal.error for item in refused if item.proposal.error is not None]
+        if errors and all(error.reason in COULD_NOT_VERIFY for error in errors) and len(errors) == len(refused):
+            return ExitStatus.TEMPFAIL
+        return ExitStatus.BLOCKED if refused else ExitStatus.OK
+
+
+def run(
+    env: Env,
+    names: Sequence[str],
+    *,
+    level: Level | None = None,
+    add: bool = False,
+    untrusted: bool = False,
+    confirm: Confirm | None = None,
+) -> AcceptResult:
+    verifier = Verifier(env)
+    targets, _ = verifier.targets(names)
+    # Accept what the tool will use now: the config's endpoint; the pinned one if the config is gone.
+    live = [target if target.account is not None else _orphan(target) for target in targets]
+    items: list[Accepted] = []
+    for target, proposal in zip(targets, propose(verifier, live, None), strict=True):
+        previous, observation = target.profile, proposal.observation
+        if observation is None:
+            why = str(proposal.error) if proposal.error else "the config asks for no TLS: there is nothing to pin"
+            items.append(Accepted(proposal, previous, None, why))
+            continue
+        wanted = level or verifier.settings.level_for(target.key) or (previous.level if previous else None)
+        proposal = replace(proposal, level=policy.pin_level(wanted, observation))
+        if not proposal.trusted and not (untrusted or (confirm is not None and confirm(proposal))):
+            note = f"the certificate does not validate: confirm with `mailpin accept --accept-untrusted {target.key}`"
+            items.append(Accepted(proposal, previous, None, note))
+            continue
+        profile = verifier.pin(target.key, observation, wanted, add=add, event="accept")
+        items.append(Accepted(proposal, previous, profile))
+    return AcceptResult(tuple(items), tuple(verifier.audit_problems))
+
+
+def _orphan(target: Target) -> Target:
+    """A pinned account no tool's config names any more: accept at the pinned endpoint."""
+    from mailpin.model import Account, Tool
+
+    profile = target.profile
+    assert profile is not None
+    tool, _, name = target.key.partition(":")
+    account = Account(Tool(tool), name, profile.protocol, profile.host, profile.port, profile.mode, "pins.conf")
+    return Target(target.key, account, profile)

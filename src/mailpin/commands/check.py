@@ -1,0 +1,39 @@
+"""`mailpin check [ACCOUNT…]`: verify the live endpoints against their profiles; run nothing, pin nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailpin.commands.verify import Outcome, Verifier
+from mailpin.env import Env
+from mailpin.errors import ConfigError, ExitStatus
+from mailpin.model import Status
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    outcomes: tuple[Outcome, ...]
+    errors: tuple[ConfigError, ...] = ()  # tool configs that could not be read
+    audit_problems: tuple[str, ...] = ()
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return overall(self.outcomes, self.errors)
+
+
+def overall(outcomes: Sequence[Outcome], errors: Sequence[ConfigError] = ()) -> ExitStatus:
+    """DESIGN §4: any block is 69; else anything not verified is 75; else a broken config is 78."""
+    statuses = {outcome.verdict.status for outcome in outcomes}
+    if Status.BLOCKED in statuses:
+        return ExitStatus.BLOCKED
+    if Status.UNVERIFIED in statuses:
+        return ExitStatus.TEMPFAIL
+    return ExitStatus.CONFIG if errors else ExitStatus.OK
+
+
+def run(env: Env, names: Sequence[str]) -> CheckResult:
+    verifier = Verifier(env)
+    targets, errors = verifier.targets(names)
+    outcomes = verifier.verify_all(targets)
+    return CheckResult(tuple(outcomes), errors, tuple(verifier.audit_problems))

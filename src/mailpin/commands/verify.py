@@ -1,0 +1,259 @@
+"""Verification, shared by `check`, `review`, `init`, `accept` (and the wrappers): which accounts a
+command names, how each is observed, and what the policy says about it.
+
+One `Verifier` per command run: it loads mailpin's settings and the pin store once, caches the
+trust stores, probes several accounts concurrently, and writes every decision to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from threading import Lock
+
+from mailpin import certs, policy, settings
+from mailpin.audit import AuditError, AuditLog
+from mailpin.configs.discover import discover
+from mailpin.env import Env
+from mailpin.errors import ConfigError, ProbeError, UsageError
+from mailpin.model import (
+    Account,
+    Endpoint,
+    Finding,
+    Level,
+    Mode,
+    Observation,
+    Profile,
+    Status,
+    Tool,
+    Verdict,
+    is_ip_address,
+)
+from mailpin.net.probe import probe
+from mailpin.store import PinStore
+
+_TOOLS = {tool.value for tool in Tool}
+_MAX_PARALLEL = 16
+
+
+@dataclass(frozen=True)
+class Target:
+    """An account a command works on: from the tool's config, from the pin store, or both."""
+
+    key: str  # TOOL:NAME
+    account: Account | None  # None: pinned, but no longer in the tool's config
+    profile: Profile | None  # None: not pinned
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: Target
+    endpoint: Endpoint | None  # what was (or would be) connected to
+    verdict: Verdict
+    observation: Observation | None = None
+    error: ProbeError | None = None
+
+
+def select(names: Sequence[str], accounts: Sequence[Account], profiles: Mapping[str, Profile]) -> list[Target]:
+    """DESIGN §4: `TOOL:NAME` names one account, a bare `NAME` every tool's account of that name;
+    no names: every account found and every profile. A name that matches nothing is a usage error
+    (a typo must not turn into "verified nothing, exit 0")."""
+    by_key: dict[str, Account] = {}
+    for account in accounts:
+        by_key.setdefault(account.key, account)
+    keys = list(dict.fromkeys([*by_key, *sorted(profiles)]))
+    if not names:
+        chosen = keys
+    else:
+        chosen = []
+        for name in names:
+            tool, sep, _ = name.partition(":")
+            hits = [key for key in keys if key == name] if sep and tool in _TOOLS else [
+                key for key in keys if key.partition(":")[2] == name
+            ]  # fmt: skip
+            if not hits:
+                raise UsageError(f"no account {name!r} in the tools' configs or the pin store (see `mailpin accounts`)")
+            chosen += [key for key in hits if key not in chosen]
+    return [Target(key, by_key.get(key), profiles.get(key)) for key in chosen]
+
+
+def endpoint_of(account: Account) -> Endpoint | None:
+    """Where the tool itself connects, when it connects by host name with TLS."""
+    if account.host is None or account.port is None or account.mode is Mode.NONE:
+        return None
+    return Endpoint(account.host, account.port, account.protocol, account.mode, account.servername)
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or (is_ip_address(host) and host.startswith(("127.", "::1")))
+
+
+class Verifier:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.settings = settings.load(env)
+        self.store = PinStore.for_env(env)
+        self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
+        self.audit = AuditLog.for_env(env)
+        self.audit_problems: list[str] = []
+        self._trust: dict[tuple[str | None, bool], certs.Trust] = {}
+        self._lock = Lock()
+
+    def targets(self, names: Sequence[str]) -> tuple[list[Target], tuple[ConfigError, ...]]:
+        found = discover(self.env)
+        return select(names, found.accounts, self.profiles), found.errors
+
+    # -- observing ------------------------------------------------------------------------------
+
+    def trust(self, account: Account | None) -> certs.Trust:
+        """The anchors the tool itself uses for this account (its trust file, the system store, or both)."""
+        trust_file = account.trust_file if account is not None else None
+        system = account.system_trust if account is not None else True
+        with self._lock:
+            if (trust_file, system) not in self._trust:
+                self._trust[(trust_file, system)] = certs.trust_for(trust_file, system, self.env.environ)
+            return self._trust[(trust_file, system)]
+
+    def observe(self, endpoint: Endpoint, account: Account | None) -> Observation:
+        return probe(endpoint, self.trust(account), timeout=self.settings.timeout, now=self.env.now)
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def verify(self, target: Target, *, pin_first_use: bool = False) -> Outcome:
+        """Decide one account; with `pin_first_use`, pin an unpinned account whose chain validates
+        (the `unpinned = pin-if-trusted` setting permitting)."""
+        outcome = self._decide(target, pin_first_use)
+        self._record(outcome)
+        return outcome
+
+    def verify_all(self, targets: Sequence[Target], *, pin_first_use: bool = False) -> list[Outcome]:
+        """Every target at once: the probes wait on the network, not on each other."""
+        if len(targets) <= 1:
+            return [self.verify(target, pin_first_use=pin_first_use) for target in targets]
+        with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL, len(targets))) as pool:
+            return list(pool.map(lambda target: self.verify(target, pin_first_use=pin_first_use), targets))
+
+    def _decide(self, target: Target, pin_first_use: bool) -> Outcome:
+        account, profile = target.account, target.profile
+        if profile is not None and account is None:
+            # No tool will connect for it; probing with a guessed trust store would only cry wolf.
+            note = f"pinned, but in no tool's config now (`mailpin forget {target.key}` removes the profile)"
+            return Outcome(target, profile.endpoint, Verdict(target.key, Status.SKIPPED, warnings=(note,)))
+        if profile is not None:
+            assert account is not None
+            drift = policy.config_drift(profile, account)
+            if drift is not None:
+                return Outcome(target, endpoint_of(account), drift)
+            endpoint = profile.endpoint
+            try:
+                observation = self.observe(endpoint, account)
+            except ProbeError as exc:
+                return Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc)
+            verdict = policy.evaluate(
+                profile, observation, expiry_warning_days=self.settings.expiry_warning_days, now=self.env.now()
+            )
+            return Outcome(target, endpoint, verdict, observation)
+        assert account is not None  # a target has an account, a profile, or both
+        skipped = _nothing_to_verify(account)
+        if skipped is not None:
+            return Outcome(target, None, skipped)
+        live = endpoint_of(account)
+        assert live is not None
+        try:
+            observation = self.observe(live, account)
+        except ProbeError as exc:
+            return Outcome(target, live, policy.failed(None, target.key, exc), error=exc)
+        allowed = self.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
+        verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
+        if verdict.status is Status.PINNED:
+            if pin_first_use:
+                self.pin(target.key, observation, self.settings.level_for(target.key))
+            else:
+                verdict = Verdict(target.key, Status.UNPINNED, (Finding("unpinned", _WOULD_PIN),))
+        return Outcome(target, live, verdict, observation)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def pin(
+        self, key: str, observation: Observation, level: Level | None, *, add: bool = False, event: str = "pin"
+    ) -> Profile:
+        """Write a profile (init, accept, first use): under the store's lock, re-reading it first."""
+        with self.store.update() as profiles:
+            before = profiles.get(key)
+            kept = before if add and before is not None and before.endpoint == observation.endpoint else None
+            chosen = policy.pin_level(level, observation)
+            profile = policy.make_profile(key, observation, chosen, self.env.now(), kept)
+            profiles[key] = profile
+        self.profiles[key] = profile
+        self.record(
+            event,
+            key,
+            endpoint=str(observation.endpoint),
+            level=profile.level.value,
+            cert_sha256=observation.leaf.sha256,
+            spki_sha256=observation.leaf.spki_sha256,
+            ca_spki_sha256=list(profile.ca_spki_sha256),
+            accepted=list(profile.accepted),
+            previous_spki_sha256=list(before.spki_sha256) if before else [],
+        )
+        return profile
+
+    def forget(self, keys: Sequence[str]) -> list[Profile]:
+        with self.store.update() as profiles:
+            gone = [profiles.pop(key) for key in keys if key in profiles]
+        for profile in gone:
+            self.profiles.pop(profile.account, None)
+        return gone
+
+    def record(self, event: str, key: str, **fields: object) -> None:
+        """Append to the audit log. A log that cannot be written is reported, but never turns a
+        block into a pass or a pass into a block."""
+        try:
+            self.audit.record(event, key, self.env.now(), **fields)
+        except AuditError as exc:
+            with self._lock:
+                if str(exc) not in self.audit_problems:
+                    self.audit_problems.append(str(exc))
+
+    def _record(self, outcome: Outcome) -> None:
+        verdict, obs = outcome.verdict, outcome.observation
+        fields: dict[str, object] = {
+            "endpoint": str(outcome.endpoint) if outcome.endpoint else None,
+            "status": verdict.status.value,
+            "reasons": list(verdict.reasons),
+        }
+        if verdict.findings:
+            fields["detail"] = verdict.detail
+        if obs is not None:
+            fields["cert_sha256"] = obs.leaf.sha256
+            fields["spki_sha256"] = obs.leaf.spki_sha256
+            fields["tls_version"] = obs.tls_version
+        profile = outcome.target.profile
+        if profile is not None:
+            fields["pinned_spki_sha256"] = list(profile.spki_sha256)
+        event = {
+            Status.VERIFIED: "verified",
+            Status.BLOCKED: "blocked",
+            Status.UNVERIFIED: "unverified",
+        }.get(verdict.status, "checked")
+        if verdict.status is not Status.PINNED:  # a pin on first use was recorded by `pin`
+            self.record(event, outcome.target.key, **fields)
+        for warning in verdict.warnings:
+            self.record("warning", outcome.target.key, detail=warning)
+
+
+_WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on first use (or now: `mailpin init`)"
+
+
+def _nothing_to_verify(account: Account) -> Verdict | None:
+    if account.host is None:
+        how = account.transport or "an endpoint mailpin cannot see"
+        return Verdict(account.key, Status.SKIPPED, warnings=(f"connects through {how}: nothing to probe",))
+    if account.mode is Mode.NONE:
+        if _is_loopback(account.host):
+            return Verdict(account.key, Status.SKIPPED, warnings=("cleartext to this machine: nothing to pin",))
+        return Verdict(
+            account.key, Status.BLOCKED, (Finding("unpinned", "the config asks for no TLS: there is nothing to pin"),)
+        )
+    return None

@@ -1,0 +1,238 @@
+"""The security decision, pure: a profile, what a connection showed, and the tool's config today.
+
+RFC 8314 §5.2: settle the parameters of a secure connection when the account is set up, remember
+them, and refuse to exchange anything when a later session does not meet them. The profile is
+that memory; this module compares against it and says why. No I/O here: the callers probe, read
+configs and write files.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from mailpin.errors import COULD_NOT_VERIFY, ProbeError
+from mailpin.model import (
+    Account,
+    Finding,
+    Level,
+    Mode,
+    Observation,
+    Profile,
+    Status,
+    Verdict,
+    host_port,
+    tls_rank,
+)
+
+# Strength of a mode as a tool config asks for it: Implicit TLS > STARTTLS > none (RFC 8314 §3).
+_STRENGTH = {Mode.NONE: 0, Mode.STARTTLS: 1, Mode.IMPLICIT: 2}
+_MODE_WORDS = {Mode.IMPLICIT: "Implicit TLS", Mode.STARTTLS: "STARTTLS", Mode.NONE: "no TLS"}
+
+# Findings of the chain itself (certs.validate): checked at every level (DESIGN §3, RFC 8314 §5.3),
+# unless the user confirmed that very finding for the pinned key when pinning.
+_CHAIN_TEXT = {
+    "untrusted-chain": "the certificate chain does not validate",
+    "expired": "the certificate has expired",
+    "not-yet-valid": "the certificate is not valid yet",
+    "hostname-mismatch": "the certificate is not for {name}",
+}
+
+
+def _date(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d}"
+
+
+def _pinned(profile: Profile) -> str:
+    return f"{_MODE_WORDS[profile.mode]} on {host_port(profile.host, profile.port)}"
+
+
+def ca_keys(observation: Observation) -> set[str]:
+    """The CA keys this connection showed: the validated path, else whatever CAs were served."""
+    validated = observation.chain.ca_certs or observation.served_chain[1:]
+    return {ca.spki_sha256 for ca in validated}
+
+
+def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days: int, now: datetime) -> Verdict:
+    """Does this live connection (made to the pinned endpoint in the pinned mode) meet the profile?"""
+    findings: list[Finding] = []
+    leaf, chain = observation.leaf, observation.chain
+
+    # The floor never goes down: a session at a lower TLS version than at pin time is a downgrade.
+    if tls_rank(observation.tls_version) < tls_rank(profile.tls_version):
+        findings.append(
+            Finding(
+                "tls-version-downgrade",
+                f"{observation.tls_version} negotiated, {profile.tls_version} when pinned {_date(profile.pinned_at)}",
+            )
+        )
+
+    # Validity, chain and name are checked whatever the level (msmtp's fingerprint match skips
+    # them; mailpin must not). A finding the user confirmed at pin time is tolerated only for a
+    # key that was pinned with it: the same self-signed certificate, not any self-signed one.
+    key_pinned = leaf.spki_sha256 in profile.spki_sha256
+    for reason in chain.reasons:
+        if reason in profile.accepted and key_pinned:
+            continue
+        text = _CHAIN_TEXT.get(reason, reason).format(name=observation.endpoint.name_to_check)
+        if reason == "untrusted-chain" and chain.error:
+            text = f"{text}: {chain.error}"
+        findings.append(Finding(reason, text))
+
+    cert_pinned = leaf.sha256 in profile.cert_sha256
+    if profile.level is Level.LEAF and not cert_pinned:
+        findings.append(Finding("cert-changed", f"a different certificate (pinned at level leaf): {leaf.sha256_colon}"))
+    if profile.level is Level.KEY and not key_pinned:
+        findings.append(Finding("key-changed", f"a different key (pinned at level key): {leaf.spki_sha256}"))
+    # Level ca: one of the pinned CA keys must be in the validated chain. At leaf and key a change
+    # of CA is named too, so the user sees the whole story in one line.
+    moved = bool(profile.ca_spki_sha256) and not ca_keys(observation) & set(profile.ca_spki_sha256)
+    if profile.level is not Level.PKIX and not cert_pinned and moved:
+        pinned_ca = f"pinned: {profile.issuer}"
+        findings.append(Finding("ca-changed", f"certificate from a different CA: {leaf.issuer} ({pinned_ca})"))
+
+    warnings: list[str] = []
+    if profile.level in (Level.LEAF, Level.KEY) and not findings:
+        left = leaf.not_after - now
+        if left <= timedelta(days=expiry_warning_days):
+            after = "a renewal" if profile.level is Level.LEAF else "a renewal with a new key"
+            warnings.append(
+                f"the pinned certificate expires on {_date(leaf.not_after)} (in {max(left.days, 0)} days); "
+                f"{after} will need `mailpin accept {profile.account}`"
+            )
+    status = Status.BLOCKED if findings else Status.VERIFIED
+    return Verdict(profile.account, status, tuple(findings), tuple(warnings))
+
+
+def failed(profile: Profile | None, account: str, error: ProbeError) -> Verdict:
+    """The probe itself did not complete: an attack or downgrade (69), or could not verify (75)."""
+    text = str(error)
+    if profile is not None and error.reason in ("starttls-missing", "starttls-refused", "mode-changed", "preauth"):
+        text = f"{text} (pinned: {_pinned(profile)} on {_date(profile.pinned_at)})"
+    status = Status.UNVERIFIED if error.reason in COULD_NOT_VERIFY else Status.BLOCKED
+    return Verdict(account, status, (Finding(error.reason, text),))
+
+
+def config_drift(profile: Profile, account: Account) -> Verdict | None:
+    """Does the tool's config today ask for less than the profile remembers? (DESIGN §3)
+
+    The profile remembers what was set up; a config edited to `tls off`, `SSLType None`,
+    STARTTLS instead of Implicit TLS, another port or no certificate checks is a mismatch in
+    itself, whatever the server does. A stronger mode or another host is not a downgrade, but
+    the profile no longer describes the endpoint the tool will use: that endpoint is unpinned.
+    """
+    findings: list[Finding] = []
+    was = _pinned(profile)
+    if _STRENGTH[account.mode] < _STRENGTH[profile.mode]:
+        findings.append(
+            Finding("config-downgrade", f"the config now asks for {_MODE_WORDS[account.mode]} (pinned: {was})")
+        )
+    elif account.host is not None and account.host.lower() != profile.host.lower():
+        findings.append(Finding("unpinned", f"the config now connects to {account.host} (pinned: {profile.host})"))
+    elif account.mode is not profile.mode:
+        findings.append(Finding("unpinned", f"the config now asks for {_MODE_WORDS[account.mode]} (pinned: {was})"))
+    same_host = account.host is not None and account.host.lower() == profile.host.lower()
+    if same_host and account.port is not None and account.port != profile.port:
+        if not findings:
+            findings.append(Finding("config-downgrade", f"the config now uses port {account.port} (pinned: {was})"))
+        findings.append(Finding("port-changed", f"port {account.port} instead of {profile.port}"))
+    if not account.certcheck:
+        findings.append(Finding("config-downgrade", "the config now turns certificate checks off"))
+    if not findings:
+        return None
+    return Verdict(profile.account, Status.BLOCKED, tuple(findings))
+
+
+def first_use(account: str, observation: Observation, *, pin_if_trusted: bool) -> Verdict:
+    """No profile yet. Like ssh's accept-new: a chain that validates for the name may be pinned
+    unattended; anything else needs the user (RFC 8314 §5.3: an unvalidated certificate never
+    meets a minimum level of confidentiality on its own)."""
+    if not pin_if_trusted:
+        return Verdict(account, Status.BLOCKED, (Finding("unpinned", "no TLS profile (pin it with `mailpin init`)"),))
+    chain = observation.chain
+    if chain.reasons:
+        findings = [Finding("unpinned", "no TLS profile, and the certificate cannot be pinned unattended")]
+        findings += [
+            Finding(reason, _CHAIN_TEXT.get(reason, reason).format(name=observation.endpoint.name_to_check))
+            for reason in chain.reasons
+        ]
+        return Verdict(account, Status.BLOCKED, tuple(findings))
+    return Verdict(account, Status.PINNED)
+
+
+def pin_level(requested: Level | None, observation: Observation) -> Level:
+    """The level a new pin gets (DESIGN §3): `ca` for a chain that validates for the name, `key`
+    otherwise. A certificate that does not validate cannot be pinned at `ca`/`pkix` — those
+    levels mean "a valid chain" — so it gets `key` (or `leaf` when asked for)."""
+    trusted = not observation.chain.reasons
+    if requested is None:
+        return Level.CA if trusted else Level.KEY
+    if not trusted and requested in (Level.CA, Level.PKIX):
+        return Level.KEY
+    return requested
+
+
+def make_profile(
+    account: str, observation: Observation, level: Level, now: datetime, previous: Profile | None = None
+) -> Profile:
+    """The profile a pin (or an accept) writes. With `previous`, the keys and certificates
+    already pinned are kept too: servers behind a load balancer serve several at once."""
+    leaf, endpoint = observation.leaf, observation.endpoint
+    certs: tuple[str, ...] = (leaf.sha256,)
+    keys: tuple[str, ...] = (leaf.spki_sha256,)
+    cas = tuple(sorted(ca_keys(observation)))
+    accepted = observation.chain.reasons
+    if previous is not None:
+        certs = tuple(dict.fromkeys((*previous.cert_sha256, *certs)))
+        keys = tuple(dict.fromkeys((*previous.spki_sha256, *keys)))
+        cas = tuple(sorted({*previous.ca_spki_sha256, *cas}))
+        accepted = tuple(dict.fromkeys((*previous.accepted, *accepted)))
+    return Profile(
+        account=account,
+        protocol=endpoint.protocol,
+        host=endpoint.host,
+        port=endpoint.port,
+        mode=endpoint.mode,
+        servername=endpoint.servername,
+        tls_version=observation.tls_version,
+        level=level,
+        cert_sha256=certs,
+        spki_sha256=keys,
+        ca_spki_sha256=cas,
+        subject=leaf.subject,
+        issuer=leaf.issuer,
+        not_before=leaf.not_before,
+        not_after=leaf.not_after,
+        pinned_at=now,
+        trust=observation.chain.trust,
+        accepted=accepted,
+    )
+
+
+def changes(profile: Profile, observation: Observation, now: datetime) -> list[str]:
+    """What changed since the pin, in the words a user decides on (Certificate Patrol's classes,
+    with amfora's "the old certificate would have expired …")."""
+    leaf, said = observation.leaf, []
+    name = observation.endpoint.name_to_check
+    if leaf.sha256 in profile.cert_sha256:
+        said.append("the same certificate as pinned")
+    elif leaf.spki_sha256 in profile.spki_sha256:
+        said.append("a new certificate with the same key (a renewal)")
+    elif leaf.self_issued:
+        said.append("a self-signed certificate")
+    elif profile.ca_spki_sha256 and not ca_keys(observation) & set(profile.ca_spki_sha256):
+        said.append(f"a new key from a different CA: {leaf.issuer} (pinned: {profile.issuer})")
+    else:
+        said.append("a new key from the same CA")
+    said += [_CHAIN_TEXT[reason].format(name=name) for reason in observation.chain.reasons if reason in _CHAIN_TEXT]
+    if tls_rank(observation.tls_version) < tls_rank(profile.tls_version):
+        said.append(f"TLS version downgrade: {observation.tls_version} (pinned: {profile.tls_version})")
+    if leaf.sha256 not in profile.cert_sha256:
+        if profile.not_after < now:
+            said.append(f"the pinned certificate had expired on {_date(profile.not_after)}: a replacement was due")
+        else:
+            days = (profile.not_after - now).days
+            due = "it was due for renewal" if days <= 30 else "this change was not due"
+            said.append(
+                f"the pinned certificate would have expired on {_date(profile.not_after)} (in {days} days; {due})"
+            )
+    return said
