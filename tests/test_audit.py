@@ -120,6 +120,7 @@ from mailpin.audit import AuditLog
 
 path, go, index = sys.argv[1:4]
 log = AuditLog(Path(path))
+Path(f"{go}.{index}").touch()
 while not os.path.exists(go):  # all start together, so the appends really contend
     time.sleep(0.005)
 for n in range(50):
@@ -133,7 +134,9 @@ def test_twenty_processes_fifty_records_each_never_interleave(tmp_path: Path) ->
         subprocess.Popen([sys.executable, "-W", "error", "-c", _WRITER, str(log.path), str(go), str(i)])
         for i in range(20)
     ]
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*"))) < 20 and time.monotonic() < deadline:  # all started: contend
+        time.sleep(0.01)
     go.touch()
     assert [worker.wait(60) for worker in workers] == [0] * 20
     lines = log.path.read_bytes().split(b"\n")

@@ -269,9 +269,9 @@ def test_smtp_server_can_be_capped_at_tls_1_2(smtp_server) -> None:
     def negotiated() -> str | None:
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        with socket.create_connection(("127.0.0.1", smtp_server.smtps_port), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                return tls.version()
+        raw = socket.create_connection(("127.0.0.1", smtp_server.smtps_port), timeout=5)
+        with raw, context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.version()
 
     assert negotiated() == "TLSv1.3"
     smtp_server.cap_tls(ssl.TLSVersion.TLSv1_2)

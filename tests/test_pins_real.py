@@ -91,7 +91,7 @@ def pins_file(home: Path) -> Path:
 
 def audit(home: Path) -> list[dict[str, Any]]:
     path = home / ".local" / "state" / "mailpin" / "audit.log"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text().split("\n") if line]
 
 
 # -- pin, verify --------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def test_review_accept_forget_cycle(lab: Path, smtp_server) -> None:
     smtp_server.serve("new-key")
     code, out, _ = cli("review", MSMTP)
     assert code == 69
-    assert "a new key from the same CA" in out and "verified 1 time since" in out
+    assert "a new key from the same CA" in out and "verified 1 time since" in out and "blocked 1 time" not in out
     assert "this change was not due" in out and f"mailpin accept {MSMTP}" in out
     code, data = cli_json("review", MSMTP)
     assert data["accounts"][0]["pinned"]["level"] == "key" and data["accounts"][0]["verified_since_pin"] == 1
@@ -339,3 +339,22 @@ def test_truncated_pin_file_stops_every_command_and_nothing_re_pins(lab: Path) -
         assert code == 78, argv
         assert str(path) in err, argv
     assert path.read_bytes() == broken
+
+
+def test_levels_from_mailpins_config_apply_per_account(lab: Path) -> None:
+    config = lab / ".config" / "mailpin" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text("level = pkix\n[accounts]\n  [[msmtp:smtps]]\n  level = leaf\n  [[imaps]]\n  level = key\n")
+    code, data = cli_json("init", "--yes")
+    assert code == 0
+    levels = {item["account"]: item["level"] for item in data["accounts"]}
+    assert levels == {MSMTP: "leaf", SUBMISSION: "pkix", IMAPS: "key", IMAP_STARTTLS: "pkix"}
+    assert cli_json("init", "--yes", "--level", "ca", MSMTP)[1]["accounts"][0]["outcome"] == "already-pinned"
+
+
+def test_a_typo_in_mailpins_config_stops_with_a_hint(lab: Path) -> None:
+    config = lab / ".config" / "mailpin" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text("unpined = block\n")
+    code, _, err = cli("check")
+    assert code == 78 and str(config) in err and "did you mean 'unpinned'" in err

@@ -55,7 +55,7 @@ class AuditLog:
             # O_RDWR, not O_WRONLY: the last byte is read back below.
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise AuditError(self.path, f"cannot write the audit log: {exc.strerror or exc}") from None
+            raise AuditError(self.path, f"cannot write the audit log: {_why(exc, self.path)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # O_APPEND alone does not keep a short write's rest together
             size = os.fstat(fd).st_size
@@ -65,7 +65,7 @@ class AuditLog:
             while view:
                 view = view[os.write(fd, view) :]
         except OSError as exc:
-            raise AuditError(self.path, f"cannot write the audit log: {exc.strerror or exc}") from None
+            raise AuditError(self.path, f"cannot write the audit log: {_why(exc, self.path)}") from None
         finally:
             os.close(fd)  # releases the flock
 
@@ -76,13 +76,19 @@ class AuditLog:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise AuditError(self.path, f"cannot read the audit log: {exc.strerror or exc}") from None
+            raise AuditError(self.path, f"cannot read the audit log: {_why(exc, self.path)}") from None
         found = []
         for line in data.split(b"\n"):
             try:
-                entry = json.loads(line)
+                entry = json.loads(line.decode("utf-8"))
             except (ValueError, RecursionError):  # the torn last line of a crash, bytes that are not UTF-8
                 continue
             if isinstance(entry, dict) and (account is None or entry.get("account") == account):
                 found.append(entry)
         return found
+
+
+def _why(error: OSError, path: Path) -> str:
+    """The OS error, and the file it was about when that is not the log itself (a parent directory)."""
+    reason = error.strerror or str(error)
+    return f"{reason} ({error.filename})" if error.filename and str(error.filename) != str(path) else reason

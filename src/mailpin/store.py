@@ -115,12 +115,14 @@ class PinStore:
             make_private_dirs(self.lock_path.parent)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise ConfigError(str(self.lock_path), None, f"cannot open the pin store's lock: {exc.strerror}") from None
+            raise ConfigError(
+                str(self.lock_path), None, f"cannot open the pin store's lock: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as exc:
             os.close(fd)
-            raise ConfigError(str(self.lock_path), None, f"cannot lock the pin store: {exc.strerror}") from None
+            raise ConfigError(str(self.lock_path), None, f"cannot lock the pin store: {exc.strerror or exc}") from None
         return fd
 
     def _write(self, profiles: Mapping[str, Profile]) -> None:
@@ -139,14 +141,14 @@ class PinStore:
         except FileNotFoundError:
             mode = None
         except OSError as exc:
-            raise ConfigError(source, None, f"cannot write the pin store: {exc.strerror}") from None
+            raise ConfigError(source, None, f"cannot write the pin store: {exc.strerror or exc}") from None
         # No write bit at all counts too: root may write anything, but the file says "do not".
         if mode is not None and (not mode & 0o222 or not os.access(target, os.W_OK)):
             raise ConfigError(source, None, _read_only(self.path, target))
         try:
             make_private_dirs(target.parent)
         except OSError as exc:
-            raise ConfigError(source, None, f"cannot create {target.parent}: {exc.strerror}") from None
+            raise ConfigError(source, None, f"cannot create {target.parent}: {exc.strerror or exc}") from None
         _atomic_write(target, text.encode("utf-8"), self.path)
 
 
@@ -174,7 +176,7 @@ def _atomic_write(target: Path, data: bytes, shown: Path) -> None:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise ConfigError(str(shown), None, _read_only(shown, target)) from None
-        raise ConfigError(str(shown), None, f"cannot write the pin store: {exc.strerror}") from None
+        raise ConfigError(str(shown), None, f"cannot write the pin store: {exc.strerror or exc}") from None
     try:
         try:
             os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
@@ -201,7 +203,7 @@ def _atomic_write(target: Path, data: bytes, shown: Path) -> None:
     except OSError as exc:
         # Some filesystems cannot sync a directory; the new file is in place all the same.
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise ConfigError(str(shown), None, f"written, but not synced to disk: {exc.strerror}") from None
+            raise ConfigError(str(shown), None, f"written, but not synced to disk: {exc.strerror or exc}") from None
 
 
 # --- text ⇄ profiles ---------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ def _parse(data: bytes, source: str) -> dict[str, Profile]:
     if not data:
         raise _corrupt(source, None, "the file is empty")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # an editor's byte order mark changes nothing
     except UnicodeDecodeError as exc:
         raise _corrupt(source, data[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
     lines = text.split("\n")  # not splitlines(): U+2028 and friends are not line ends here

@@ -142,4 +142,4 @@ def _decide(
             return Item(proposal, "not-asked", "run `mailpin init --yes` to pin it")
         return Item(proposal, "declined", "not pinned")
     profile = verifier.pin(key, observation, proposal.level)
-    return Item(proposal, "pinned", f"pinned at level {profile.level.value}", profile)
+    return Item(proposal, "pinned", f"at level {profile.level.value}", profile)

@@ -62,6 +62,7 @@ def _history(verifier: Verifier, profile: Profile) -> History:
 def _review(verifier: Verifier, target: Target) -> Review:
     now = verifier.env.now()
     profile = target.profile
+    history = _history(verifier, profile) if profile is not None else None  # before this review's own check
     if profile is None or target.account is None:
         # Not pinned, or no longer configured: show what is live there, decide as `check` would.
         outcome = verifier.verify(target)
@@ -85,7 +86,6 @@ def _review(verifier: Verifier, target: Target) -> Review:
     changes: tuple[str, ...] = ()
     if profile is not None and outcome.observation is not None:
         changes = tuple(policy.changes(profile, outcome.observation, now))
-    history = _history(verifier, profile) if profile is not None else None
     verifier.record("review", target.key, status=outcome.verdict.status.value, reasons=list(outcome.verdict.reasons))
     return Review(outcome, changes, history, now)
 
