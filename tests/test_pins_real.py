@@ -358,3 +358,23 @@ def test_a_typo_in_mailpins_config_stops_with_a_hint(lab: Path) -> None:
     config.write_text("unpined = block\n")
     code, _, err = cli("check")
     assert code == 78 and str(config) in err and "did you mean 'unpinned'" in err
+
+
+def test_first_use_pins_a_trusted_account_and_refuses_an_untrusted_one(lab: Path, smtp_server) -> None:
+    """What the wrappers do with an unpinned account under `unpinned = pin-if-trusted` (ssh's accept-new)."""
+    from mailpin.commands.verify import Verifier
+    from mailpin.model import Status
+
+    verifier = Verifier(Env.from_os())
+    (target,), _ = verifier.targets([MSMTP])
+    outcome = verifier.verify(target, pin_first_use=True)
+    assert outcome.verdict.status is Status.PINNED
+    assert "[msmtp:smtps]" in pins_file(lab).read_text()
+    assert [event["level"] for event in audit(lab) if event["event"] == "pin"] == ["ca"]
+
+    smtp_server.serve("self-signed")
+    (target,), _ = verifier.targets([SUBMISSION])
+    outcome = verifier.verify(target, pin_first_use=True)
+    assert outcome.verdict.status is Status.BLOCKED
+    assert outcome.verdict.reasons == ("unpinned", "untrusted-chain")
+    assert "[msmtp:submission]" not in pins_file(lab).read_text()
