@@ -378,3 +378,43 @@ def test_first_use_pins_a_trusted_account_and_refuses_an_untrusted_one(lab: Path
     assert outcome.verdict.status is Status.BLOCKED
     assert outcome.verdict.reasons == ("unpinned", "untrusted-chain")
     assert "[msmtp:submission]" not in pins_file(lab).read_text()
+
+
+def test_one_unreadable_trust_file_does_not_hide_the_other_accounts(lab: Path, smtp_server) -> None:
+    assert cli("init", "--yes", MSMTP, SUBMISSION)[0] == 0
+    rc = lab / ".msmtprc"
+    rc.write_text(rc.read_text().replace("tls_starttls on", f"tls_starttls on\ntls_trust_file {lab / 'gone.pem'}"))
+    code, data = cli_json("check", MSMTP, SUBMISSION)
+    assert code == 78
+    assert statuses(data) == {MSMTP: ("verified", ()), SUBMISSION: ("config-error", ())}
+    broken = next(item for item in data["accounts"] if item["account"] == SUBMISSION)
+    assert "gone.pem" in broken["warnings"][0]
+    smtp_server.serve("foreign-ca")  # a block still outranks the broken file
+    code, data = cli_json("check", MSMTP, SUBMISSION)
+    assert code == 69 and statuses(data)[MSMTP][0] == "blocked"
+
+
+def test_config_now_connecting_elsewhere_is_never_verified(lab: Path, pki, smtp_server) -> None:
+    assert cli("init", "--yes", MSMTP)[0] == 0
+    accounts = {"smtps": (smtp_server.smtps_port, False)}
+    write_msmtprc(lab, pki.ca_pem, accounts, extra="tls_host_override evil.example")
+    assert statuses(cli_json("check", MSMTP)[1])[MSMTP] == ("blocked", ("config-downgrade",))
+    write_msmtprc(lab, pki.ca_pem, accounts, extra="socket /tmp/mailpin-test.sock")
+    assert statuses(cli_json("check", MSMTP)[1])[MSMTP] == ("blocked", ("config-downgrade",))
+
+
+def test_review_of_a_profile_no_config_names_stays_skipped(lab: Path, pki) -> None:
+    assert cli("init", "--yes", MSMTP)[0] == 0
+    write_msmtprc(lab, pki.ca_pem, {})
+    code, data = cli_json("review", MSMTP)
+    assert code == 0 and statuses(data) == {MSMTP: ("skipped", ())}
+    assert data["accounts"][0]["cert_sha256"]  # the live side is still shown
+
+
+def test_accept_keeps_the_profiles_level_over_the_default(lab: Path) -> None:
+    assert cli("init", "--yes", "--level", "leaf", MSMTP)[0] == 0
+    config = lab / ".config" / "mailpin" / "config"
+    config.write_text("level = pkix\n")
+    code, data = cli_json("accept", MSMTP)
+    assert code == 0 and data["accounts"][0]["pinned"]["level"] == "leaf"
+    assert cli_json("accept", "--level", "key", MSMTP)[1]["accounts"][0]["pinned"]["level"] == "key"

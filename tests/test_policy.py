@@ -200,7 +200,11 @@ def account(**changes: object) -> Account:
         ({"port": 1993}, ("config-downgrade", "port-changed")),
         ({"certcheck": False}, ("config-downgrade",)),
         ({"host": "imap.elsewhere.example"}, ("unpinned",)),
-        ({"host": None, "port": None, "transport": "tunnel openssl s_client"}, None),
+        # The tool now connects where mailpin cannot look: never "verified" against the old endpoint.
+        ({"host": None, "port": None, "transport": "tunnel openssl s_client"}, ("config-downgrade",)),
+        ({"port": None}, ("config-downgrade",)),
+        ({"servername": "evil.example"}, ("config-downgrade",)),
+        ({"servername": "MAIL.example.org"}, None),
     ],
 )
 def test_config_drift_against_an_implicit_tls_pin(changes: dict[str, object], want: tuple[str, ...] | None) -> None:
@@ -277,3 +281,35 @@ def test_changes_are_classified_in_words(scenario: str, words: str) -> None:
     assert any(words in line for line in said), said
     if scenario not in ("same", "expired", "wrong-name", "tls-1.2"):
         assert any("would have expired" in line and "not due" in line for line in said)
+
+
+def test_certificate_checks_off_at_pin_time_is_not_a_later_downgrade() -> None:
+    """offlineimap's STARTTLS path never checks certificates: the profile remembers that."""
+    made = policy.make_profile("offlineimap:x", PINNED, Level.CA, NOW, certcheck=False)
+    assert policy.config_drift(made, account(certcheck=False)) is None
+    assert policy.config_drift(profile(Level.CA), account(certcheck=False)) is not None
+
+
+def test_a_renewal_that_keeps_the_key_passes_key_level_even_from_another_ca() -> None:
+    moved = observe(cert("2", "K", issuer="CN=CA two"), CA_TWO)
+    assert policy.evaluate(profile(Level.KEY), moved, expiry_warning_days=14, now=NOW).status is Status.VERIFIED
+    assert policy.evaluate(profile(Level.CA), moved, expiry_warning_days=14, now=NOW).reasons == ("ca-changed",)
+
+
+def test_a_chain_anchored_in_the_servers_own_certificate_is_pinned_by_key() -> None:
+    """A trust file holding the server's certificate itself: the validated path has no CA, so a `ca`
+    pin would pin nothing. It gets `key`; a `ca` profile without CA keys (hand-made) passes nothing."""
+    anchored = observe(cert("1", "K", self_issued=True), cas=())
+    assert policy.pin_level(None, anchored) is Level.KEY
+    assert policy.pin_level(Level.CA, anchored) is Level.KEY
+    assert policy.pin_level(Level.PKIX, anchored) is Level.PKIX
+    empty = replace(profile(Level.CA), ca_spki_sha256=())
+    other = observe(cert("4", "O", issuer="CN=CA two"), CA_TWO)
+    assert policy.evaluate(empty, other, expiry_warning_days=14, now=NOW).reasons == ("ca-changed",)
+
+
+def test_certificates_merely_sent_along_are_not_taken_for_the_ca() -> None:
+    """With a valid chain the CA keys are the validated path's, not extra certificates the server sent."""
+    stray = ca("z", "CN=Stray")
+    live = observe(cert("1", "K"), CA_ONE, served=(stray,))
+    assert policy.ca_keys(live) == {c.spki_sha256 for c in CA_ONE}

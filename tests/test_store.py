@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
-from mailpin.model import Level, Mode, Profile, Protocol
+from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol
 from mailpin.store import PINS_VERSION, PinStore
 
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
@@ -90,6 +90,7 @@ host = imap.example.net
 port = 143
 mode = starttls
 servername = mx.example.net
+certcheck = True
 tls_version = TLSv1.2
 level = key
 cert_sha256 = ,
@@ -108,6 +109,7 @@ protocol = smtp
 host = mail.example.org
 port = 465
 mode = implicit
+certcheck = True
 tls_version = TLSv1.3
 level = ca
 cert_sha256 = 0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f,
@@ -241,8 +243,8 @@ _profiles = st.builds(
     protocol=st.sampled_from(Protocol),
     host=_text.filter(bool),
     port=st.integers(1, 65535),
-    mode=st.sampled_from(Mode),
-    tls_version=_text.filter(bool),
+    mode=st.sampled_from([Mode.IMPLICIT, Mode.STARTTLS]),  # a profile is always TLS
+    tls_version=st.sampled_from(TLS_VERSIONS),
     level=st.sampled_from(Level),
     cert_sha256=_hashes,
     spki_sha256=_hashes,
@@ -255,6 +257,7 @@ _profiles = st.builds(
     trust=_text,
     servername=st.none() | _text,
     accepted=_hashes,
+    certcheck=st.booleans(),
 )
 
 
@@ -390,7 +393,7 @@ def test_failed_write_leaves_no_temp_file_and_the_old_store(
 CORRUPT: list[tuple[str, Callable[[str], str], str, int | None]] = [
     ("empty", lambda text: "", "empty", None),
     ("unparsable", lambda text: text.replace("[mbsync:home]", "[mbsync:home"), "Invalid line", 6),
-    ("unclosed-quote", lambda text: text.replace('mine)"', "mine)"), "Parse error", 23),
+    ("unclosed-quote", lambda text: text.replace('mine)"', "mine)"), "Parse error", 24),
     ("no-version", lambda text: text.replace("version = 1\n", ""), "no `version`", None),
     ("version-word", lambda text: text.replace("version = 1", "version = one"), "not a version number", None),
     ("version-zero", lambda text: text.replace("version = 1", "version = 0"), "not a version number", None),
@@ -399,11 +402,11 @@ CORRUPT: list[tuple[str, Callable[[str], str], str, int | None]] = [
     ("no-end", lambda text: text.replace("# end of mailpin pins\n", ""), "cut short", None),
     ("missing-field", lambda text: text.replace("port = 143\n", ""), "[mbsync:home] no `port`", 6),
     ("protocol", lambda text: text.replace("protocol = imap", "protocol = nntp"), "protocol", 6),
-    ("mode", lambda text: text.replace("mode = implicit", "mode = tls"), "mode", 25),
+    ("mode", lambda text: text.replace("mode = implicit", "mode = tls"), "mode", 26),
     ("level", lambda text: text.replace("level = key", "level = pin"), "level", 6),
-    ("port-zero", lambda text: text.replace("port = 465", "port = 0"), "port", 25),
-    ("port-big", lambda text: text.replace("port = 465", "port = 65536"), "port", 25),
-    ("port-word", lambda text: text.replace("port = 465", "port = smtps"), "port", 25),
+    ("port-zero", lambda text: text.replace("port = 465", "port = 0"), "port", 26),
+    ("port-big", lambda text: text.replace("port = 465", "port = 65536"), "port", 26),
+    ("port-word", lambda text: text.replace("port = 465", "port = smtps"), "port", 26),
     ("time-word", lambda text: text.replace("not_after = 2027-01-28T17:05:00", "not_after = soon"), "not_after", 6),
     ("time-naive", lambda text: text.replace("T17:05:00+00:00\nnot_after", "T17:05:00\nnot_after"), "not_before", 6),
     ("unknown-key", lambda text: text.replace("port = 143", "port = 143\nprot = 143"), "unknown setting `prot`", 6),
@@ -412,11 +415,16 @@ CORRUPT: list[tuple[str, Callable[[str], str], str, int | None]] = [
     ("subsection", lambda text: text.replace("port = 143\n", "port = 143\n[[x]]\na = 1\n"), "unknown", 6),
     ("scalar-for-list", lambda text: text.replace("accepted = untrusted-chain,", "accepted = x"), "accepted", 6),
     ("list-for-string", lambda text: text.replace("host = imap.example.net", "host = a, b"), "host", 6),
-    ("duplicate", lambda text: text.replace('["msmtp:Work', '[mbsync:home]\n["msmtp:Work'), "Duplicate", 25),
-    ("same-after-unescape", lambda text: text.replace("[mbsync:home]", '["msmtp:Work Mail #2 [old%5D"]'), "twice", 25),
+    ("duplicate", lambda text: text.replace('["msmtp:Work', '[mbsync:home]\n["msmtp:Work'), "Duplicate", 26),
+    ("same-after-unescape", lambda text: text.replace("[mbsync:home]", '["msmtp:Work Mail #2 [old%5D"]'), "twice", 26),
     ("bad-escape", lambda text: text.replace("100%25", "100%"), "% not followed", 6),
     ("bad-utf8-escape", lambda text: text.replace("100%25", "100%FF"), "trust", 6),
-    ("not-utf8", lambda text: text.replace("Inc.", "Inc.\udcff"), "not UTF-8", 18),
+    ("not-utf8", lambda text: text.replace("Inc.", "Inc.\udcff"), "not UTF-8", 19),
+    # An unknown version would rank below every floor; `none` is never pinned; names are TOOL:NAME.
+    ("tls-version", lambda text: text.replace("tls_version = TLSv1.3", "tls_version = TLSv9"), "tls_version", 26),
+    ("mode-none", lambda text: text.replace("mode = implicit", "mode = none"), "mode", 26),
+    ("not-an-account", lambda text: text.replace("[mbsync:home]", "[mbsink:home]"), "TOOL:NAME", 6),
+    ("certcheck-word", lambda text: text.replace("certcheck = True", "certcheck = maybe", 1), "certcheck", 6),
 ]
 
 

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailpin.errors import ConfigError
 from mailpin.model import CertFacts, ChainVerdict, is_ip_address
+from mailpin.net.replies import printable
 
 
 def sha256_hex(der: bytes) -> str:
@@ -59,9 +60,11 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def facts(cert: x509.Certificate) -> CertFacts:
+    # Names come from the server: control characters escaped before anyone prints them (a hostile
+    # subject must not draw fake lines next to a [y/N] prompt or in a notification).
     return CertFacts(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        subject=printable(cert.subject.rfc4514_string(), limit=400),
+        issuer=printable(cert.issuer.rfc4514_string(), limit=400),
         sans=_sans(cert),
         serial=format(cert.serial_number, "x"),
         not_before=cert.not_valid_before_utc,
@@ -180,7 +183,7 @@ def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, usage: x5
     """RFC 5280 §4.2.1.3: a CA key that signs certificates must have keyCertSign when keyUsage is present
     (OpenSSL and GnuTLS refuse such an issuer too)."""
     if usage is not None and not usage.key_cert_sign:
-        raise ValueError(f"{cert.subject.rfc4514_string()}: keyUsage does not allow signing certificates")
+        raise ValueError(f"{printable(cert.subject.rfc4514_string())}: keyUsage does not allow signing certificates")
 
 
 def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verification.ClientVerifier:
@@ -271,7 +274,7 @@ def _explain(exc: verification.VerificationError, leaf: x509.Certificate, reason
         if leaf.subject == leaf.issuer:
             untrusted = "self-signed certificate that the trust store does not hold"
         elif "candidates exhausted" in str(exc):
-            untrusted = f"issuer {leaf.issuer.rfc4514_string()} does not chain to a trusted CA"
+            untrusted = f"issuer {printable(leaf.issuer.rfc4514_string())} does not chain to a trusted CA"
         else:  # keep the verifier's own words, without its object dump
             untrusted = str(exc).split(" (encountered processing", 1)[0]
         why = f"{why}; {untrusted}" if why else untrusted

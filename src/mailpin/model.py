@@ -208,6 +208,7 @@ class Profile:
     trust: str  # the anchors the chain was judged against, in words
     servername: str | None = None
     accepted: tuple[str, ...] = ()  # findings the user confirmed at pin time (untrusted-chain, hostname-mismatch)
+    certcheck: bool = True  # the tool's config checked certificates when pinned (turning it off is a downgrade)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -221,6 +222,7 @@ class Status(str, Enum):
     BLOCKED = "blocked"  # does not meet the profile, or an attack: the tool must not run
     UNVERIFIED = "unverified"  # could not verify (unreachable, timeout): the tool must not run
     SKIPPED = "skipped"  # nothing mailpin can verify (the tool connects through a tunnel or socket)
+    CONFIG_ERROR = "config-error"  # the account's own files cannot be used (an unreadable trust file)
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,10 @@ def _pinned(profile: Profile) -> str:
 
 
 def ca_keys(observation: Observation) -> set[str]:
-    """The CA keys this connection showed: the validated path, else whatever CAs were served."""
-    validated = observation.chain.ca_certs or observation.served_chain[1:]
-    return {ca.spki_sha256 for ca in validated}
+    """The CA keys this connection showed: those of the validated path when the chain validates
+    (never certificates the server merely sent along), else whatever CAs were served."""
+    shown = observation.chain.ca_certs if observation.chain.chain_valid else observation.served_chain[1:]
+    return {ca.spki_sha256 for ca in shown}
 
 
 def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days: int, now: datetime) -> Verdict:
@@ -83,10 +84,12 @@ def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days:
         findings.append(Finding("cert-changed", f"a different certificate (pinned at level leaf): {leaf.sha256_colon}"))
     if profile.level is Level.KEY and not key_pinned:
         findings.append(Finding("key-changed", f"a different key (pinned at level key): {leaf.spki_sha256}"))
-    # Level ca: one of the pinned CA keys must be in the validated chain. At leaf and key a change
-    # of CA is named too, so the user sees the whole story in one line.
-    moved = bool(profile.ca_spki_sha256) and not ca_keys(observation) & set(profile.ca_spki_sha256)
-    if profile.level is not Level.PKIX and not cert_pinned and moved:
+    # Level ca: one of the pinned CA keys must be in the validated chain (a ca profile without CA
+    # keys pins nothing, so it can pass nothing). At leaf and key a change of CA is named beside
+    # the change of certificate or key, so the user sees the whole story in one line.
+    moved = not ca_keys(observation) & set(profile.ca_spki_sha256)
+    changed = {Level.LEAF: not cert_pinned, Level.KEY: not key_pinned, Level.CA: not cert_pinned, Level.PKIX: False}
+    if changed[profile.level] and moved and (profile.ca_spki_sha256 or profile.level is Level.CA):
         pinned_ca = f"pinned: {profile.issuer}"
         findings.append(Finding("ca-changed", f"certificate from a different CA: {leaf.issuer} ({pinned_ca})"))
 
@@ -122,6 +125,14 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
     """
     findings: list[Finding] = []
     was = _pinned(profile)
+    if account.host is None or account.port is None:
+        # A tunnel, a socket, a proxy or an `eval`: the tool no longer connects where mailpin can look.
+        how = account.transport or "an endpoint mailpin cannot see"
+        return Verdict(
+            profile.account,
+            Status.BLOCKED,
+            (Finding("config-downgrade", f"the config now connects through {how} (pinned: {was})"),),
+        )
     if _STRENGTH[account.mode] < _STRENGTH[profile.mode]:
         findings.append(
             Finding("config-downgrade", f"the config now asks for {_MODE_WORDS[account.mode]} (pinned: {was})")
@@ -135,7 +146,13 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
         if not findings:
             findings.append(Finding("config-downgrade", f"the config now uses port {account.port} (pinned: {was})"))
         findings.append(Finding("port-changed", f"port {account.port} instead of {profile.port}"))
-    if not account.certcheck:
+    name, pinned_name = (account.servername or account.host).lower(), (profile.servername or profile.host).lower()
+    if same_host and name != pinned_name:
+        # The tool would send this name and accept certificates for it; mailpin checks the pinned one.
+        findings.append(
+            Finding("config-downgrade", f"the config now checks certificates for {name} (pinned: {pinned_name})")
+        )
+    if profile.certcheck and not account.certcheck:
         findings.append(Finding("config-downgrade", "the config now turns certificate checks off"))
     if not findings:
         return None
@@ -164,15 +181,24 @@ def pin_level(requested: Level | None, observation: Observation) -> Level:
     otherwise. A certificate that does not validate cannot be pinned at `ca`/`pkix` — those
     levels mean "a valid chain" — so it gets `key` (or `leaf` when asked for)."""
     trusted = not observation.chain.reasons
-    if requested is None:
-        return Level.CA if trusted else Level.KEY
-    if not trusted and requested in (Level.CA, Level.PKIX):
+    wanted = requested or (Level.CA if trusted else Level.KEY)
+    if not trusted and wanted in (Level.CA, Level.PKIX):
         return Level.KEY
-    return requested
+    if wanted is Level.CA and not observation.chain.ca_certs:
+        # The trust anchor is the server's own certificate (a trust file holding it): there is no
+        # CA key to pin, and a ca pin without one would pin nothing. Its key is what was trusted.
+        return Level.KEY
+    return wanted
 
 
 def make_profile(
-    account: str, observation: Observation, level: Level, now: datetime, previous: Profile | None = None
+    account: str,
+    observation: Observation,
+    level: Level,
+    now: datetime,
+    previous: Profile | None = None,
+    *,
+    certcheck: bool = True,
 ) -> Profile:
     """The profile a pin (or an accept) writes. With `previous`, the keys and certificates
     already pinned are kept too: servers behind a load balancer serve several at once."""
@@ -205,6 +231,7 @@ def make_profile(
         pinned_at=now,
         trust=observation.chain.trust,
         accepted=accepted,
+        certcheck=certcheck,
     )
 
 

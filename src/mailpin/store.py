@@ -29,7 +29,7 @@ from configobj.validate import Validator  # type: ignore[import-untyped]
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError
-from mailpin.model import Level, Mode, Profile, Protocol
+from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
 
 PINS_VERSION = 1
 
@@ -54,9 +54,11 @@ _CHECKS = {
     "protocol": _option(Protocol),
     "host": "string(min=1)",
     "port": "integer(min=1, max=65535)",
-    "mode": _option(Mode),
+    "mode": "option('implicit', 'starttls')",  # a profile is always TLS: `none` is never pinned
     "servername": "string(default=None)",  # absent when None
-    "tls_version": "string(min=1)",
+    "certcheck": "boolean(default=True)",
+    # An unknown version would rank below every floor and switch the floor off: only known ones.
+    "tls_version": "option({})".format(", ".join(repr(version) for version in TLS_VERSIONS)),
     "level": _option(Level),
     "cert_sha256": "string_list()",
     "spki_sha256": "string_list()",
@@ -351,6 +353,9 @@ def _profile(account: str, section: Mapping[str, Any]) -> Profile:
                 values[name] = _unescape(value) if isinstance(value, str) else value
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
+    tool, sep, name = account.partition(":")
+    if not sep or tool not in {tool.value for tool in Tool}:
+        raise ValueError("not an account name: use TOOL:NAME (msmtp:, mbsync: or offlineimap:)")
     protocol, mode, level = Protocol(values.pop("protocol")), Mode(values.pop("mode")), Level(values.pop("level"))
     return Profile(account=account, protocol=protocol, mode=mode, level=level, **values)
 

@@ -30,10 +30,14 @@ class AcceptResult:
     @property
     def exit_status(self) -> ExitStatus:
         refused = [item for item in self.items if item.profile is None]
+        broken = [item for item in refused if item.proposal.problem is not None]
         errors = [item.proposal.error for item in refused if item.proposal.error is not None]
-        if errors and all(error.reason in COULD_NOT_VERIFY for error in errors) and len(errors) == len(refused):
+        unreachable = [error for error in errors if error.reason in COULD_NOT_VERIFY]
+        if len(refused) > len(broken) + len(unreachable):
+            return ExitStatus.BLOCKED
+        if unreachable:
             return ExitStatus.TEMPFAIL
-        return ExitStatus.BLOCKED if refused else ExitStatus.OK
+        return ExitStatus.CONFIG if broken else ExitStatus.OK
 
 
 def run(
@@ -53,18 +57,30 @@ def run(
     for target, proposal in zip(targets, propose(verifier, live, None), strict=True):
         previous, observation = target.profile, proposal.observation
         if observation is None:
-            why = str(proposal.error) if proposal.error else "the config asks for no TLS: there is nothing to pin"
-            items.append(Accepted(proposal, previous, None, why))
+            items.append(Accepted(proposal, previous, None, _why_not(proposal)))
             continue
-        wanted = level or verifier.settings.level_for(target.key) or (previous.level if previous else None)
+        # The profile's own level stays unless --level says otherwise (never lowered by a default).
+        wanted = level or (previous.level if previous else None) or verifier.settings.level_for(target.key)
         proposal = replace(proposal, level=policy.pin_level(wanted, observation))
         if not proposal.trusted and not (untrusted or (confirm is not None and confirm(proposal))):
             note = f"the certificate does not validate: confirm with `mailpin accept --accept-untrusted {target.key}`"
             items.append(Accepted(proposal, previous, None, note))
             continue
-        profile = verifier.pin(target.key, observation, wanted, add=add, event="accept")
+        certcheck = target.account.certcheck if target.account else True
+        profile = verifier.pin(target.key, observation, wanted, add=add, event="accept", certcheck=certcheck)
         items.append(Accepted(proposal, previous, profile))
     return AcceptResult(tuple(items), tuple(verifier.audit_problems))
+
+
+def _why_not(proposal: Proposal) -> str:
+    if proposal.problem is not None:
+        return str(proposal.problem)
+    if proposal.error is not None:
+        return str(proposal.error)
+    account = proposal.target.account
+    if account is not None and account.host is None:
+        return f"connects through {account.transport or 'an endpoint mailpin cannot see'}: nothing to pin"
+    return "the config asks for no TLS: there is nothing to pin"
 
 
 def _orphan(target: Target) -> Target:

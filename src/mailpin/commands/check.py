@@ -29,7 +29,7 @@ def overall(outcomes: Sequence[Outcome], errors: Sequence[ConfigError] = ()) -> 
         return ExitStatus.BLOCKED
     if Status.UNVERIFIED in statuses:
         return ExitStatus.TEMPFAIL
-    return ExitStatus.CONFIG if errors else ExitStatus.OK
+    return ExitStatus.CONFIG if errors or Status.CONFIG_ERROR in statuses else ExitStatus.OK
 
 
 def run(env: Env, names: Sequence[str]) -> CheckResult:

@@ -27,6 +27,7 @@ class Proposal:
     observation: Observation | None = None
     error: ProbeError | None = None
     level: Level | None = None  # the level it would get
+    problem: ConfigError | None = None  # the account's own files cannot be used (its trust file)
 
     @property
     def trusted(self) -> bool:
@@ -39,7 +40,9 @@ Confirm = Callable[[Proposal], bool]
 @dataclass(frozen=True)
 class Item:
     proposal: Proposal
-    outcome: str  # pinned | already-pinned | declined | needs-confirmation | not-asked | failed | skipped
+    outcome: (
+        str  # pinned | already-pinned | declined | needs-confirmation | not-asked | failed | skipped | config-error
+    )
     note: str = ""
     profile: Profile | None = None
 
@@ -59,7 +62,8 @@ class InitResult:
             return ExitStatus.BLOCKED
         if failures:
             return ExitStatus.TEMPFAIL
-        return ExitStatus.CONFIG if self.errors else ExitStatus.OK
+        broken = any(item.outcome == "config-error" for item in self.items)
+        return ExitStatus.CONFIG if self.errors or broken else ExitStatus.OK
 
 
 def named(key: str, names: Collection[str]) -> bool:
@@ -79,6 +83,8 @@ def propose(verifier: Verifier, targets: Sequence[Target], level: Level | None) 
             observation = verifier.observe(endpoint, target.account)
         except ProbeError as exc:
             return Proposal(target, endpoint, error=exc)
+        except ConfigError as exc:
+            return Proposal(target, endpoint, problem=exc)
         wanted = level or verifier.settings.level_for(target.key)
         return Proposal(target, endpoint, observation, level=policy.pin_level(wanted, observation))
 
@@ -126,6 +132,8 @@ def _decide(
         assert account is not None
         why = f"connects through {account.transport}" if account.host is None else "the config asks for no TLS"
         return Item(proposal, "skipped", f"{why}: nothing to pin")
+    if proposal.problem is not None:
+        return Item(proposal, "config-error", str(proposal.problem))
     if observation is None:
         return Item(proposal, "failed", str(proposal.error))
     if proposal.trusted:
@@ -141,5 +149,6 @@ def _decide(
         if confirm is None:
             return Item(proposal, "not-asked", "run `mailpin init --yes` to pin it")
         return Item(proposal, "declined", "not pinned")
-    profile = verifier.pin(key, observation, proposal.level)
+    account = proposal.target.account
+    profile = verifier.pin(key, observation, proposal.level, certcheck=account is None or account.certcheck)
     return Item(proposal, "pinned", f"at level {profile.level.value}", profile)

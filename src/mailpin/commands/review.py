@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailpin import policy
+from mailpin.audit import AuditError
 from mailpin.commands.check import overall
 from mailpin.commands.verify import Outcome, Target, Verifier
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, ProbeError
-from mailpin.model import Profile, Status
+from mailpin.errors import ConfigError, ExitStatus, ProbeError
+from mailpin.model import Profile
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class History:
 class Review:
     outcome: Outcome
     changes: tuple[str, ...]  # the change classified (policy.changes), empty when nothing changed
-    history: History | None  # None when not pinned
+    history: History | None  # None when not pinned (or the audit log cannot be read)
     now: datetime
 
 
@@ -41,15 +42,19 @@ class ReviewResult:
         return overall([review.outcome for review in self.reviews])
 
 
-def _history(verifier: Verifier, profile: Profile) -> History:
+def _history(verifier: Verifier, profile: Profile) -> History | None:
     verified = blocked = 0
     last: datetime | None = None
-    for event in verifier.audit.events(profile.account):
+    try:
+        events = verifier.audit.events(profile.account)
+    except AuditError:
+        return None  # the log informs a review; it never decides one
+    for event in events:
         try:
             when = datetime.fromisoformat(event["time"])
         except (KeyError, TypeError, ValueError):
             continue
-        if when < profile.pinned_at:
+        if when.tzinfo is None or when < profile.pinned_at:
             continue
         if event.get("event") == "verified":
             verified += 1
@@ -63,26 +68,18 @@ def _review(verifier: Verifier, target: Target) -> Review:
     now = verifier.env.now()
     profile = target.profile
     history = _history(verifier, profile) if profile is not None else None  # before this review's own check
-    if profile is None or target.account is None:
-        # Not pinned, or no longer configured: show what is live there, decide as `check` would.
-        outcome = verifier.verify(target)
-        if profile is not None and outcome.observation is None:
-            try:
-                observation = verifier.observe(profile.endpoint, None)
-            except ProbeError as exc:
-                outcome = Outcome(target, profile.endpoint, policy.failed(profile, target.key, exc), error=exc)
-            else:
-                verdict = policy.evaluate(profile, observation, expiry_warning_days=0, now=now)
-                outcome = Outcome(target, profile.endpoint, verdict, observation)
-    else:
-        outcome = verifier.verify(target)
-        if outcome.observation is None and outcome.error is None and outcome.verdict.status is Status.BLOCKED:
-            # The config asks for less than the profile: show the pinned endpoint live anyway.
-            try:
-                observation = verifier.observe(profile.endpoint, target.account)
-                outcome = Outcome(target, profile.endpoint, outcome.verdict, observation)
-            except ProbeError as exc:
-                outcome = Outcome(target, profile.endpoint, outcome.verdict, error=exc)
+    outcome = verifier.verify(target)
+    if profile is not None and outcome.observation is None and outcome.error is None:
+        # Blocked by the config alone, or a profile no config names any more (skipped): show the
+        # pinned endpoint live anyway. The verdict stays what `check` says — for an orphan, probing
+        # with a guessed trust store must not turn "skipped" into a block.
+        try:
+            observation = verifier.observe(profile.endpoint, target.account)
+            outcome = Outcome(target, profile.endpoint, outcome.verdict, observation)
+        except ProbeError as exc:
+            outcome = Outcome(target, profile.endpoint, outcome.verdict, error=exc)
+        except ConfigError:
+            pass  # already reported in the verdict
     changes: tuple[str, ...] = ()
     if profile is not None and outcome.observation is not None:
         changes = tuple(policy.changes(profile, outcome.observation, now))

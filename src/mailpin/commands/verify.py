@@ -7,9 +7,11 @@ trust stores, probes several accounts concurrently, and writes every decision to
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from threading import Lock
 
 from mailpin import certs, policy, settings
@@ -86,7 +88,7 @@ def endpoint_of(account: Account) -> Endpoint | None:
 
 
 def _is_loopback(host: str) -> bool:
-    return host == "localhost" or (is_ip_address(host) and host.startswith(("127.", "::1")))
+    return host == "localhost" or (is_ip_address(host) and ipaddress.ip_address(host).is_loopback)
 
 
 class Verifier:
@@ -98,6 +100,7 @@ class Verifier:
         self.audit = AuditLog.for_env(env)
         self.audit_problems: list[str] = []
         self._trust: dict[tuple[str | None, bool], certs.Trust] = {}
+        self._pinned_now: dict[str, datetime] = {}  # pins this run wrote, by account
         self._lock = Lock()
 
     def targets(self, names: Sequence[str]) -> tuple[list[Target], tuple[ConfigError, ...]]:
@@ -123,7 +126,11 @@ class Verifier:
     def verify(self, target: Target, *, pin_first_use: bool = False) -> Outcome:
         """Decide one account; with `pin_first_use`, pin an unpinned account whose chain validates
         (the `unpinned = pin-if-trusted` setting permitting)."""
-        outcome = self._decide(target, pin_first_use)
+        try:
+            outcome = self._decide(target, pin_first_use)
+        except ConfigError as exc:  # this account's trust file: the other accounts are still verified
+            endpoint = target.profile.endpoint if target.profile else None
+            outcome = Outcome(target, endpoint, Verdict(target.key, Status.CONFIG_ERROR, warnings=(str(exc),)))
         self._record(outcome)
         return outcome
 
@@ -168,7 +175,14 @@ class Verifier:
         verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
         if verdict.status is Status.PINNED:
             if pin_first_use:
-                self.pin(target.key, observation, self.settings.level_for(target.key))
+                level = self.settings.level_for(target.key)
+                profile = self.pin(target.key, observation, level, certcheck=account.certcheck, first_use=True)
+                if profile.pinned_at != self._pinned_now.get(target.key):
+                    # Another process pinned it meanwhile (a user's `init`, a parallel run): that
+                    # profile decides, never this unattended one.
+                    target = Target(target.key, account, profile)
+                    expiry = self.settings.expiry_warning_days
+                    verdict = policy.evaluate(profile, observation, expiry_warning_days=expiry, now=self.env.now())
             else:
                 verdict = Verdict(target.key, Status.UNPINNED, (Finding("unpinned", _WOULD_PIN),))
         return Outcome(target, live, verdict, observation)
@@ -176,16 +190,29 @@ class Verifier:
     # -- writing --------------------------------------------------------------------------------
 
     def pin(
-        self, key: str, observation: Observation, level: Level | None, *, add: bool = False, event: str = "pin"
+        self,
+        key: str,
+        observation: Observation,
+        level: Level | None,
+        *,
+        add: bool = False,
+        event: str = "pin",
+        certcheck: bool = True,
+        first_use: bool = False,
     ) -> Profile:
-        """Write a profile (init, accept, first use): under the store's lock, re-reading it first."""
+        """Write a profile (init, accept, first use): under the store's lock, re-reading it first.
+        With `first_use`, a profile that appeared meanwhile is returned untouched, never replaced."""
         with self.store.update() as profiles:
             before = profiles.get(key)
+            if first_use and before is not None:
+                self.profiles[key] = before
+                return before
             kept = before if add and before is not None and before.endpoint == observation.endpoint else None
             chosen = policy.pin_level(level, observation)
-            profile = policy.make_profile(key, observation, chosen, self.env.now(), kept)
+            profile = policy.make_profile(key, observation, chosen, self.env.now(), kept, certcheck=certcheck)
             profiles[key] = profile
         self.profiles[key] = profile
+        self._pinned_now[key] = profile.pinned_at
         self.record(
             event,
             key,
