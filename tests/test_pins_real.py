@@ -418,3 +418,18 @@ def test_accept_keeps_the_profiles_level_over_the_default(lab: Path) -> None:
     code, data = cli_json("accept", MSMTP)
     assert code == 0 and data["accounts"][0]["pinned"]["level"] == "leaf"
     assert cli_json("accept", "--level", "key", MSMTP)[1]["accounts"][0]["pinned"]["level"] == "key"
+
+
+def test_expiry_warning_for_key_pins_never_blocks(lab: Path) -> None:
+    """The lab's certificate expires in a year: with a 400-day horizon a key pin warns, a ca pin does not."""
+    assert cli("init", "--yes", "--level", "key", MSMTP)[0] == 0
+    assert cli("init", "--yes", SUBMISSION)[0] == 0
+    config = lab / ".config" / "mailpin" / "config"
+    config.write_text("expiry_warning_days = 365\n")
+    code, out, _ = cli("check", MSMTP, SUBMISSION)
+    assert code == 0
+    warned = [line for line in out.splitlines() if "warning:" in line]
+    assert len(warned) == 1 and "expires on" in warned[0] and f"mailpin accept {MSMTP}" in warned[0]
+    config.write_text("expiry_warning_days = 14\n")
+    assert "warning" not in cli("check", MSMTP)[1]
+    assert [event["account"] for event in audit(lab) if event["event"] == "warning"] == [MSMTP]
