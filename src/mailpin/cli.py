@@ -71,10 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("args", nargs="*", metavar="ARGS", help="the tool's arguments (after --)")
     accounts.add_argument("--json", action="store_true", help="machine-readable output")
     _pin_commands(sub)
+    _hooks_parser(sub)
+    _queue_parser(sub)
+    run = sub.add_parser("run", help="verify, then run the real tool with the same arguments",
+                         description=(
+        "Work out the accounts this invocation of the tool uses, verify each against its profile, then "
+        "run the real tool with the same arguments, environment and stdin. Blocked: the tool is not run, "
+        "an outgoing message is held (mailpin queue), exit 69 (75: could not verify)."))  # fmt: skip
+    run.add_argument("tool", choices=_TOOLS)
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the tool's own arguments")
     return parser
 
 
 _LEVELS = ["leaf", "key", "ca", "pkix"]
+_TOOLS = ("msmtp", "mbsync", "offlineimap")
 _EXITS = "Exit 0: verified; 69: blocked (does not match the profile); 75: could not verify; 78: broken config."
 
 
@@ -99,6 +109,8 @@ def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = sub.add_parser("check", help="verify live endpoints against their profiles (runs nothing)",
                            description="Verify every account (or the named ones) live. " + _EXITS)  # fmt: skip
     accounts(check)
+    check.add_argument("--sync", action="store_true", help="only the accounts a sync uses (mbsync, offlineimap)")
+    check.add_argument("--quiet", "-q", action="store_true", help="print only accounts that are not verified")
     check.add_argument("--json", action="store_true", help="machine-readable output")
 
     about = "The profile beside the live connection, and the change classified. "
@@ -211,9 +223,10 @@ def _check(args: argparse.Namespace, env: Env) -> int:
     from mailpin import output, output_pins
     from mailpin.commands import check
 
-    result = check.run(env, args.accounts)
-    shown = output_pins.check_json(result) if args.json else output_pins.check_text(result)
-    print(output.dumps(shown) if args.json else shown, file=env.stdout)
+    result = check.run(env, args.accounts, sync_only=args.sync)
+    shown = output_pins.check_json(result) if args.json else output_pins.check_text(result, quiet=args.quiet)
+    if shown:
+        print(output.dumps(shown) if args.json else shown, file=env.stdout)
     _report(env, [*result.errors, *result.audit_problems])
     return int(result.exit_status)
 
@@ -268,6 +281,83 @@ def _forget(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+def _queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    queue = sub.add_parser("queue", help="outgoing messages held when a send was blocked (list, flush, drop)",
+                           description=(
+        "Messages a blocked `mailpin run msmtp` kept. `flush` sends them again through the same "
+        "verification, oldest first, each once; exit 0 when all went, else 69 (still blocked), 75 "
+        "(could not verify) or the tool's own status."))  # fmt: skip
+    json_help = "machine-readable output"
+    queue.add_argument("--json", action="store_true", help=json_help)
+    actions = queue.add_subparsers(dest="queue_command", metavar="ACTION")  # none: list
+    listing = actions.add_parser("list", help="the held messages, oldest first (the default)")
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
+    flush = actions.add_parser("flush", help="send held messages (all, or the IDs given)")
+    flush.add_argument("ids", nargs="*", metavar="ID")
+    forced = "also send named IDs an interrupted flush left `sending` (they may have gone out)"
+    flush.add_argument("--force", action="store_true", help=forced)
+    flush.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
+    drop = actions.add_parser("drop", help="delete held messages without sending them")
+    drop.add_argument("ids", nargs="+", metavar="ID")
+
+
+def _queue(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output
+    from mailpin.commands import queue
+
+    if args.queue_command == "drop":
+        print(queue.drop_text(queue.drop(env, args.ids)), file=env.stdout)
+        return 0
+    if args.queue_command == "flush":
+        result = queue.flush(env, args.ids, force=args.force)
+        shown = output.dumps(queue.flush_json(result)) if args.json else queue.flush_text(result)
+        print(shown, file=env.stdout)
+        _report(env, result.problems)
+        return result.exit_status
+    listed = queue.show(env)
+    print(output.dumps(queue.list_json(listed)) if args.json else queue.list_text(listed), file=env.stdout)
+    _report(env, listed.problems)
+    return 0
+
+
+def _hooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    about = "Put mailpin in front of msmtp, mbsync, offlineimap and `notmuch new`."
+    hooks = sub.add_parser("hooks", help="install the shims and the notmuch pre-new hook; show what runs",
+                           description=about)  # fmt: skip
+    actions = hooks.add_subparsers(dest="hooks_action", metavar="ACTION")
+    actions.required = True
+    install = actions.add_parser("install", help="write the shims (and the notmuch pre-new hook)",
+                                 description=(
+        "Write msmtp, mbsync and offlineimap shims into DIR (mode 0755; an older mailpin shim is replaced, any "
+        "other file is left alone: exit 78). With --notmuch, also a pre-new hook into the directory notmuch "
+        "uses: an existing hook is kept as pre-new.before-mailpin and runs after the check; a read-only "
+        "(home-manager) one is left alone and the snippet to use instead is printed (exit 0). Exit 78 also "
+        "when notmuch is missing or not configured."))  # fmt: skip
+    install.add_argument("--bin", metavar="DIR", help="where the shims go, first on PATH (default: ~/.local/bin)")
+    install.add_argument("--notmuch", action="store_true", help="also install the notmuch pre-new hook")
+    install.add_argument("--dry-run", action="store_true", help="say what would be written or moved; change nothing")
+    install.add_argument("--json", action="store_true", help="machine-readable output")
+    status = actions.add_parser("status", help="what msmtp, mbsync, offlineimap and notmuch's pre-new run")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _hooks(args: argparse.Namespace, env: Env) -> int:
+    from mailpin import output
+    from mailpin.commands import hooks
+    from mailpin.hooks import this_mailpin
+
+    if args.hooks_action == "status":
+        listed = hooks.status(env)
+        print(output.dumps(hooks.status_json(listed)) if args.json else hooks.status_text(listed), file=env.stdout)
+        _report(env, listed.problems)
+        return int(listed.exit_status)
+    command = this_mailpin(sys.argv[0], sys.executable)
+    result = hooks.install(env, args.bin, notmuch=args.notmuch, dry_run=args.dry_run, command=command)
+    print(output.dumps(hooks.install_json(result)) if args.json else hooks.install_text(result), file=env.stdout)
+    _report(env, [f"warning: {warning}" for warning in result.warnings])
+    return int(result.exit_status)
+
+
 _COMMANDS = {
     "probe": _probe,
     "accounts": _accounts,
@@ -276,11 +366,19 @@ _COMMANDS = {
     "review": _review,
     "accept": _accept,
     "forget": _forget,
+    "queue": _queue,
+    "hooks": _hooks,
 }
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     env = env or Env.from_os()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] in _TOOLS:
+        # Everything after the tool is the tool's, untouched: argparse would read `-h` or `--`.
+        from mailpin import cli_run
+
+        return cli_run.main(argv[1], argv[2:], env)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -100,11 +100,13 @@ def outcome_line(outcome: Outcome, width: int = 0) -> str:
     return "\n".join([text, *(f"{'':<{width}}  warning: {warning}" for warning in verdict.warnings)])
 
 
-def check_text(result: CheckResult) -> str:
-    if not result.outcomes:
-        return "no accounts found"
-    width = max(len(outcome.target.key) for outcome in result.outcomes)
-    return "\n".join(outcome_line(outcome, width) for outcome in result.outcomes)
+def check_text(result: CheckResult, *, quiet: bool = False) -> str:
+    """One line per account; `quiet` (hooks, timers): only the accounts that need a look."""
+    outcomes = [o for o in result.outcomes if not quiet or o.verdict.status not in (Status.VERIFIED, Status.SKIPPED)]
+    if not outcomes:
+        return "" if quiet else "no accounts found"
+    width = max(len(outcome.target.key) for outcome in outcomes)
+    return "\n".join(outcome_line(outcome, width) for outcome in outcomes)
 
 
 # -- init / accept ------------------------------------------------------------------------------

@@ -59,6 +59,11 @@ expiry_warning_days = whole(min=0, max=365, default=14)
 [accounts]
   [[__many__]]
   level = one_of({_LEVELS}, default=None)
+
+[tools]
+msmtp = string(default=None)
+mbsync = string(default=None)
+offlineimap = string(default=None)
 """
 
 SAMPLE = """\
@@ -85,6 +90,12 @@ expiry_warning_days = 14
 #   level = key
 #   [[personal]]
 #   level = pkix
+
+# The real tools, when `mailpin run` should not look for them on PATH (it always skips its own shims).
+[tools]
+# msmtp = /usr/bin/msmtp
+# mbsync = /usr/bin/mbsync
+# offlineimap = /usr/bin/offlineimap
 """
 
 
@@ -95,6 +106,7 @@ class Settings:
     unpinned: Unpinned = Unpinned.PIN_IF_TRUSTED  # non-interactive run, account without a profile
     expiry_warning_days: int = 14  # warn (never block) when a pinned leaf expires within this
     account_levels: Mapping[str, Level] = field(default_factory=dict)  # "TOOL:NAME" or bare "NAME"
+    tools: Mapping[str, str] = field(default_factory=dict)  # the real binary per tool, instead of PATH
     source: str | None = None  # the file read, None when there is none
 
     def level_for(self, account_key: str) -> Level | None:
@@ -157,6 +169,7 @@ def parse(text: str, source: str) -> Settings:
         unpinned=Unpinned(config["unpinned"]),
         expiry_warning_days=config["expiry_warning_days"],
         account_levels=MappingProxyType(accounts),
+        tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
         source=source,
     )
 

@@ -17,7 +17,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from enum import Enum
@@ -27,6 +26,7 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
+from mailpin.durable import write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
@@ -171,41 +171,13 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def _atomic_write(target: Path, data: bytes, shown: Path) -> None:
-    """Temp file in the same directory, fsync, replace, fsync the directory: old or new, never half."""
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    """Old or new, never half (durable.write_atomically); OS errors named with the file and the fix."""
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        write_atomically(target, data, 0o600)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise ConfigError(str(shown), None, _read_only(shown, target)) from None
         raise ConfigError(str(shown), None, f"cannot write the pin store: {exc.strerror or exc}") from None
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            problem = f"cannot write the pin store: {exc.strerror or exc} (the file is unchanged)"
-            raise ConfigError(str(shown), None, problem) from None
-        raise
-    try:
-        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)  # makes the rename itself durable
-        finally:
-            os.close(directory)
-    except OSError as exc:
-        # Some filesystems cannot sync a directory; the new file is in place all the same.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise ConfigError(str(shown), None, f"written, but not synced to disk: {exc.strerror or exc}") from None
 
 
 # --- text ⇄ profiles ---------------------------------------------------------------------------------

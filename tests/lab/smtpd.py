@@ -32,11 +32,20 @@ Message = tuple[str, list[str], bytes]  # (MAIL FROM, RCPT TOs, raw content as r
 
 
 class _Recorder:
-    """aiosmtpd handler: accept every sender and recipient, record each message."""
+    """aiosmtpd handler: accept every sender and recipient, record each message and each EHLO name."""
 
-    def __init__(self, messages: list[Message], lock: threading.Lock) -> None:
+    def __init__(self, messages: list[Message], ehlos: list[str], lock: threading.Lock) -> None:
         self._messages = messages
+        self._ehlos = ehlos
         self._lock = lock
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does without a handler hook
+        with self._lock:
+            self._ehlos.append(hostname)
+        return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -96,6 +105,7 @@ class SmtpServer:
         self.smtps_port = 0
         self.submission_port = 0
         self.messages: list[Message] = []
+        self.ehlos: list[str] = []  # every EHLO name, in order: tells a client's session from mailpin's probe
         self._lock = threading.Lock()
         self._controllers: list[Controller] = []
         # One context per variant, built once; the front context only dispatches.
@@ -113,7 +123,7 @@ class SmtpServer:
             raise RuntimeError("SMTP server already started")
         self.pki.cert(variant)  # KeyError for unknown variants
         self.variant = variant
-        handler = _Recorder(self.messages, self._lock)
+        handler = _Recorder(self.messages, self.ehlos, self._lock)
         common: dict[str, Any] = {
             "hostname": "127.0.0.1",
             "server_hostname": "localhost",  # the name in the greeting and the EHLO reply
@@ -179,3 +189,8 @@ class SmtpServer:
         """A snapshot of :attr:`messages` taken under the lock."""
         with self._lock:
             return list(self.messages)
+
+    def greeted_by(self, name: str) -> int:
+        """How many sessions said EHLO ``name`` (msmtp says its `domain`, mailpin's probe "localhost")."""
+        with self._lock:
+            return self.ehlos.count(name)

@@ -32,8 +32,14 @@ def overall(outcomes: Sequence[Outcome], errors: Sequence[ConfigError] = ()) -> 
     return ExitStatus.CONFIG if errors or Status.CONFIG_ERROR in statuses else ExitStatus.OK
 
 
-def run(env: Env, names: Sequence[str]) -> CheckResult:
+SYNC_TOOLS = ("mbsync:", "offlineimap:")
+
+
+def run(env: Env, names: Sequence[str], *, sync_only: bool = False) -> CheckResult:
+    """`sync_only`: the accounts a mail sync uses (mbsync, offlineimap) — what a notmuch pre-new hook guards."""
     verifier = Verifier(env)
     targets, errors = verifier.targets(names)
+    if sync_only:
+        targets = [target for target in targets if target.key.startswith(SYNC_TOOLS)]
     outcomes = verifier.verify_all(targets)
     return CheckResult(tuple(outcomes), errors, tuple(verifier.audit_problems))

@@ -1,0 +1,69 @@
+"""`mailpin run msmtp|mbsync|offlineimap [ARGS…]`: verify the accounts this very invocation will
+use, then hand over to the real tool — or block, hold the outgoing message, and say why.
+
+The decision is made here; `cli._run` prints it and either execs the tool (wrap.exec_tool) or
+exits with the block's status. Nothing here rewrites the tool's arguments or its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailpin.commands.check import overall
+from mailpin.commands.verify import Outcome, Target, Verifier
+from mailpin.configs.discover import reader
+from mailpin.env import Env
+from mailpin.errors import ExitStatus
+from mailpin.model import Status, Tool
+
+_PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
+
+
+@dataclass(frozen=True)
+class Decision:
+    tool: Tool
+    argv: tuple[str, ...]
+    outcomes: tuple[Outcome, ...]
+    message: bytes | None  # what was read from stdin, to replay (or to hold)
+    audit_problems: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.verdict.status in _PASS for outcome in self.outcomes)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK if self.passed else overall(self.outcomes)
+
+    @property
+    def blocked(self) -> tuple[Outcome, ...]:
+        return tuple(outcome for outcome in self.outcomes if outcome.verdict.status not in _PASS)
+
+
+def reads_message(tool: Tool, argv: Sequence[str]) -> bool:
+    """Does the tool read a message on stdin? Only msmtp, and only in sendmail mode: reading
+    stdin for `msmtp --version` or a sync would hang on a terminal or steal the caller's input."""
+    if tool is not Tool.MSMTP:
+        return False
+    from mailpin.configs import msmtp_argv
+    from mailpin.errors import ConfigError
+
+    try:
+        return msmtp_argv.parse_argv(argv).mode == "sendmail"
+    except ConfigError:
+        return False  # msmtp will refuse these arguments itself, before reading anything
+
+
+def decide(env: Env, tool: Tool, argv: Sequence[str]) -> Decision:
+    """Read the message if the tool would, work out the accounts it will use, verify them all at
+    once (pinning an unpinned one on first use when the settings allow it). A broken config raises
+    ConfigError (78): the tool would refuse it too, and the caller keeps the message."""
+    message = env.read_stdin_bytes() if reads_message(tool, argv) else None
+    verifier = Verifier(env)
+    module = reader(tool)
+    config = module.load(argv, env)
+    accounts = module.select(config, argv, message)
+    targets = [Target(account.key, account, verifier.profiles.get(account.key)) for account in accounts]
+    outcomes = verifier.verify_all(targets, pin_first_use=True)
+    return Decision(tool, tuple(argv), tuple(outcomes), message, tuple(verifier.audit_problems))

@@ -1,0 +1,496 @@
+"""The held-message queue (issue 5): real files on disk, exact bytes, one send per held message.
+
+Flush is driven by a fake sender for its state machine (sent, refused, crashed, raced); the real
+`mailpin run` → msmtp → SMTP server path is the last test.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from mailpin.cli import main
+from mailpin.commands import queue as queue_command
+from mailpin.env import Env
+from mailpin.errors import UsageError
+from mailpin.queue import Held, Queue, QueueError
+
+T0 = datetime(2026, 11, 29, 18, 15, 0, tzinfo=timezone.utc)
+ARGV = ("-oi", "-oem", "--", "rcpt@example.org")
+MESSAGE = (
+    b"From: Me <me@example.org>\r\nTo: Rcpt <rcpt@example.org>, other@example.org\r\nCc: cc@example.org\r\n"
+    b"Subject: =?utf-8?q?Caf=C3=A9_=E2=82=AC?= report\r\n\r\nbody \xe9\xff 8-bit\r\n.\r\n..dots\r\nno CRLF at end"
+)
+
+
+def make_env(now: datetime = T0) -> Env:
+    env = Env.from_os()  # HOME and XDG_* point into tmp_path (conftest.isolated_env)
+    env.stdout, env.stderr, env.stdin = io.StringIO(), io.StringIO(), io.StringIO()
+    env.now = lambda: now
+    return env
+
+
+@pytest.fixture
+def env() -> Env:
+    return make_env()
+
+
+@pytest.fixture
+def queue(env: Env) -> Queue:
+    return Queue.for_env(env)
+
+
+def hold(queue: Queue, message: bytes = MESSAGE, argv: tuple[str, ...] = ARGV, now: datetime = T0) -> Held:
+    held, new = queue.hold(message, "msmtp", argv, ["msmtp:work"], ["key-changed"], "key changed", now)
+    assert new
+    return held
+
+
+def files(queue: Queue) -> list[str]:
+    return sorted(name for name in os.listdir(queue.directory) if not name.endswith(".lock"))
+
+
+def cli(env: Env, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    env.stdout, env.stderr = out, err
+    code = main(list(argv), env)
+    return code, out.getvalue(), err.getvalue()
+
+
+# -- hold -------------------------------------------------------------------------------------------
+
+
+def test_hold_writes_the_exact_bytes_and_metadata_in_private_files(queue: Queue, isolated_env: Path) -> None:
+    held = hold(queue)
+    # The documented digest: tool NUL, argument count NUL, each argument NUL, then the message.
+    expected = hashlib.sha256(b"msmtp\x004\x00" + b"".join(arg.encode() + b"\0" for arg in ARGV) + MESSAGE)
+    assert held.digest == expected.hexdigest()
+    assert held.id == f"20261129T181500Z-{held.digest[:8]}"
+    assert files(queue) == [f"{held.id}.eml", f"{held.id}.json"]
+    assert (queue.directory / f"{held.id}.eml").read_bytes() == MESSAGE
+    for name in files(queue):
+        assert stat.S_IMODE((queue.directory / name).stat().st_mode) == 0o600
+    state = isolated_env / ".local" / "state"
+    for directory in (queue.directory, queue.directory.parent, state, state.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    meta = json.loads((queue.directory / f"{held.id}.json").read_text())
+    assert meta["version"] == 1 and meta["state"] == "held" and meta["argv"] == list(ARGV)
+    assert meta["held_at"] == "2026-11-29T18:15:00+00:00" and meta["size"] == len(MESSAGE)
+    assert held.subject == "Café € report"
+    assert held.recipients == ("rcpt@example.org", "other@example.org", "cc@example.org")
+    assert queue.list() == [held] and queue.get(held.id) == held
+    assert queue.message(held) == MESSAGE
+
+
+def test_a_ten_megabyte_message_comes_back_byte_for_byte(queue: Queue) -> None:
+    line = bytes(range(256)) + b"\r\n" + bytes(range(128, 256)) + b"\n"  # CRLF, bare LF, every byte value
+    big = b"Subject: big\r\n\r\n" + line * (10_000_000 // len(line) + 1)
+    held = hold(queue, big)
+    assert held.size == len(big) > 10_000_000
+    assert queue.message(queue.get(held.id)) == big
+
+
+def test_subject_is_decoded_escaped_and_capped(queue: Queue) -> None:
+    spoof = b"Subject: ok\x1b[2J\r\n  folded \xc3\xa9" + b" long" * 40 + b"\r\nTo: a@example.org\r\n\r\nbody"
+    held = hold(queue, spoof)
+    assert held.subject.startswith("ok\\x1b[2J folded é long") and "\x1b" not in held.subject
+    assert len(held.subject) == 100 and held.subject.endswith("…")
+    assert held.recipients == ("a@example.org",)
+    bare = hold(queue, b"no headers at all, no blank line")
+    assert (bare.subject, bare.recipients) == ("", ())
+
+
+def test_the_same_message_and_argv_is_held_once(queue: Queue) -> None:
+    first = hold(queue)
+    again, new = queue.hold(MESSAGE, "msmtp", ARGV, ["msmtp:work"], ["expired"], "x", T0 + timedelta(hours=1))
+    assert (again, new) == (first, False)
+    other_argv = hold(queue, argv=("-a", "work", "rcpt@example.org"))
+    other_bytes = hold(queue, MESSAGE.replace(b"\r\n", b"\n"))
+    assert len({first.id, other_argv.id, other_bytes.id}) == 3
+    assert len(queue.list()) == 3
+
+
+def test_the_digest_does_not_confuse_argument_boundaries(queue: Queue) -> None:
+    ids = {hold(queue, b"\0x", argv=()).id, hold(queue, b"x", argv=("",)).id, hold(queue, b"x", argv=("a b",)).id}
+    ids.add(hold(queue, b"x", argv=("a", "b")).id)
+    assert len(ids) == 4
+
+
+def test_list_is_oldest_first(queue: Queue) -> None:
+    late = hold(queue, b"Subject: late\n\nx", now=T0 + timedelta(minutes=5))
+    early = hold(queue, b"Subject: early\n\nx", now=T0 - timedelta(days=1))
+    middle = hold(queue, b"Subject: middle\n\nx", now=T0)
+    assert [held.id for held in queue.list()] == [early.id, middle.id, late.id]
+
+
+def test_get_and_drop(queue: Queue) -> None:
+    held = hold(queue)
+    assert queue.drop(held.id) == held
+    assert files(queue) == []
+    for bad in (held.id, "../../etc/passwd", "20261129T181500Z-"):
+        with pytest.raises(UsageError, match=r"no held message \S+ \(see `mailpin queue list`\)"):
+            queue.get(bad)
+    with pytest.raises(UsageError):
+        queue.drop(held.id)
+
+
+def test_discard_matching_removes_held_copies_but_never_one_being_sent(queue: Queue) -> None:
+    held = hold(queue)
+    other = hold(queue, argv=("-a", "home", "rcpt@example.org"))
+    assert queue.discard_matching(MESSAGE, "msmtp", ARGV) == [held]
+    assert queue.list() == [other]
+    queue.mark(other.id, "sending")
+    assert queue.discard_matching(MESSAGE, "msmtp", other.argv) == []
+    assert [entry.state for entry in queue.list()] == ["sending"]
+
+
+def test_an_incomplete_hold_is_ignored_then_cleaned_up(queue: Queue) -> None:
+    held = hold(queue)
+    queue.drop(held.id)
+    (queue.directory / f"{held.id}.eml").write_bytes(MESSAGE)  # a crash between the two files
+    (queue.directory / f".{held.id}.json.0123456789ab.tmp").write_bytes(b"{")
+    assert queue.scan() == ([], [])
+    assert queue_command.flush(make_env(), sender=_never).flushed == ()
+    again = hold(queue, now=T0 + timedelta(seconds=30))
+    assert files(queue) == [f"{again.id}.eml", f"{again.id}.json"]
+
+
+def test_unreadable_entries_are_reported_not_listed(queue: Queue, env: Env) -> None:
+    good, corrupt, lost, cut = hold(queue), hold(queue, b"2"), hold(queue, b"3"), hold(queue, b"four")
+    (queue.directory / f"{corrupt.id}.json").write_text('{"version": 1, "id": "')
+    (queue.directory / f"{lost.id}.eml").unlink()
+    (queue.directory / f"{cut.id}.eml").write_bytes(b"fo")
+    entries, problems = queue.scan()
+    assert entries == [good]
+    assert len(problems) == 3
+    assert any(f"{corrupt.id}.json: corrupt (not JSON)" in problem for problem in problems)
+    assert any(f"{lost.id}.eml" in problem for problem in problems)
+    assert any(f"{cut.id}.eml: 2 bytes, 4 were held" in problem for problem in problems)
+    code, out, err = cli(env, "queue")
+    assert code == 0 and good.id in out and corrupt.id not in out
+    assert err.count("mailpin: ") == 3 and f"{corrupt.id}.json" in err
+
+
+def test_a_changed_message_is_not_returned(queue: Queue) -> None:
+    held = hold(queue)
+    (queue.directory / f"{held.id}.eml").write_bytes(MESSAGE.replace(b"report", b"rep0rt"))
+    with pytest.raises(QueueError, match="changed since it was held"):
+        queue.message(held)
+
+
+@pytest.mark.parametrize("failing_call", [1, 2, 3, 4])
+def test_a_full_disk_leaves_nothing_behind(queue: Queue, monkeypatch: pytest.MonkeyPatch, failing_call: int) -> None:
+    # fsync calls of one hold: the .eml, the directory, the .json, the directory.
+    hold(queue, b"already there")
+    before = files(queue)
+    calls = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == failing_call:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(QueueError, match=f"{queue.directory}: cannot hold the message: No space left") as caught:
+        queue.hold(MESSAGE, "msmtp", ARGV, [], [], "", T0)
+    assert caught.value.exit_status == 75
+    assert files(queue) == before
+
+
+def test_a_short_write_then_enospc_leaves_nothing_behind(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if len(data) > 1000:
+            return real_write(fd, bytes(data[:1000]))  # a short write, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(QueueError, match="No space left on device"):
+        queue.hold(MESSAGE * 100, "msmtp", ARGV, [], [], "", T0)
+    assert files(queue) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_queue_refuses_to_hold(queue: Queue) -> None:
+    hold(queue, b"x")
+    queue.directory.chmod(0o500)
+    try:
+        with pytest.raises(QueueError, match="Permission denied"):
+            queue.hold(MESSAGE, "msmtp", ARGV, [], [], "", T0)
+    finally:
+        queue.directory.chmod(0o700)
+    assert len(files(queue)) == 2
+
+
+def test_an_unusable_state_directory_refuses_to_hold(queue: Queue) -> None:
+    queue.directory.parent.mkdir(parents=True)
+    queue.directory.write_bytes(b"")  # not a directory: as root too, unlike a read-only one
+    with pytest.raises(QueueError, match=f"{queue.directory}: cannot create the queue directory: File exists"):
+        queue.hold(MESSAGE, "msmtp", ARGV, [], [], "", T0)
+    assert queue.directory.read_bytes() == b""
+
+
+def test_mark_rewrites_the_state_atomically(queue: Queue) -> None:
+    held = hold(queue)
+    assert queue.mark(held.id, "sending").state == "sending"
+    assert queue.get(held.id).state == "sending"
+    assert stat.S_IMODE((queue.directory / f"{held.id}.json").stat().st_mode) == 0o600
+    assert files(queue) == [f"{held.id}.eml", f"{held.id}.json"]  # no temp file left
+    with pytest.raises(ValueError, match="unknown state"):
+        queue.mark(held.id, "sent")
+
+
+# -- flush ------------------------------------------------------------------------------------------
+
+
+def _never(held: Held, message: bytes) -> tuple[int, str]:
+    raise AssertionError(f"{held.id} must not be sent")
+
+
+class FakeSender:
+    """Answers each send with the next status; records what it was given and the state on disk meanwhile."""
+
+    def __init__(self, queue: Queue, *statuses: int, delay: float = 0.0) -> None:
+        self.queue, self.statuses, self.delay = queue, list(statuses), delay
+        self.sent: list[tuple[str, bytes, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, held: Held, message: bytes) -> tuple[int, str]:
+        with self.lock:
+            self.sent.append((held.id, message, self.queue.get(held.id).state))
+            status = self.statuses.pop(0) if self.statuses else 0
+        time.sleep(self.delay)
+        return status, f"mailpin: msmtp:work {'' if status else 'ok'}status {status}"
+
+
+def test_flush_sends_each_held_message_once_and_removes_it(queue: Queue, env: Env) -> None:
+    first, second = hold(queue, b"1", now=T0), hold(queue, b"2", now=T0 + timedelta(seconds=1))
+    sender = FakeSender(queue)
+    result = queue_command.flush(env, sender=sender)
+    assert sender.sent == [(first.id, b"1", "sending"), (second.id, b"2", "sending")]  # oldest first, exact bytes
+    assert [item.outcome for item in result.flushed] == ["sent", "sent"] and result.exit_status == 0
+    assert files(queue) == []
+    assert queue_command.flush(env, sender=_never).flushed == ()
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcomes", "exit_status", "said"),
+    [
+        ([69], ["blocked"], 69, "still blocked: mailpin: msmtp:work status 69"),
+        ([75], ["unverified"], 75, "could not verify: mailpin: msmtp:work status 75"),
+        ([1], ["failed"], 1, "msmtp failed (status 1): mailpin: msmtp:work status 1"),
+        ([0, 1, 75, 69], ["sent", "failed", "unverified", "blocked"], 69, "sent"),
+        ([1, 75, 0], ["failed", "unverified", "sent"], 75, "sent"),
+    ],
+)
+def test_a_refused_send_stays_held_and_the_worst_status_wins(
+    queue: Queue, env: Env, statuses: list[int], outcomes: list[str], exit_status: int, said: str
+) -> None:
+    entries = [hold(queue, str(n).encode(), now=T0 + timedelta(seconds=n)) for n in range(len(statuses))]
+    result = queue_command.flush(env, sender=FakeSender(queue, *statuses))
+    assert [item.outcome for item in result.flushed] == outcomes
+    assert result.exit_status == exit_status
+    assert said in queue_command.flush_text(result)
+    still = [held.id for held, status in zip(entries, statuses, strict=True) if status]
+    assert [held.id for held in queue.list()] == still
+    assert {held.state for held in queue.list()} <= {"held"}
+
+
+def test_an_interrupted_send_is_never_sent_again_without_force(queue: Queue, env: Env) -> None:
+    held = hold(queue)
+
+    def crash(entry: Held, message: bytes) -> tuple[int, str]:
+        raise RuntimeError("killed mid-send")
+
+    with pytest.raises(RuntimeError):
+        queue_command.flush(env, sender=crash)
+    assert queue.get(held.id).state == "sending"
+
+    result = queue_command.flush(env, sender=_never)  # a plain flush: reported, not sent, not a failure
+    assert [(item.outcome, item.status) for item in result.flushed] == [("skipped", 0)]
+    assert "may have gone out" in queue_command.flush_text(result)
+    named = queue_command.flush(env, [held.id], sender=_never)  # named without --force: not sent, not 0
+    assert named.exit_status == 2
+    with pytest.raises(UsageError, match="name them"):
+        queue_command.flush(env, force=True, sender=_never)
+
+    sender = FakeSender(queue)
+    assert queue_command.flush(env, [held.id], force=True, sender=sender).exit_status == 0
+    assert [id for id, _, _ in sender.sent] == [held.id]
+    assert files(queue) == []
+
+
+def test_flush_of_named_ids_sends_only_those(queue: Queue, env: Env) -> None:
+    one, two = hold(queue, b"1"), hold(queue, b"2")
+    sender = FakeSender(queue)
+    assert queue_command.flush(env, [two.id], sender=sender).exit_status == 0
+    assert [id for id, _, _ in sender.sent] == [two.id]
+    assert queue.list() == [one]
+    with pytest.raises(UsageError, match="no held message"):
+        queue_command.flush(env, [one.id, two.id], sender=_never)  # unknown ID: nothing is sent
+    assert queue.list() == [one]
+
+
+def test_two_concurrent_flushes_never_send_one_message_twice(queue: Queue) -> None:
+    for n in range(4):
+        hold(queue, f"message {n}".encode(), now=T0 + timedelta(seconds=n))
+    sender = FakeSender(queue, delay=0.05)
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            queue_command.flush(make_env(), sender=sender)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flush) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert sorted(Counter(id for id, _, _ in sender.sent).values()) == [1, 1, 1, 1]
+    assert files(queue) == []
+
+
+def test_a_hold_does_not_wait_for_a_running_flush(queue: Queue) -> None:
+    with queue.locked():
+        done: list[Held] = []
+        thread = threading.Thread(target=lambda: done.append(hold(queue)))
+        thread.start()
+        thread.join(timeout=10)
+        assert done, "hold waited for the flush lock"
+
+
+def test_the_subprocess_sender_runs_mailpin_run_with_the_message_on_stdin(
+    queue: Queue, env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stand in for the Python interpreter: record what `python -m mailpin run …` would be given.
+    fake = tmp_path / "python"
+    fake.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/args\ncat > {tmp_path}/stdin\n'
+        f'echo "$MAILPIN_NO_HOLD" > {tmp_path}/nohold\necho first >&2\n'
+        'echo "mailpin: msmtp:work blocked: key changed" >&2\necho >&2\nexit 69\n'
+    )
+    fake.chmod(0o700)
+    monkeypatch.setattr("sys.executable", str(fake))
+    big = MESSAGE * 20_000  # larger than a pipe buffer
+    held = hold(queue, big)
+    result = queue_command.flush(env)
+    assert (tmp_path / "args").read_text().splitlines() == ["-m", "mailpin", "run", "msmtp", *ARGV]
+    assert (tmp_path / "stdin").read_bytes() == big
+    assert (tmp_path / "nohold").read_text() == "1\n"
+    assert result.flushed[0].detail == "still blocked: mailpin: msmtp:work blocked: key changed"
+    assert queue.get(held.id).state == "held"
+
+    monkeypatch.setattr("sys.executable", str(tmp_path / "missing"))
+    result = queue_command.flush(env)
+    assert result.flushed[0].outcome == "failed" and "cannot run" in result.flushed[0].detail
+    assert queue.get(held.id).state == "held"
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+
+def test_cli_list_drop_and_json(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(T0 + timedelta(hours=2, minutes=5))
+    assert cli(env, "queue") == (0, "no held messages\n", "")
+    held = hold(queue)
+    code, out, _ = cli(env, "queue", "list")
+    assert code == 0
+    assert out == f'{held.id}    2h  msmtp  msmtp:work  key-changed  {len(MESSAGE)} B  "Café € report"  held\n'
+    for argv in (["queue", "--json"], ["queue", "list", "--json"]):
+        code, out, _ = cli(env, *argv)
+        data = json.loads(out)
+        assert code == 0 and data["version"] == 1 and data["problems"] == []
+        assert data["held"][0]["id"] == held.id and data["held"][0]["argv"] == list(ARGV)
+
+    code, out, err = cli(env, "queue", "drop", held.id, "20991231T000000Z-00000000")
+    assert (code, out) == (2, "") and "no held message 20991231T000000Z-00000000" in err
+    assert queue.list() == [held]  # one unknown ID: nothing dropped
+    assert cli(env, "queue", "drop", held.id) == (0, f'{held.id} "Café € report": dropped\n', "")
+    assert queue.list() == []
+
+
+def test_cli_flush(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env()
+    held = hold(queue)
+    sender = FakeSender(queue, 69)
+    monkeypatch.setattr(queue_command, "run_sender", lambda _: sender)
+    code, out, _ = cli(env, "queue", "flush", "--json")
+    assert code == 69
+    assert json.loads(out)["flushed"] == [
+        {"id": held.id, "outcome": "blocked", "status": 69, "detail": "still blocked: mailpin: msmtp:work status 69"}
+    ]
+    code, out, _ = cli(env, "queue", "flush")
+    assert (code, out) == (0, f'{held.id} "Café € report": sent\n')
+    assert cli(env, "queue", "flush", "--force")[0] == 2
+
+
+# -- end to end: real msmtp, real SMTP server -------------------------------------------------------
+
+
+def _run_exists() -> bool:
+    return importlib.util.find_spec("mailpin.commands.run") is not None
+
+
+@pytest.mark.skipif(not _run_exists(), reason="`mailpin run` has not landed yet")
+def test_flush_delivers_a_held_message_once_through_real_msmtp(isolated_env: Path, pki, smtp_server) -> None:
+    from tests.conftest import need
+    from tests.test_pins_real import write_msmtprc
+
+    msmtp = need("msmtp")
+    write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
+    env = make_env()
+    assert cli(env, "init", "--yes")[0] == 0
+    argv = ("-a", "smtps", "-oi", "rcpt@example.org")
+    # With Date and Message-ID present msmtp adds no header: what arrives is what was held.
+    message = (
+        b"Date: Sun, 29 Nov 2026 18:15:00 +0000\r\nMessage-ID: <held@example.org>\r\nFrom: me@example.org\r\n"
+        b"To: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n.dot\r\n\xe9\r\n"
+    )
+    queue = Queue.for_env(env)
+    held, _ = queue.hold(message, "msmtp", argv, ["msmtp:smtps"], ["ca-changed"], "foreign CA", T0)
+    before = len(smtp_server.received())
+
+    smtp_server.serve("foreign-ca")
+    code, out, err = cli(env, "queue", "flush")
+    assert code == 69, (out, err)
+    assert "still blocked" in out and [entry.id for entry in queue.list()] == [held.id]
+    assert queue.get(held.id).state == "held" and len(smtp_server.received()) == before
+
+    smtp_server.serve("good")
+    code, out, err = cli(env, "queue", "flush")
+    assert (code, out) == (0, f'{held.id} "held": sent\n'), err
+    delivered = smtp_server.received()[before:]
+    assert len(delivered) == 1 and queue.list() == []
+
+    # What bare msmtp delivers for the same bytes and argv: the same content.
+    bare = _bare_msmtp(msmtp, argv, message, isolated_env)
+    assert bare.returncode == 0, bare.stderr
+    assert len(smtp_server.received()) == before + 2
+    assert delivered[0][2] == smtp_server.received()[-1][2] == message
+
+    code, out, _ = cli(env, "queue", "flush")
+    assert (code, out) == (0, "no held messages\n") and len(smtp_server.received()) == before + 2
+
+
+def _bare_msmtp(msmtp: str, argv: tuple[str, ...], message: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:
+    environ = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LC_ALL": "C"}
+    return subprocess.run([msmtp, *argv], input=message, capture_output=True, timeout=30, env=environ, check=False)
