@@ -28,10 +28,11 @@ from tests.lab.pki import TestPKI  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.lab.dovecot import Dovecot
+    from tests.lab.notifyd import NotifyDaemon
     from tests.lab.smtpd import SmtpServer
 
 # Fixtures that need a real mail component; tests using them get the `real` marker.
-REAL_FIXTURES = frozenset({"dovecot", "dovecot_server", "smtpd", "smtp_server"})
+REAL_FIXTURES = frozenset({"dovecot", "dovecot_server", "smtpd", "smtp_server", "session_bus"})
 # System binaries often live in sbin directories that a user's PATH lacks.
 SBIN = os.pathsep.join(("/usr/local/sbin", "/usr/sbin", "/sbin"))
 
@@ -77,7 +78,24 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # These would change what Python/OpenSSL (and msmtp, mbsync) trust behind the tests' back.
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    # A developer's desktop session must not receive the tests' blocks (tests use `session_bus`).
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    from mailpin.notify import desktop
+
+    monkeypatch.setattr(desktop, "RUN_USER", tmp_path / "run-user")  # /run/user/$UID/bus, in this process
     return home
+
+
+@pytest.fixture
+def session_bus() -> Iterator[NotifyDaemon]:
+    """A private session bus (dbus-daemon) with a recording org.freedesktop.Notifications server."""
+    from tests.lab.notifyd import NotifyDaemon
+
+    with NotifyDaemon(program=need("dbus-daemon")) as bus:
+        yield bus
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +147,13 @@ def smtp_server(smtpd: SmtpServer) -> Iterator[SmtpServer]:
     smtpd.cap_tls()
     if smtpd.variant != "good":
         smtpd.serve("good")
+
+
+@pytest.fixture
+def shims(tmp_path: Path) -> Path:
+    """A bin directory holding the repository's shims, first on PATH; MAILPIN names this mailpin."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for name in ("msmtp", "mbsync", "offlineimap"):
+        shutil.copy2(ROOT / "hooks" / name, directory / name)
+    return directory

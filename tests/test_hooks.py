@@ -159,7 +159,8 @@ def test_install_writes_0755_shims_that_run_this_mailpin_by_absolute_path(tmp_pa
     code, out, _ = cli("hooks", "install", "--bin", str(bin_dir))
     assert code == 0
     assert mode(bin_dir) == 0o755
-    command = [sys.executable, "-m", "mailpin"]  # under pytest, argv[0] is not the mailpin script
+    # Under pytest argv[0] is not the mailpin script: the entry script beside this Python is used.
+    command = [str(Path(sys.executable).parent / "mailpin")]
     for tool in hooks.TOOLS:
         shim = bin_dir / tool
         assert mode(shim) == 0o755
@@ -185,15 +186,18 @@ def test_installed_shim_quotes_its_command_and_hands_over_every_argument(tmp_pat
     assert recorder.stdin() == MESSAGE
 
 
+SAFE = "-P" if sys.version_info >= (3, 11) else "-I"  # `python -m` must not import from the current directory
+
+
 def test_this_mailpin_is_the_entry_script_when_that_runs(tmp_path: Path) -> None:
     script = executable(tmp_path / "bin" / "mailpin", "#!/usr/bin/python3\nfrom mailpin.cli import main\n")
     assert hooks.this_mailpin(str(script), "/usr/bin/python3") == [str(script)]
     # `python -m mailpin`, a shim that happens to be called mailpin, a missing script: the interpreter
     main_py = str(ROOT / "src" / "mailpin" / "__main__.py")
-    assert hooks.this_mailpin(main_py, "/v/bin/python") == ["/v/bin/python", "-m", "mailpin"]
+    assert hooks.this_mailpin(main_py, "/v/bin/python") == ["/v/bin/python", SAFE, "-m", "mailpin"]
     shim = executable(tmp_path / "shims" / "mailpin", hooks.render("msmtp"))
-    assert hooks.this_mailpin(str(shim), "/v/bin/python") == ["/v/bin/python", "-m", "mailpin"]
-    assert hooks.this_mailpin("mailpin", "/v/bin/python") == ["/v/bin/python", "-m", "mailpin"]
+    assert hooks.this_mailpin(str(shim), "/v/bin/python") == ["/v/bin/python", SAFE, "-m", "mailpin"]
+    assert hooks.this_mailpin("mailpin", "/v/bin/python") == ["/v/bin/python", SAFE, "-m", "mailpin"]
 
 
 @pytest.mark.parametrize("kind", ["script", "link to the real tool", "directory"])

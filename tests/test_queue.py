@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -60,7 +61,8 @@ def hold(queue: Queue, message: bytes = MESSAGE, argv: tuple[str, ...] = ARGV, n
 
 
 def files(queue: Queue) -> list[str]:
-    return sorted(name for name in os.listdir(queue.directory) if not name.endswith(".lock"))
+    # sent.json remembers digests of sent messages (the duplicate guard), not messages
+    return sorted(name for name in os.listdir(queue.directory) if not name.endswith(".lock") and name != "sent.json")
 
 
 def cli(env: Env, *argv: str) -> tuple[int, str, str]:
@@ -385,7 +387,7 @@ def test_the_subprocess_sender_runs_mailpin_run_with_the_message_on_stdin(
     fake = tmp_path / "python"
     fake.write_text(
         f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/args\ncat > {tmp_path}/stdin\n'
-        f'echo "$MAILPIN_NO_HOLD" > {tmp_path}/nohold\necho first >&2\n'
+        f'echo "$MAILPIN_FLUSHING" > {tmp_path}/flushing\necho first >&2\n'
         'echo "mailpin: msmtp:work blocked: key changed" >&2\necho >&2\nexit 69\n'
     )
     fake.chmod(0o700)
@@ -393,9 +395,10 @@ def test_the_subprocess_sender_runs_mailpin_run_with_the_message_on_stdin(
     big = MESSAGE * 20_000  # larger than a pipe buffer
     held = hold(queue, big)
     result = queue_command.flush(env)
-    assert (tmp_path / "args").read_text().splitlines() == ["-m", "mailpin", "run", "msmtp", *ARGV]
+    safe = "-P" if sys.version_info >= (3, 11) else "-I"  # never the current directory on sys.path
+    assert (tmp_path / "args").read_text().splitlines() == [safe, "-m", "mailpin", "run", "msmtp", *ARGV]
     assert (tmp_path / "stdin").read_bytes() == big
-    assert (tmp_path / "nohold").read_text() == "1\n"
+    assert (tmp_path / "flushing").read_text() == f"{held.id}\n"  # "do not hold it again: it is this one"
     assert result.flushed[0].detail == "still blocked: mailpin: msmtp:work blocked: key changed"
     assert queue.get(held.id).state == "held"
 

@@ -6,7 +6,6 @@ Every send or sync that passes has a sibling where the server changed and the re
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,16 +32,6 @@ def mailpin_command() -> str:
     if not found.exists():
         pytest.fail(f"the mailpin entry point is not installed next to {sys.executable}")
     return str(found)
-
-
-@pytest.fixture
-def shims(tmp_path: Path) -> Path:
-    """A bin directory holding the repository's shims, first on PATH; MAILPIN names this mailpin."""
-    directory = tmp_path / "bin"
-    directory.mkdir()
-    for name in ("msmtp", "mbsync", "offlineimap"):
-        shutil.copy2(ROOT / "hooks" / name, directory / name)
-    return directory
 
 
 def shim_env(shims: Path, **extra: str) -> dict[str, str]:
@@ -322,3 +311,77 @@ def test_notmuch_new_indexes_only_after_a_verified_check(
     assert blocked.returncode != 0
     assert b"mbsync:lab" in blocked.stdout + blocked.stderr
     assert count() == before
+
+
+# -- the hand-over itself: what the real tool gets, and the guards around it ---------------------
+
+
+def fake_tool(home: Path, tmp_path: Path, script: str) -> Path:
+    fake = tmp_path / "fake-msmtp"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    config = home / ".config" / "mailpin" / "config"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[tools]\nmsmtp = {fake}\n")
+    return fake
+
+
+def test_the_tool_gets_the_callers_environment_and_signal_dispositions(
+    sender: Path, shims: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report"
+    fake_tool(sender, tmp_path, f"{{ env; grep SigIgn /proc/self/status; }} > {report}\ncat >/dev/null\n")
+    caller = {key: value for key, value in shim_env(shims).items() if not key.startswith(("LC_", "LANG"))}
+    caller["MAILPIN_FLUSHING"] = "20261129T000000Z-00000000"  # pretends to be a flush: never the tool's business
+    done = run(["env", "-u", "LC_ALL", "msmtp", "-t"], caller, MESSAGE)
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "LC_CTYPE=" not in text  # Python's locale coercion stays Python's
+    assert "MAILPIN_FLUSHING=" not in text and "MAILPIN_RUN_DEPTH=1" in text
+    ignored = int(next(line for line in text.splitlines() if line.startswith("SigIgn")).split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)) and not ignored & (1 << (signal.SIGXFSZ - 1))
+
+
+def test_a_wrapper_that_calls_the_shim_again_is_stopped_as_a_loop(sender: Path, shims: Path, tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    fake_tool(sender, tmp_path, f'echo call >> {calls}\nexec msmtp "$@"\n')  # like msmtpq with MSMTP=the shim
+    done = run(["msmtp", "-t"], shim_env(shims), MESSAGE, timeout=30)
+    assert done.returncode == 78 and b"loop" in done.stderr
+    assert calls.read_text().count("call") == 2
+
+
+def test_an_endpoint_from_eval_is_never_let_through(sender: Path, shims: Path, tmp_path: Path, pki) -> None:
+    ran = tmp_path / "ran"
+    fake_tool(sender, tmp_path, f"touch {ran}\n")
+    (sender / ".msmtprc").write_text(
+        f"account evaluated\ntls on\ntls_trust_file {pki.ca_pem}\neval echo host smtp.example.org\n"
+        "from alice@example.org\naccount default : evaluated\n"
+    )
+    done = run(["msmtp", "-t"], shim_env(shims), MESSAGE)
+    assert done.returncode == 78 and b"endpoint unknown" in done.stderr
+    assert not ran.exists()
+
+
+def test_a_retry_of_a_message_flushed_from_the_queue_is_not_sent_twice(sender: Path, shims: Path, smtp_server) -> None:
+    """msmtpq resends what it queued once the wrapper succeeds: mailpin's queue already sent it."""
+    assert cli("init", "--yes")[0] == 0
+    smtp_server.serve("foreign-ca")
+    env = shim_env(shims)
+    assert run(["msmtp", "-t"], env, MESSAGE).returncode == 69
+    smtp_server.serve("good")
+    assert run([mailpin_command(), "queue", "flush"], env).returncode == 0
+    count = len(smtp_server.received())
+    again = run(["msmtp", "-t"], env, MESSAGE)
+    assert again.returncode == 0 and b"not sent again" in again.stderr
+    assert len(smtp_server.received()) == count
+
+
+def test_a_block_that_cannot_be_held_still_says_blocked(sender: Path, shims: Path, smtp_server) -> None:
+    assert cli("init", "--yes")[0] == 0
+    smtp_server.serve("foreign-ca")
+    state = sender / ".local" / "state" / "mailpin"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "queue").write_text("not a directory")
+    done = run(["msmtp", "-t"], shim_env(shims), MESSAGE)
+    assert done.returncode == 69
+    assert b"blocked" in done.stderr and b"NOT held" in done.stderr and b"mail program still has it" in done.stderr

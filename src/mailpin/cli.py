@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("args", nargs="*", metavar="ARGS", help="the tool's arguments (after --)")
     accounts.add_argument("--json", action="store_true", help="machine-readable output")
     _pin_commands(sub)
+    _doctor_parser(sub)
     _hooks_parser(sub)
     _queue_parser(sub)
     run = sub.add_parser("run", help="verify, then run the real tool with the same arguments",
@@ -358,6 +359,26 @@ def _hooks(args: argparse.Namespace, env: Env) -> int:
     return int(result.exit_status)
 
 
+def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = sub.add_parser("doctor", help="will a block reach you here? each check with its fix")
+    doctor.add_argument("--notify-test", action="store_true", help="send a test desktop notification")
+
+
+def _doctor(args: argparse.Namespace, env: Env) -> int:
+    from mailpin.commands import doctor
+
+    result = doctor.run(env, notify_test=args.notify_test)
+    for finding in result.findings:
+        mark = "ok" if finding.ok else "--"
+        fix = f"\n      fix: {finding.fix}" if finding.fix else ""
+        print(f"  {mark}  {finding.topic}: {finding.detail}{fix}", file=env.stdout)
+    if result.test_sent is not None:
+        sent = f"sent via {result.test_sent}" if result.test_sent else "NOT delivered: no notification path works here"
+        print(f"test notification: {sent}", file=env.stdout)
+        return 0 if result.test_sent else int(ExitStatus.TEMPFAIL)
+    return 0
+
+
 _COMMANDS = {
     "probe": _probe,
     "accounts": _accounts,
@@ -368,6 +389,7 @@ _COMMANDS = {
     "forget": _forget,
     "queue": _queue,
     "hooks": _hooks,
+    "doctor": _doctor,
 }
 
 

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailpin.env import Env
-from mailpin.errors import MailpinError
+from mailpin.errors import ConfigError, MailpinError
 from mailpin.model import Status, Tool
 
 if TYPE_CHECKING:
     from mailpin.commands.run import Decision
     from mailpin.commands.verify import Outcome
+    from mailpin.queue import Queue
 
 
 def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
@@ -33,24 +34,41 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     from mailpin import settings, wrap
     from mailpin.commands import run
 
+    depth = env.environ.get(wrap.DEPTH, "0")
+    if depth.isdigit() and int(depth) >= wrap.MAX_DEPTH:
+        raise ConfigError(
+            tool.value,
+            None,
+            f"`mailpin run {tool.value}` runs itself in a loop: the tool it finds calls {tool.value} through "
+            f"mailpin's shim again; name the real binary in the [tools] section of mailpin's config",
+        )
     # The real tool first: without it nothing can be sent, and the caller must keep the message.
     configured = settings.load(env)
     path = wrap.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
     decision = run.decide(env, tool, argv)
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
+    from mailpin.notify.alerts import announce
+
     if decision.passed:
+        announce(env, decision.outcomes, configured.notify)  # clears the accounts that verified again
         if decision.message is not None:
+            duplicate = _already_sent(env, tool, argv, decision.message)
+            if duplicate:
+                print(f"mailpin: not sent again: {duplicate}", file=env.stderr)
+                return 0  # the MUA's (or msmtpq's) retry of a message that went out from the queue
             _forget_held_copies(env, tool, argv, decision.message)
         if env.stderr.isatty():  # an expiry warning is for a person, not for cron's mail
             for outcome in decision.outcomes:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {outcome.target.key}: {warning}", file=env.stderr)
-        wrap.exec_tool(path, argv, decision.message, env.environ)
+        wrap.exec_tool(tool.value, path, argv, decision.message, env.environ)
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
         print(f"mailpin: {_blocked_line(outcome, held)}", file=env.stderr)
+    env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
+    announce(env, decision.outcomes, configured.notify, held)
     return int(decision.exit_status)
 
 
@@ -67,14 +85,29 @@ def _blocked_line(outcome: Outcome, held: str) -> str:
 
 def _hold(env: Env, decision: Decision) -> str:
     """Hold the blocked message (never lost); returns what to tell the user about it."""
-    if env.environ.get("MAILPIN_NO_HOLD"):
-        return "the message stays held"  # `mailpin queue flush` is retrying a held message
-    from mailpin.queue import Queue
+    from mailpin.queue import FLUSHING, SENDING, Queue, QueueError, digest
 
+    assert decision.message is not None
+    queue = Queue.for_env(env)
+    flushing = env.environ.get(FLUSHING, "")
+    if flushing:  # `mailpin queue flush` retries a held message: it stays held, as that ID
+        try:
+            held = queue.get(flushing)
+            if held.state == SENDING and held.digest == digest(decision.tool.value, decision.argv, decision.message):
+                return f"the message stays held as {held.id}"
+        except MailpinError:
+            pass  # not what the flush said it was sending: hold it like any other
+    try:
+        return _held_text(env, queue, decision)
+    except QueueError as exc:  # the status still says "not sent", so the MUA keeps its copy
+        return f"NOT held ({exc}): your mail program still has it"
+
+
+def _held_text(env: Env, queue: Queue, decision: Decision) -> str:
     assert decision.message is not None
     reasons = tuple(dict.fromkeys(reason for outcome in decision.blocked for reason in outcome.verdict.reasons))
     detail = "; ".join(f"{outcome.target.key}: {outcome.verdict.detail}" for outcome in decision.blocked)
-    held, new = Queue.for_env(env).hold(
+    held, new = queue.hold(
         decision.message,
         decision.tool.value,
         decision.argv,
@@ -85,6 +118,15 @@ def _hold(env: Env, decision: Decision) -> str:
     )
     again = "" if new else " (already held: not held twice)"
     return f"message held as {held.id}{again} — send it after review with `mailpin queue flush {held.id}`"
+
+
+def _already_sent(env: Env, tool: Tool, argv: Sequence[str], message: bytes) -> str | None:
+    from mailpin.queue import FLUSHING, Queue
+
+    try:
+        return Queue.for_env(env).already(message, tool.value, argv, env.now(), env.environ.get(FLUSHING, ""))
+    except MailpinError:
+        return None  # a guard against duplicates only: an unreadable queue sends as usual
 
 
 def _forget_held_copies(env: Env, tool: Tool, argv: Sequence[str], message: bytes) -> None:

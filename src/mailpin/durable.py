@@ -14,8 +14,9 @@ import secrets
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+def write_atomically(path: Path, data: bytes, mode: int = 0o600, temp: Path | None = None) -> None:
+    """`temp`: where to write first, on the same filesystem (a Maildir's tmp/); default beside `path`."""
+    temp = temp or path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
@@ -45,3 +46,11 @@ def sync_dir(directory: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create DIRECTORY and its missing parents with mode 0700 (`mkdir(parents=True)` would give the
+    parents the umask's default): mailpin's config and state are the user's alone."""
+    for parent in reversed((directory, *directory.parents)):
+        if not parent.is_dir():
+            parent.mkdir(mode=0o700, exist_ok=True)

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,13 @@ def this_mailpin(argv0: str, executable: str) -> list[str]:
             return [script]
     if not executable:
         raise ConfigError("python", None, "cannot tell which Python runs mailpin (sys.executable is empty)")
-    return [os.path.abspath(executable), "-m", "mailpin"]  # a venv's python is a link: keep the venv's
+    beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "mailpin")
+    if runnable(beside) and not is_shim(beside):
+        return [beside]  # the venv's or pipx's entry script: it does not put the current directory on sys.path
+    # `python -m` would put the current directory first on sys.path: a `mailpin/` there (a cloned repo
+    # that git send-email runs in) would run instead. -P (3.11) drops it; -I on 3.10 (also drops user site).
+    safe = "-P" if sys.version_info >= (3, 11) else "-I"
+    return [os.path.abspath(executable), safe, "-m", "mailpin"]  # a venv's python is a link: keep the venv's
 
 
 def shim_command(path: str) -> tuple[str, ...] | None:

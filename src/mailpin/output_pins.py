@@ -142,6 +142,8 @@ def init_text(result: InitResult, shown: Collection[str] = ()) -> str:
         lines.append(
             f"{proposal.target.key}: {item.outcome.replace('-', ' ')}" + (f" — {item.note}" if item.note else "")
         )
+    if result.offer:
+        lines.append(f"tip: {result.offer}")
     return "\n".join(lines) if lines else "no accounts found"
 
 

@@ -27,18 +27,19 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from mailpin.durable import sync_dir, write_atomically
+from mailpin.durable import make_private_dirs, sync_dir, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.net.replies import printable
-from mailpin.store import make_private_dirs
 
 QUEUE_VERSION = 1
 HELD, SENDING = "held", "sending"
+SENT_MEMORY = timedelta(days=14)  # how long a message sent from the queue is remembered (duplicate guard)
+FLUSHING = "MAILPIN_FLUSHING"  # set by `queue flush` for its `mailpin run` child: the held ID being sent
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8,64}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _HEAD_LIMIT = 256 * 1024  # headers are read for the listing only: never the whole of a huge message
@@ -173,12 +174,32 @@ class Queue:
             raise QueueError(f"{eml}: changed since it was held (digest mismatch); not sent")
         return data
 
-    def drop(self, id: str) -> Held:
-        """Delete ID (dropped, or sent): the metadata first, so a crash leaves an ignored `.eml`."""
+    def drop(self, id: str, *, sent_at: datetime | None = None) -> Held:
+        """Delete ID (dropped, or sent): the metadata first, so a crash leaves an ignored `.eml`.
+        With `sent_at`, remember its digest: a later retry of the very same message (msmtpq resends
+        what it queued once the wrapper succeeds) must not send it a second time."""
         with self._lock(".write.lock"):
             held = self.get(id)
+            if sent_at is not None:
+                self._remember_sent(held.digest, sent_at)
             self._remove(id)
         return held
+
+    def already(self, message: bytes, tool: str, argv: Sequence[str], now: datetime, flushing: str = "") -> str | None:
+        """Is this exact message being sent by a flush right now (other than `flushing`, the entry
+        this very run is sending for the flush), or was it sent from the queue in the last
+        SENT_MEMORY? Then sending it again would deliver it twice: says when/how, else None."""
+        key = digest(tool, argv, message)
+        if not self.directory.is_dir():
+            return None
+        with self._lock(".write.lock"):
+            entries = self._scan()[0]
+            if any(held.digest == key and held.state == SENDING and held.id != flushing for held in entries):
+                return "it is being sent by `mailpin queue flush` right now"
+            when = self._sent().get(key)
+        if when is not None and timedelta(0) <= now - when <= SENT_MEMORY:
+            return f"it was sent from mailpin's queue at {when:%Y-%m-%d %H:%M} UTC"
+        return None
 
     def discard_matching(self, message: bytes, tool: str, argv: Sequence[str]) -> builtins.list[Held]:
         """The same message is being sent now, verified: its held copies go. Never one in state
@@ -213,6 +234,20 @@ class Queue:
         return held
 
     # -- inside the write lock ---------------------------------------------------------------------
+
+    def _sent(self) -> dict[str, datetime]:
+        try:
+            raw = json.loads((self.directory / "sent.json").read_text(encoding="utf-8"))
+            return {key: datetime.fromisoformat(when) for key, when in raw.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return {}  # only a guard against duplicates: unreadable means no memory, not an error
+
+    def _remember_sent(self, key: str, when: datetime) -> None:
+        sent = {k: t for k, t in self._sent().items() if timedelta(0) <= when - t <= SENT_MEMORY}
+        sent[key] = when
+        data = json.dumps({k: t.isoformat() for k, t in sorted(sent.items())}, indent=1).encode("utf-8")
+        with contextlib.suppress(OSError):  # the message is out; failing to remember it is not failing to send
+            write_atomically(self.directory / "sent.json", data)
 
     def _paths(self, id: str) -> tuple[Path, Path]:
         return self.directory / f"{id}.eml", self.directory / f"{id}.json"

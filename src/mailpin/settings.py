@@ -38,6 +38,31 @@ from mailpin.errors import ConfigError
 from mailpin.model import Level, Tool
 
 
+@dataclass(frozen=True)
+class Notify:
+    """How blocks are told: `[notify]` in the config."""
+
+    desktop: bool = True
+    interval: float = 3600.0  # seconds between two notifications of the same account and reasons
+    unverified_interval: float = 21600.0  # the same, for "could not verify"
+    notmuch: bool = False  # an alert message in the notmuch inbox
+    notmuch_tags: tuple[str, ...] = ("+mailpin", "+inbox", "+unread")
+
+
+def _notify(section: Any, source: str) -> Notify:
+    tags = tuple(str(tag) for tag in section["notmuch_tags"])
+    bad = [tag for tag in tags if not tag.startswith(("+", "-")) or len(tag) < 2 or any(c.isspace() for c in tag)]
+    if bad:
+        raise ConfigError(source, None, f"notify/notmuch_tags: {bad[0]!r} is not a tag change like +mailpin")
+    return Notify(
+        desktop=bool(section["desktop"]),
+        interval=float(section["interval"]),
+        unverified_interval=float(section["unverified_interval"]),
+        notmuch=bool(section["notmuch"]),
+        notmuch_tags=tags,
+    )
+
+
 class Unpinned(str, Enum):
     """What a non-interactive run does with an account that has no profile yet."""
 
@@ -59,6 +84,13 @@ expiry_warning_days = whole(min=0, max=365, default=14)
 [accounts]
   [[__many__]]
   level = one_of({_LEVELS}, default=None)
+
+[notify]
+desktop = boolean(default=True)
+interval = seconds(max=604800, default=3600)
+unverified_interval = seconds(max=604800, default=21600)
+notmuch = boolean(default=False)
+notmuch_tags = force_list(default=list("+mailpin", "+inbox", "+unread"))
 
 [tools]
 msmtp = string(default=None)
@@ -91,6 +123,18 @@ expiry_warning_days = 14
 #   [[personal]]
 #   level = pkix
 
+# How a block is told (always also on stderr and in the exit status).
+[notify]
+# A desktop notification (D-Bus; notify-send; macOS notification centre).
+desktop = yes
+# The same account and reasons are told at most once per this many seconds; a new reason at once.
+interval = 3600
+# "Could not verify" (offline, server down) is told more rarely: it is usually not an attack.
+unverified_interval = 21600
+# Also put an alert message into your notmuch inbox, tagged with notmuch_tags.
+notmuch = no
+notmuch_tags = +mailpin, +inbox, +unread
+
 # The real tools, when `mailpin run` should not look for them on PATH (it always skips its own shims).
 [tools]
 # msmtp = /usr/bin/msmtp
@@ -107,6 +151,7 @@ class Settings:
     expiry_warning_days: int = 14  # warn (never block) when a pinned leaf expires within this
     account_levels: Mapping[str, Level] = field(default_factory=dict)  # "TOOL:NAME" or bare "NAME"
     tools: Mapping[str, str] = field(default_factory=dict)  # the real binary per tool, instead of PATH
+    notify: Notify = field(default_factory=lambda: Notify())
     source: str | None = None  # the file read, None when there is none
 
     def level_for(self, account_key: str) -> Level | None:
@@ -170,6 +215,7 @@ def parse(text: str, source: str) -> Settings:
         expiry_warning_days=config["expiry_warning_days"],
         account_levels=MappingProxyType(accounts),
         tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
+        notify=_notify(config["notify"], source),
         source=source,
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
-from mailpin.durable import write_atomically
+from mailpin.durable import make_private_dirs, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
@@ -160,14 +160,6 @@ def _read_only(path: Path, target: Path) -> str:
         f"read-only{where}: mailpin cannot record the change; make the file writable, "
         "or keep pins.conf out of read-only storage (e.g. not in the home-manager store)"
     )
-
-
-def make_private_dirs(directory: Path) -> None:
-    """Create DIRECTORY and its missing parents with mode 0700 (`mkdir(parents=True)` would give the
-    parents the umask's default): mailpin's config and state are the user's alone."""
-    for parent in reversed((directory, *directory.parents)):
-        if not parent.is_dir():
-            parent.mkdir(mode=0o700, exist_ok=True)
 
 
 def _atomic_write(target: Path, data: bytes, shown: Path) -> None:

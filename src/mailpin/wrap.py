@@ -6,6 +6,7 @@ and the signals sent to it (Ctrl-C in a terminal, SIGTERM from systemd) are its 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import NoReturn
 from mailpin.errors import ConfigError
 
 SHIM_MARKER = b"mailpin-shim"  # every shim mailpin writes carries it near the top
+DEPTH = "MAILPIN_RUN_DEPTH"  # how many `mailpin run`s this process descends from: a loop guard
+MAX_DEPTH = 2  # a wrapper (msmtpq) configured as the real tool may call the shim once; a third time is a loop
+_OURS = ("MAILPIN_FLUSHING",)  # variables mailpin sets for its own children, never the tool's business
 
 
 def is_shim(path: str) -> bool:
@@ -67,16 +71,38 @@ def _stdin_from(data: bytes) -> int:
     return fd
 
 
-def exec_tool(path: str, argv: Sequence[str], stdin: bytes | None, environ: Mapping[str, str]) -> NoReturn:
-    """Become the real tool. `stdin` is the message read to choose the account, replayed byte for
-    byte; None leaves stdin as it is (a sync reads nothing the wrapper consumed)."""
+def callers_environ(environ: Mapping[str, str]) -> dict[bytes, bytes]:
+    """The environment this process was started with, byte for byte. Python may have added to its
+    own (LC_CTYPE=C.UTF-8 when the locale is C — cron, systemd): the tool gets the caller's. Linux
+    keeps the original in /proc/self/environ; elsewhere the current one is the best there is."""
+    try:
+        with open("/proc/self/environ", "rb") as handle:
+            pairs = [item.partition(b"=") for item in handle.read().split(b"\0") if item]
+        return {name: value for name, _, value in pairs}
+    except OSError:
+        return {os.fsencode(name): os.fsencode(value) for name, value in environ.items()}
+
+
+def exec_tool(name: str, path: str, argv: Sequence[str], stdin: bytes | None, environ: Mapping[str, str]) -> NoReturn:
+    """Become the real tool, `name` as its argv[0] (what the caller ran). `stdin` is the message read
+    to choose the account, replayed byte for byte; None leaves stdin as it is (a sync reads nothing
+    the wrapper consumed)."""
     if stdin is not None:
         fd = _stdin_from(stdin)
         os.dup2(fd, 0)
         os.close(fd)
+    tool_environ = callers_environ(environ)
+    for variable in _OURS:
+        tool_environ.pop(variable.encode(), None)
+    depth = environ.get(DEPTH, "0")
+    tool_environ[DEPTH.encode()] = str(int(depth) + 1 if depth.isdigit() else 1).encode()
+    # Python ignores SIGPIPE and SIGXFSZ for itself; ignored dispositions survive exec, and the tool
+    # (and what it starts: passwordeval, a Tunnel) must get the defaults its caller gave it.
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(number, signal.SIG_DFL)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(path, [path, *argv], dict(environ))
+    os.execve(path, [name, *argv], tool_environ)
 
 
 def real_tool_name(path: str) -> str:

@@ -16,6 +16,7 @@ class CheckResult:
     outcomes: tuple[Outcome, ...]
     errors: tuple[ConfigError, ...] = ()  # tool configs that could not be read
     audit_problems: tuple[str, ...] = ()
+    told: tuple[str, ...] = ()  # notifications sent (desktop, notmuch)
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -42,4 +43,7 @@ def run(env: Env, names: Sequence[str], *, sync_only: bool = False) -> CheckResu
     if sync_only:
         targets = [target for target in targets if target.key.startswith(SYNC_TOOLS)]
     outcomes = verifier.verify_all(targets)
-    return CheckResult(tuple(outcomes), errors, tuple(verifier.audit_problems))
+    from mailpin.notify.alerts import announce
+
+    told = announce(env, outcomes, verifier.settings.notify)
+    return CheckResult(tuple(outcomes), errors, tuple(verifier.audit_problems), tuple(told))

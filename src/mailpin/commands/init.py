@@ -8,6 +8,7 @@ level, never `ca`/`pkix` (RFC 8314 §5.3: an unvalidated certificate is not conf
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ class InitResult:
     items: tuple[Item, ...]
     errors: tuple[ConfigError, ...] = ()
     audit_problems: tuple[str, ...] = ()
+    offer: str = ""  # a suggestion for this user's setup (the notmuch alert)
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -120,7 +122,20 @@ def run(
         items.append(_decide(verifier, proposal, yes=yes, accept_untrusted=accept_untrusted, confirm=confirm))
     order = {target.key: index for index, target in enumerate(targets)}
     items.sort(key=lambda item: order[item.proposal.target.key])
-    return InitResult(tuple(items), errors, tuple(verifier.audit_problems))
+    return InitResult(tuple(items), errors, tuple(verifier.audit_problems), _notmuch_offer(env, verifier))
+
+
+def _notmuch_offer(env: Env, verifier: Verifier) -> str:
+    """A notmuch user may want blocks in the inbox too (cron and timers have no one watching stderr)."""
+    if verifier.settings.notify.notmuch:
+        return ""
+    candidates = [env.environ.get("NOTMUCH_CONFIG", ""), str(env.home / ".notmuch-config")]
+    profile = env.environ.get("NOTMUCH_PROFILE") or "default"
+    candidates.append(str(env.config_home / "notmuch" / profile / "config"))
+    if not any(path and os.path.isfile(path) for path in candidates):
+        return ""
+    where = env.config_home / "mailpin" / "config"
+    return f"you use notmuch: `[notify]` / `notmuch = yes` in {where} also puts an alert in your inbox on a block"
 
 
 def _decide(

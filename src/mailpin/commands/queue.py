@@ -19,11 +19,10 @@ from typing import Any
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, UsageError
 from mailpin.net.replies import printable
-from mailpin.queue import HELD, SENDING, Held, Queue, QueueError
+from mailpin.queue import FLUSHING, HELD, SENDING, Held, Queue, QueueError
 
 # Sends one held message: (exit status, the last line it wrote on stderr).
 Sender = Callable[[Held, bytes], tuple[int, str]]
-NO_HOLD = "MAILPIN_NO_HOLD"  # tells `mailpin run` not to hold a blocked message again: it is held already
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def flush(env: Env, ids: Sequence[str] = (), force: bool = False, sender: Sender
                 status = int(ExitStatus.USAGE) if ids else 0  # asked for by name and not sent: not a success
                 flushed.append(Flushed(held, "skipped", status, _INTERRUPTED.format(id=held.id)))
                 continue
-            flushed.append(_send_one(queue, held, send, problems))
+            flushed.append(_send_one(queue, held, send, problems, env.now))
     return FlushResult(tuple(flushed), tuple(problems))
 
 
@@ -97,7 +96,7 @@ _INTERRUPTED = (
 )
 
 
-def _send_one(queue: Queue, held: Held, send: Sender, problems: list[str]) -> Flushed:
+def _send_one(queue: Queue, held: Held, send: Sender, problems: list[str], env_now: Callable[[], datetime]) -> Flushed:
     try:
         data = queue.message(held)
         claimed = queue.mark(held.id, SENDING)  # on disk before the tool runs: a crash leaves it `sending`
@@ -108,7 +107,7 @@ def _send_one(queue: Queue, held: Held, send: Sender, problems: list[str]) -> Fl
     status, line = send(claimed, data)  # an exception leaves it `sending`: it may have gone out
     try:
         if status == 0:
-            queue.drop(held.id)
+            queue.drop(held.id, sent_at=env_now())
         else:
             queue.mark(held.id, HELD)
     except UsageError:
@@ -130,10 +129,14 @@ def _send_one(queue: Queue, held: Held, send: Sender, problems: list[str]) -> Fl
 
 def run_sender(env: Env) -> Sender:
     """Send through `mailpin run TOOL ARGV…` in a child process, the message on its stdin."""
-    environ = {**env.environ, NO_HOLD: "1"}
+    from mailpin.hooks import this_mailpin
+
+    command = this_mailpin(sys.argv[0], sys.executable)
 
     def send(held: Held, message: bytes) -> tuple[int, str]:
-        argv = [sys.executable, "-m", "mailpin", "run", held.tool, *held.argv]
+        # The child must not hold it again when still blocked: it is held already, as this ID.
+        environ = {**env.environ, FLUSHING: held.id}
+        argv = [*command, "run", held.tool, *held.argv]
         try:
             child = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ

@@ -274,9 +274,15 @@ _WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on f
 
 
 def _nothing_to_verify(account: Account) -> Verdict | None:
+    if account.host is None and account.transport is None:
+        # The endpoint comes from something mailpin does not run (msmtp `eval`, offlineimap
+        # `remotehosteval`): it cannot be verified, so it is not let through (fail closed).
+        why = "; ".join(account.notes) or "the config does not say where it connects"
+        fix = "write the host and port in the config, or use a tunnel"
+        return Verdict(account.key, Status.CONFIG_ERROR, warnings=(f"endpoint unknown ({why}): {fix}",))
     if account.host is None:
-        how = account.transport or "an endpoint mailpin cannot see"
-        return Verdict(account.key, Status.SKIPPED, warnings=(f"connects through {how}: nothing to probe",))
+        through = f"connects through {account.transport}: nothing to probe"
+        return Verdict(account.key, Status.SKIPPED, warnings=(through,))
     if account.mode is Mode.NONE:
         if _is_loopback(account.host):
             return Verdict(account.key, Status.SKIPPED, warnings=("cleartext to this machine: nothing to pin",))

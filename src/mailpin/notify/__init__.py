@@ -1,0 +1,1 @@
+"""Telling the user about a block where they will see it."""

@@ -1,0 +1,149 @@
+"""Blocks reach the user: desktop notifications on a real session bus (dbus-daemon and a recording
+notification server), rate-limited across processes, and alerts in a real notmuch database."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+from tests.lab.notifyd import DeafBus
+from tests.test_pins_real import MSMTP, cli, write_msmtprc
+from tests.test_run_real import MESSAGE, mailpin_command, shim_env
+
+
+@pytest.fixture
+def blocked_lab(isolated_env: Path, pki, smtp_server, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One msmtp account, pinned; the server then serves a certificate from a foreign CA."""
+    write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
+    assert cli("init", "--yes")[0] == 0
+    smtp_server.serve("foreign-ca")
+    return isolated_env
+
+
+def test_a_blocked_check_notifies_once_per_reason(blocked_lab: Path, session_bus, smtp_server, monkeypatch) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    assert cli("check")[0] == 69
+    (note,) = session_bus.wait_for(1, timeout=5)
+    assert note["app_name"] == "mailpin"
+    assert note["summary"] == f"{MSMTP}: certificate from a different CA"
+    assert f"mailpin review {MSMTP}" in note["body"] and f"127.0.0.1:{smtp_server.smtps_port}" in note["body"]
+    assert note["hints"]["urgency"] == 2
+    assert cli("check")[0] == 69  # the same block again, inside the interval: no second notification
+    time.sleep(0.3)
+    assert len(session_bus.notifications()) == 1
+    smtp_server.serve("expired")  # another reason: told at once
+    assert cli("check")[0] == 69
+    second = session_bus.wait_for(2, timeout=5)[1]
+    assert second["summary"] == f"{MSMTP}: certificate expired"
+
+
+def test_recovery_clears_the_rate_limit(blocked_lab: Path, session_bus, smtp_server, monkeypatch) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    assert cli("check")[0] == 69
+    session_bus.wait_for(1, timeout=5)
+    smtp_server.serve("good")
+    assert cli("check")[0] == 0
+    smtp_server.serve("foreign-ca")
+    assert cli("check")[0] == 69  # blocked again after a recovery: news again
+    assert len(session_bus.wait_for(2, timeout=5)) == 2
+
+
+def test_could_not_verify_is_a_normal_urgency_notification(isolated_env: Path, pki, session_bus, monkeypatch) -> None:
+    from tests.lab.pki import free_port
+
+    write_msmtprc(isolated_env, pki.ca_pem, {"gone": (free_port(), False)})
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    assert cli("check", "msmtp:gone")[0] == 75
+    (note,) = session_bus.wait_for(1, timeout=5)
+    assert note["hints"]["urgency"] == 1 and "could not verify" in note["summary"]
+
+
+def test_a_blocked_send_notifies_once_with_the_held_message(blocked_lab: Path, session_bus, shims: Path) -> None:
+    env = shim_env(shims, DBUS_SESSION_BUS_ADDRESS=session_bus.address)
+    done = subprocess.run(["msmtp", "-a", "smtps", "-t"], input=MESSAGE, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 69
+    (note,) = session_bus.wait_for(1, timeout=5)
+    assert note["summary"].startswith(f"{MSMTP}: ") and "message held as" in note["body"]
+    assert f"mailpin review {MSMTP}" in note["body"]
+    again = subprocess.run(["msmtp", "-a", "smtps", "-t"], input=MESSAGE, env=env, capture_output=True, timeout=60)
+    assert again.returncode == 69
+    time.sleep(0.3)
+    assert len(session_bus.notifications()) == 1  # across processes
+
+
+def test_from_cron_the_bus_is_found_in_xdg_runtime_dir(blocked_lab: Path, session_bus) -> None:
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
+    (runtime / "bus").symlink_to(session_bus.socket_path)
+    assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
+    assert cli("check")[0] == 69
+    assert len(session_bus.wait_for(1, timeout=5)) == 1
+
+
+def timed_check(env: dict[str, str]) -> tuple[int, float]:
+    started = time.monotonic()
+    done = subprocess.run([mailpin_command(), "check", "--json"], env=env, capture_output=True, timeout=60)
+    return done.returncode, time.monotonic() - started
+
+
+def test_without_a_desktop_the_block_is_not_delayed(blocked_lab: Path) -> None:
+    """Over SSH, on a server: no bus at all, or a bus socket nobody answers on — still 69, at once."""
+    env = dict(os.environ)
+    nobus = min(timed_check(env)[1] for _ in range(2))
+    with DeafBus(Path(os.environ["XDG_RUNTIME_DIR"])):
+        status, deaf = timed_check(env)
+    assert status == 69
+    assert deaf - nobus < 1.0, (deaf, nobus)
+
+
+def test_the_notmuch_alert_lands_in_the_inbox(blocked_lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need("notmuch")
+    for variable in ("NOTMUCH_PROFILE", "NOTMUCH_DATABASE", "MAILDIR"):
+        monkeypatch.delenv(variable, raising=False)
+    mail = blocked_lab / "Mail"
+    for sub in ("cur", "new", "tmp"):
+        (mail / sub).mkdir(parents=True)
+    config = blocked_lab / ".notmuch-config"
+    config.write_text(f"[database]\npath={mail}\n[user]\nprimary_email=me@example.org\n")
+    monkeypatch.setenv("NOTMUCH_CONFIG", str(config))
+    assert subprocess.run(["notmuch", "new"], capture_output=True).returncode == 0
+    settings = blocked_lab / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[notify]\ndesktop = no\nnotmuch = yes\nnotmuch_tags = +mailpin, +inbox, +unread, +security\n")
+    assert cli("check")[0] == 69
+    assert cli("check")[0] == 69  # inside the interval: still one alert
+
+    found = subprocess.run(["notmuch", "search", "--output=messages", "tag:mailpin"], capture_output=True, text=True)
+    (message_id,) = found.stdout.split()
+    tags = subprocess.run(["notmuch", "search", "--output=tags", message_id], capture_output=True, text=True)
+    assert {"mailpin", "inbox", "unread", "security"} <= set(tags.stdout.split())
+    raw = subprocess.run(["notmuch", "show", "--format=raw", message_id], capture_output=True).stdout
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert not parsed.defects
+    assert parsed["Subject"] == f"[mailpin] blocked: {MSMTP} — certificate from a different CA"
+    assert parsed["To"] == "me@example.org" and parsed["Message-ID"] and parsed["Date"]
+    shown = subprocess.run(["notmuch", "show", message_id], capture_output=True, text=True).stdout
+    assert f"mailpin review {MSMTP}" in shown and f"mailpin accept {MSMTP}" in shown
+
+
+def test_doctor_says_which_path_works_and_sends_a_test(isolated_env: Path, session_bus, monkeypatch) -> None:
+    code, out, _ = cli("doctor", "--notify-test")
+    assert code == 75 and "NOT delivered" in out and "--  desktop" in out
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    code, out, _ = cli("doctor", "--notify-test")
+    assert code == 0 and "ok  desktop: dbus" in out and "sent via dbus" in out
+    (note,) = session_bus.wait_for(1, timeout=5)
+    assert note["summary"] == "mailpin: test notification" and note["hints"]["urgency"] == 1
+
+
+def test_init_offers_the_notmuch_alert_to_notmuch_users(isolated_env: Path, pki, smtp_server) -> None:
+    write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
+    assert "notmuch = yes" not in cli("init")[1]
+    (isolated_env / ".notmuch-config").write_text("[database]\npath=/nonexistent\n")
+    assert "notmuch = yes" in cli("init")[1]
