@@ -231,9 +231,11 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         reasons.append("expired")
     error: str | None = None
     ca_certs: tuple[CertFacts, ...] = ()
+    ca_der: tuple[bytes, ...] = ()
     try:
         path = _path(leaf, rest, trust.anchors, now)
         ca_certs = tuple(facts(cert) for cert in path[1:])
+        ca_der = tuple(cert.public_bytes(Encoding.DER) for cert in path[1:])
     except verification.VerificationError as exc:
         if reasons:
             # Outside its validity period: would the chain validate within it? Then the
@@ -258,6 +260,7 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         hostname_valid=hostname_valid,
         error=error,
         ca_certs=ca_certs,
+        ca_der=ca_der,
         reasons=tuple(reasons),
     )
 

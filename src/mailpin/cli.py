@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("--json", action="store_true", help="machine-readable output")
     _pin_commands(sub)
     _doctor_parser(sub)
+    _tunnel_parser(sub)
     _hooks_parser(sub)
     _queue_parser(sub)
     run = sub.add_parser("run", help="verify, then run the real tool with the same arguments",
@@ -359,6 +360,42 @@ def _hooks(args: argparse.Namespace, env: Env) -> int:
     return int(result.exit_status)
 
 
+def _tunnel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tunnel = sub.add_parser("tunnel", help="the tool's transport, verified in-line (mbsync Tunnel)",
+                            description=(
+        "Connect to the account's server in the pinned mode, verify that very session against the "
+        "profile, then relay the protocol in the clear on stdin/stdout: mbsync `Tunnel \"mailpin tunnel "
+        "mbsync:work\"`, offlineimap `transporttunnel`. A session that does not match is refused "
+        "before one byte is relayed (exit 69; 75: could not verify)."))  # fmt: skip
+    tunnel.add_argument("account", metavar="ACCOUNT", help="TOOL:NAME")
+    tunnel.add_argument("--config", metavar="FILE", help="the tool's config file, when not its default one")
+
+
+def _tunnel(args: argparse.Namespace, env: Env) -> int:
+    from mailpin.cli_run import blocked_line
+    from mailpin.commands import tunnel
+    from mailpin.commands.check import overall
+    from mailpin.net.tunnel import greeting_for, relay
+    from mailpin.notify.alerts import announce
+
+    verifier, session = tunnel.open_verified(env, args.account, args.config)
+    outcome = session.outcome
+    if session.chan is None or outcome.endpoint is None:
+        print(f"mailpin: {blocked_line(outcome, '')}", file=env.stderr)
+        env.stderr.flush()
+        announce(env, [outcome], verifier.settings.notify)
+        return int(overall([outcome]))
+    announce(env, [outcome], verifier.settings.notify)  # a verified session clears an earlier block
+    try:
+        relay(session.chan, greeting_for(outcome.endpoint.protocol, outcome.endpoint.mode))
+    except OSError as exc:
+        print(f"mailpin: tunnel {outcome.target.key}: connection lost: {exc.strerror or exc}", file=env.stderr)
+        return int(ExitStatus.TEMPFAIL)
+    finally:
+        session.chan.close()
+    return 0
+
+
 def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doctor = sub.add_parser("doctor", help="will a block reach you here? each check with its fix")
     doctor.add_argument("--notify-test", action="store_true", help="send a test desktop notification")
@@ -390,6 +427,7 @@ _COMMANDS = {
     "queue": _queue,
     "hooks": _hooks,
     "doctor": _doctor,
+    "tunnel": _tunnel,
 }
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mailpin.commands.run import Decision
     from mailpin.commands.verify import Outcome
     from mailpin.queue import Queue
+    from mailpin.settings import Settings
 
 
 def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
@@ -63,16 +64,46 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {outcome.target.key}: {warning}", file=env.stderr)
-        wrap.exec_tool(tool.value, path, argv, decision.message, env.environ)
+        held_to = _enforcement(env, tool, argv, decision, configured)
+        wrap.exec_tool(tool.value, path, held_to, decision.message, env.environ)
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
-        print(f"mailpin: {_blocked_line(outcome, held)}", file=env.stderr)
+        print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)
     env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
     announce(env, decision.outcomes, configured.notify, held)
     return int(decision.exit_status)
 
 
-def _blocked_line(outcome: Outcome, held: str) -> str:
+def _enforcement(env: Env, tool: Tool, argv: list[str], decision: Decision, configured: Settings) -> list[str]:
+    """The tool's arguments with the additions that hold its own session to the profile (enforce.py)."""
+    import sys
+
+    from mailpin import enforce
+    from mailpin.configs.discover import reader
+    from mailpin.hooks import this_mailpin
+
+    if not enforce.available():
+        return argv  # no in-memory files here (macOS): the pre-flight check alone
+    held = [
+        o for o in decision.outcomes
+        if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
+        and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
+    ]  # fmt: skip
+    if not held:
+        return argv
+    if tool is Tool.MSMTP:
+        outcome = held[0]
+        assert outcome.observation is not None
+        return enforce.msmtp(argv, decision.profiles[outcome.target.key], outcome.observation).argv
+    accounts = [o.target.account for o in held if o.target.account is not None]
+    paths = reader(tool).config_paths(argv, env)
+    mailpin = this_mailpin(sys.argv[0], sys.executable)
+    if tool is Tool.MBSYNC:
+        return enforce.mbsync(argv, accounts, paths[0], mailpin).argv if paths else argv
+    return enforce.offlineimap(argv, accounts, mailpin, paths[0] if paths else None).argv
+
+
+def blocked_line(outcome: Outcome, held: str) -> str:
     verdict, key = outcome.verdict, outcome.target.key
     what = {Status.UNVERIFIED: "could not verify", Status.CONFIG_ERROR: "cannot verify"}.get(verdict.status, "blocked")
     why = verdict.detail or "; ".join(verdict.warnings)

@@ -98,6 +98,7 @@ class ChainVerdict:
     hostname_valid: bool
     error: str | None  # why the chain did not validate, in the verifier's words
     ca_certs: tuple[CertFacts, ...] = ()  # CA certificates of the validated chain, leaf excluded
+    ca_der: tuple[bytes, ...] = ()  # the same certificates, DER (a trust file for the tool's own session)
     reasons: tuple[str, ...] = ()  # untrusted-chain / expired / not-yet-valid / hostname-mismatch
 
 
@@ -148,6 +149,7 @@ class Account:
     froms: tuple[str, ...] = ()  # msmtp `from` (may hold wildcards): decides the account for -f
     pin_options: tuple[tuple[str, str], ...] = ()  # pin-relevant options as written: (option, value)
     notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
+    remote: str | None = None  # the tool's own name for the server side (offlineimap's remote repository)
 
     @property
     def key(self) -> str:

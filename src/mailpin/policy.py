@@ -125,6 +125,8 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
     """
     findings: list[Finding] = []
     was = _pinned(profile)
+    if is_mailpin_tunnel(account):
+        return None  # the tool connects through `mailpin tunnel`, which holds each session to the profile
     if account.host is None or account.port is None:
         # A tunnel, a socket, a proxy or an `eval`: the tool no longer connects where mailpin can look.
         how = account.transport or "an endpoint mailpin cannot see"
@@ -157,6 +159,10 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
     if not findings:
         return None
     return Verdict(profile.account, Status.BLOCKED, tuple(findings))
+
+
+def is_mailpin_tunnel(account: Account) -> bool:
+    return bool(account.transport) and "mailpin tunnel" in (account.transport or "")
 
 
 def first_use(account: str, observation: Observation, *, pin_if_trusted: bool) -> Verdict:

@@ -84,6 +84,7 @@ expiry_warning_days = whole(min=0, max=365, default=14)
 [accounts]
   [[__many__]]
   level = one_of({_LEVELS}, default=None)
+  enforce = boolean(default=None)
 
 [notify]
 desktop = boolean(default=True)
@@ -150,9 +151,18 @@ class Settings:
     unpinned: Unpinned = Unpinned.PIN_IF_TRUSTED  # non-interactive run, account without a profile
     expiry_warning_days: int = 14  # warn (never block) when a pinned leaf expires within this
     account_levels: Mapping[str, Level] = field(default_factory=dict)  # "TOOL:NAME" or bare "NAME"
+    account_enforce: Mapping[str, bool] = field(default_factory=dict)  # `enforce = no`: pre-flight check only
     tools: Mapping[str, str] = field(default_factory=dict)  # the real binary per tool, instead of PATH
     notify: Notify = field(default_factory=lambda: Notify())
     source: str | None = None  # the file read, None when there is none
+
+    def enforce_for(self, account_key: str) -> bool:
+        """Hold the tool's own session to the profile (tunnel, pinned certificate)? Default yes."""
+        name = account_key.partition(":")[2]
+        for key in (account_key, name):
+            if key in self.account_enforce:
+                return self.account_enforce[key]
+        return True
 
     def level_for(self, account_key: str) -> Level | None:
         """The exact `TOOL:NAME` entry, else the bare `NAME` entry, else the default level."""
@@ -203,17 +213,21 @@ def parse(text: str, source: str) -> Settings:
         where, failure = failures[0]
         raise ConfigError(source, None, f"{'/'.join(where)} {_shown(_value(config, where))}: {failure}")
     accounts: dict[str, Level] = {}
+    enforce: dict[str, bool] = {}
     for name in config["accounts"].sections:
         _check_account_name(name, source)
         level = config["accounts"][name]["level"]
         if level is not None:
             accounts[name] = Level(level)
+        if config["accounts"][name]["enforce"] is not None:
+            enforce[name] = bool(config["accounts"][name]["enforce"])
     return Settings(
         level=None if config["level"] is None else Level(config["level"]),
         timeout=config["timeout"],
         unpinned=Unpinned(config["unpinned"]),
         expiry_warning_days=config["expiry_warning_days"],
         account_levels=MappingProxyType(accounts),
+        account_enforce=MappingProxyType(enforce),
         tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
         notify=_notify(config["notify"], source),
         source=source,

@@ -321,6 +321,8 @@ def _imap(peer: Peer, greeting: bytes, caps: Sequence[str], on_starttls: StartTL
             return
         elif verb == b"NOOP":
             peer.send(tag + b" OK NOOP completed\r\n")
+        elif verb == b"ID":  # RFC 2971: offlineimap says who it is before it logs in
+            peer.send(b"* ID NIL\r\n" + tag + b" OK ID completed\r\n")
         else:
             peer.send((tag or b"*") + b" BAD command unknown or not allowed\r\n")
 

@@ -7,15 +7,15 @@ exits with the block's status. Nothing here rewrites the tool's arguments or its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from mailpin.commands.check import overall
 from mailpin.commands.verify import Outcome, Target, Verifier
 from mailpin.configs.discover import reader
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
-from mailpin.model import Status, Tool
+from mailpin.model import Profile, Status, Tool
 
 _PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
 
@@ -27,6 +27,7 @@ class Decision:
     outcomes: tuple[Outcome, ...]
     message: bytes | None  # what was read from stdin, to replay (or to hold)
     audit_problems: tuple[str, ...] = ()
+    profiles: Mapping[str, Profile] = field(default_factory=dict)  # after this run's first-use pins
 
     @property
     def passed(self) -> bool:
@@ -66,4 +67,5 @@ def decide(env: Env, tool: Tool, argv: Sequence[str]) -> Decision:
     accounts = module.select(config, argv, message)
     targets = [Target(account.key, account, verifier.profiles.get(account.key)) for account in accounts]
     outcomes = verifier.verify_all(targets, pin_first_use=True)
-    return Decision(tool, tuple(argv), tuple(outcomes), message, tuple(verifier.audit_problems))
+    problems = tuple(verifier.audit_problems)
+    return Decision(tool, tuple(argv), tuple(outcomes), message, problems, dict(verifier.profiles))

@@ -131,7 +131,7 @@ class Verifier:
         except ConfigError as exc:  # this account's trust file: the other accounts are still verified
             endpoint = target.profile.endpoint if target.profile else None
             outcome = Outcome(target, endpoint, Verdict(target.key, Status.CONFIG_ERROR, warnings=(str(exc),)))
-        self._record(outcome)
+        self.record_outcome(outcome)
         return outcome
 
     def verify_all(self, targets: Sequence[Target], *, pin_first_use: bool = False) -> list[Outcome]:
@@ -143,6 +143,9 @@ class Verifier:
 
     def _decide(self, target: Target, pin_first_use: bool) -> Outcome:
         account, profile = target.account, target.profile
+        if account is not None and policy.is_mailpin_tunnel(account):
+            verdict = Verdict(target.key, Status.SKIPPED, warnings=("verified in-line by `mailpin tunnel`",))
+            return Outcome(target, profile.endpoint if profile else None, verdict)
         if profile is not None and account is None:
             # No tool will connect for it; probing with a guessed trust store would only cry wolf.
             note = f"pinned, but in no tool's config now (`mailpin forget {target.key}` removes the profile)"
@@ -243,7 +246,7 @@ class Verifier:
                 if str(exc) not in self.audit_problems:
                     self.audit_problems.append(str(exc))
 
-    def _record(self, outcome: Outcome) -> None:
+    def record_outcome(self, outcome: Outcome) -> None:
         verdict, obs = outcome.verdict, outcome.observation
         fields: dict[str, object] = {
             "endpoint": str(outcome.endpoint) if outcome.endpoint else None,
@@ -274,6 +277,8 @@ _WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on f
 
 
 def _nothing_to_verify(account: Account) -> Verdict | None:
+    if policy.is_mailpin_tunnel(account):
+        return Verdict(account.key, Status.SKIPPED, warnings=("verified in-line by `mailpin tunnel`",))
     if account.host is None and account.transport is None:
         # The endpoint comes from something mailpin does not run (msmtp `eval`, offlineimap
         # `remotehosteval`): it cannot be verified, so it is not let through (fail closed).

@@ -123,6 +123,7 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
         certcheck=certcheck,
         fingerprints=fingerprints,
         transport=transport,
+        remote=remote,
         opportunistic=mode is Mode.STARTTLS,
         pin_options=pins,
         notes=tuple(notes),

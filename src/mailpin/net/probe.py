@@ -60,40 +60,66 @@ def probe(
     Raises `ProbeError` (with the endpoint named) when the server's behaviour is an attack, a
     downgrade, a protocol violation, or when it cannot be reached in time.
     """
+    chan, observation = open_session(endpoint, trust, timeout=timeout, step=step, now=now, greet=True)
+    try:
+        dialogue_for(endpoint.protocol).quit(chan)
+    except ProbeError:
+        pass  # the observation is complete; a server that hangs up first is not our concern
+    finally:
+        chan.close()
+    return observation
+
+
+def open_session(
+    endpoint: Endpoint,
+    trust: certs.Trust,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    step: float | None = None,
+    now: Callable[[], datetime],
+    greet: bool,
+) -> tuple[Channel, Observation]:
+    """Connect, upgrade or handshake, and judge the chain — leaving the session open.
+
+    `greet=False` (the tunnel): after an Implicit TLS handshake nothing is read, so the server's
+    greeting is still there for the client the session is handed to; after STARTTLS the session
+    stands where a client expects to be after its own handshake (RFC 3501 §6.2.1: it asks again).
+    """
     deadline = Deadline(timeout, step)
     dialogue = dialogue_for(endpoint.protocol)
     chan: Channel | None = None
     try:
         chan = Channel(_connect(endpoint, deadline), deadline)
+        greeting = ""
         if endpoint.mode is Mode.STARTTLS:
             greeting = dialogue.upgrade(chan)
             chan.start_tls(observing_context(), endpoint.sni, "TLS handshake after STARTTLS")
         else:
             chan.start_tls(observing_context(), endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
-            greeting = dialogue.greet(chan)
-        capabilities = dialogue.capabilities(chan)
+            if greet:
+                greeting = dialogue.greet(chan)
+        capabilities = dialogue.capabilities(chan) if greet else ()
         tls = chan.sock
         assert isinstance(tls, ssl.SSLSocket)
         version, cipher = tls.version() or "unknown", (tls.cipher() or ("unknown",))[0]
         chain_der = served_chain(tls)
+        if not chain_der:
+            raise ProbeError("protocol-error", "server presented no certificate")
         try:
-            dialogue.quit(chan)
-        except ProbeError:
-            pass  # the observation is complete; a server that hangs up first is not our concern
+            chain = certs.parse_chain(chain_der)
+            served = tuple(certs.facts(cert) for cert in chain)
+            verdict = certs.validate(chain, endpoint.name_to_check, trust, now())
+        except ValueError as exc:  # a malformed certificate is the server's fault, never a crash
+            raise ProbeError("protocol-error", f"unreadable certificate from the server: {exc}") from None
     except ProbeError as exc:
-        raise exc.at(str(endpoint)) from None
-    finally:
         if chan is not None:
             chan.close()
-    if not chain_der:
-        raise ProbeError("protocol-error", "server presented no certificate").at(str(endpoint))
-    try:
-        chain = certs.parse_chain(chain_der)
-        served = tuple(certs.facts(cert) for cert in chain)
-        verdict = certs.validate(chain, endpoint.name_to_check, trust, now())
-    except ValueError as exc:  # a malformed certificate is the server's fault, never a crash
-        raise ProbeError("protocol-error", f"unreadable certificate from the server: {exc}").at(str(endpoint)) from None
-    return Observation(
+        raise exc.at(str(endpoint)) from None
+    except BaseException:
+        if chan is not None:
+            chan.close()
+        raise
+    observation = Observation(
         endpoint=endpoint,
         tls_version=version,
         cipher=cipher,
@@ -104,3 +130,4 @@ def probe(
         capabilities=capabilities,
         elapsed_ms=deadline.elapsed_ms(),
     )
+    return chan, observation

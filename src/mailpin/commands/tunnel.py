@@ -1,0 +1,87 @@
+"""`mailpin tunnel ACCOUNT`: the tool's transport, verified in-line (mbsync `Tunnel`, offlineimap
+`transporttunnel`). Connects in the pinned mode, judges that very session with the same policy as
+`check`, and only then relays the protocol on stdin/stdout. A session that does not match is
+refused — and told — before a single byte of the tool's reaches the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailpin import policy, settings
+from mailpin.commands.verify import Outcome, Target, Verifier, endpoint_of
+from mailpin.env import Env
+from mailpin.errors import ConfigError, ProbeError, UsageError
+from mailpin.model import Status, Verdict
+from mailpin.net.channel import Channel
+from mailpin.net.probe import open_session
+
+
+@dataclass
+class Session:
+    outcome: Outcome
+    chan: Channel | None  # open and verified when the outcome passed
+
+
+def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verifier, Session]:
+    """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c)."""
+    verifier = Verifier(env)
+    if config is None:
+        targets, _ = verifier.targets([name])
+    else:
+        targets = _targets_from(verifier, name, config)
+    if len(targets) != 1:
+        raise UsageError(f"{name!r} names {len(targets)} accounts: name one as TOOL:NAME")
+    target = targets[0]
+    try:
+        session = _open(verifier, target)
+    except ConfigError as exc:
+        verdict = Verdict(target.key, Status.CONFIG_ERROR, warnings=(str(exc),))
+        session = Session(Outcome(target, None, verdict), None)
+    verifier.record_outcome(session.outcome)
+    return verifier, session
+
+
+def _targets_from(verifier: Verifier, name: str, config: str) -> list[Target]:
+    from mailpin.commands.verify import select
+    from mailpin.configs.discover import reader
+    from mailpin.model import Tool
+
+    tool, sep, _ = name.partition(":")
+    if not sep or tool not in {t.value for t in Tool}:
+        raise UsageError("with --config, name the account as TOOL:NAME")
+    loaded = reader(Tool(tool)).load(["-c", config], verifier.env)
+    return select([name], loaded.accounts, verifier.profiles)
+
+
+def _open(verifier: Verifier, target: Target) -> Session:
+    account, profile = target.account, target.profile
+    if profile is not None and account is not None and account.host is not None:
+        drift = policy.config_drift(profile, account)  # a config that uses this tunnel has no host
+        if drift is not None:
+            return Session(Outcome(target, endpoint_of(account), drift), None)
+    endpoint = profile.endpoint if profile is not None else (endpoint_of(account) if account else None)
+    if endpoint is None:
+        note = "no TLS profile and no host in the config: nothing to connect to (pin it: mailpin init)"
+        return Session(Outcome(target, None, Verdict(target.key, Status.BLOCKED, warnings=(note,))), None)
+    trust = verifier.trust(account)
+    try:
+        chan, observation = open_session(
+            endpoint, trust, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False
+        )
+    except ProbeError as exc:
+        return Session(Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc), None)
+    if profile is None:
+        allowed = verifier.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
+        verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
+        if verdict.status is Status.PINNED:
+            certcheck = account.certcheck if account else True
+            verifier.pin(target.key, observation, verifier.settings.level_for(target.key), certcheck=certcheck)
+    else:
+        days = verifier.settings.expiry_warning_days
+        verdict = policy.evaluate(profile, observation, expiry_warning_days=days, now=verifier.env.now())
+    outcome = Outcome(target, endpoint, verdict, observation)
+    if verdict.status not in (Status.VERIFIED, Status.PINNED):
+        chan.close()
+        return Session(outcome, None)
+    return Session(outcome, chan)

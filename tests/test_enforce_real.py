@@ -1,0 +1,136 @@
+"""Enforcement: the session that carries the password and the mail is held to the profile, not only
+mailpin's pre-flight probe. A "split" server (tests/lab/split.py) is benign to the probe and hostile
+to the tool's own connection; each case runs with enforcement and without (`enforce = no`), so the
+test shows both the gap and what enforcement buys."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+from tests.lab import hostile
+from tests.lab.hostile import HostileServer
+from tests.lab.split import SplitServer
+from tests.test_pins_real import cli
+from tests.test_run_real import MESSAGE, shim_env
+
+CREDENTIALS = (b"LOGIN", b"AUTHENTICATE", b"AUTH ", b"MAIL FROM")
+
+
+def leaked(server: HostileServer) -> list[bytes]:
+    """What the hostile side got that it must never get: a login, a password, a message."""
+    return [line for line in server.received if any(word in line.upper() for word in CREDENTIALS)]
+
+
+def settings(home: Path, account: str, enforce: bool) -> None:
+    path = home / ".config" / "mailpin" / "config"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"[accounts]\n  [[{account}]]\n  enforce = {'yes' if enforce else 'no'}\n")
+
+
+def tool(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["timeout", "-k", "5", "60", *argv], input=stdin, env=env, capture_output=True, timeout=90)
+
+
+def serving(pki, variant: str, script: hostile.Script, implicit: bool) -> HostileServer:
+    cert = pki.cert(variant)
+    return HostileServer(script, chain_pem=cert.chain_pem, key_pem=cert.key_pem, implicit_tls=implicit)
+
+
+@pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+def test_msmtp_never_sends_to_a_key_that_was_not_verified(
+    isolated_env: Path, shims: Path, pki, smtp_server, enforce: bool
+) -> None:
+    need("msmtp")
+    with (
+        serving(pki, "new-key", hostile.benign("smtp"), True) as evil,
+        SplitServer(smtp_server.smtps_port, evil.port) as split,
+    ):
+        (isolated_env / ".msmtprc").write_text(
+            f"account lab\nhost localhost\nport {split.port}\ntls on\ntls_starttls off\n"
+            f"tls_trust_file {pki.ca_pem}\nfrom alice@example.org\naccount default : lab\n"
+        )
+        (isolated_env / ".msmtprc").chmod(0o600)
+        assert cli("init", "--yes", "--level", "key", "msmtp:lab")[0] == 0
+        settings(isolated_env, "msmtp:lab", enforce)
+        split.connections = 0  # from now on: the probe meets the real server, msmtp's own session the other
+        done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+        assert split.connections == 2
+        if enforce:
+            assert done.returncode != 0 and not leaked(evil)
+        else:  # the gap: msmtp's own checks pass a valid certificate of the same CA with another key
+            assert leaked(evil), evil.received
+
+
+@pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+def test_mbsync_logs_in_only_on_the_verified_session(
+    isolated_env: Path, shims: Path, pki, dovecot_server, enforce: bool
+) -> None:
+    need("mbsync")
+    with (
+        serving(pki, "new-key", hostile.benign("imap"), True) as evil,
+        SplitServer(dovecot_server.imaps_port, evil.port) as split,
+    ):
+        box = isolated_env / "Mail" / "lab"
+        box.mkdir(parents=True)
+        (isolated_env / ".mbsyncrc").write_text(
+            f"IMAPAccount lab\nHost localhost\nPort {split.port}\nUser test\nPass secret\nSSLType IMAPS\n"
+            f"CertificateFile {pki.ca_pem}\nSystemCertificates no\n\nIMAPStore lab-remote\nAccount lab\n\n"
+            f"MaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
+            "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        )
+        assert cli("init", "--yes", "--level", "key", "mbsync:lab")[0] == 0
+        settings(isolated_env, "mbsync:lab", enforce)
+        split.connections = 0
+        done = tool(["mbsync", "-a"], shim_env(shims))
+        assert done.returncode != 0
+        if enforce:
+            assert not leaked(evil) and b"key-changed" in done.stderr
+        else:
+            assert leaked(evil), evil.received
+
+
+def offlineimaprc(home: Path, port: int) -> None:
+    (home / ".offlineimaprc").write_text(
+        "[general]\naccounts = lab\nmetadata = ~/.offlineimap\n\n[Account lab]\nlocalrepository = lab-local\n"
+        "remoterepository = lab-remote\n\n[Repository lab-local]\ntype = Maildir\nlocalfolders = ~/OfflineMail\n\n"
+        f"[Repository lab-remote]\ntype = IMAP\nremotehost = localhost\nremoteport = {port}\nssl = no\n"
+        "remoteuser = test\nremotepass = secret\nfolderfilter = lambda f: f == 'INBOX'\n"
+    )
+
+
+@pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+@pytest.mark.parametrize("attack", ["foreign-ca", "stripped"])
+def test_offlineimap_starttls_never_logs_in_on_a_hostile_session(
+    isolated_env: Path, shims: Path, pki, dovecot_server, enforce: bool, attack: str
+) -> None:
+    need("offlineimap")
+    script = hostile.benign("imap") if attack == "foreign-ca" else hostile.stripped("imap")
+    variant = "foreign-ca" if attack == "foreign-ca" else "good"
+    with serving(pki, variant, script, False) as evil, SplitServer(dovecot_server.imap_port, evil.port) as split:
+        offlineimaprc(isolated_env, split.port)
+        # offlineimap's STARTTLS path checks no certificate: what the user's tool trusts is the system
+        # store; mailpin's pin needs the lab CA to have validated once, so it is pinned with it.
+        assert cli("init", "--yes", "--accept-untrusted", "offlineimap:lab")[0] == 0
+        settings(isolated_env, "offlineimap:lab", enforce)
+        split.connections = 0
+        tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
+        if enforce:
+            assert not leaked(evil), evil.received
+        else:  # the gap: offlineimap accepts a foreign CA, and goes on in plaintext without STARTTLS
+            assert leaked(evil), evil.received
+
+
+def test_offlineimap_starttls_with_a_foreign_ca_is_blocked_through_mailpin(
+    isolated_env: Path, shims: Path, pki, dovecot_server
+) -> None:
+    """The account that alone accepts a foreign-CA certificate by itself (real-components.md)."""
+    need("offlineimap")
+    offlineimaprc(isolated_env, dovecot_server.imap_port)
+    assert cli("init", "--yes", "--accept-untrusted", "offlineimap:lab")[0] == 0
+    dovecot_server.serve("foreign-ca")
+    done = tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
+    assert done.returncode == 69 and b"offlineimap:lab blocked" in done.stderr
