@@ -144,7 +144,7 @@ def accounts_json(result: AccountsResult) -> dict[str, Any]:
     def pinned(account: Account) -> dict[str, Any]:
         profile = result.profiles.get(account.key)
         pin = {"level": profile.level.value, "pinned_at": profile.pinned_at.isoformat()} if profile else None
-        return {**account_json(account), "pin": pin}
+        return {**account_json(account), "pin": pin, "enforcement": result.enforcement.get(account.key)}
 
     data: dict[str, Any] = {
         "version": JSON_VERSION,
@@ -168,6 +168,8 @@ def accounts_text(result: AccountsResult) -> str:
         mode = account.mode.value + (" (opportunistic)" if account.opportunistic else "")
         profile = result.profiles.get(account.key)
         pin = f"pinned {profile.level.value} since {profile.pinned_at:%Y-%m-%d}" if profile else "unpinned"
+        held = result.enforcement.get(account.key)
+        pin += f", run: {held}" if held and held != "-" else ""
         lines.append(
             f"{account.key:<{width}}  {account.protocol.value:<4}  {_endpoint(account)}  {mode}  {pin}  "
             f"trust: {account.trust}  ({account.source})"

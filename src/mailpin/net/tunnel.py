@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import selectors
 import ssl
+import time
 
 from mailpin.model import Mode, Protocol
 from mailpin.net.channel import Channel
@@ -21,6 +22,7 @@ _GREETINGS = {
     Protocol.SMTP: b"220 mailpin tunnel: TLS verified against the pinned profile\r\n",
 }
 _CHUNK = 65536
+_LINGER = 10.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 
 
 def greeting_for(protocol: Protocol, mode: Mode) -> bytes:
@@ -42,15 +44,24 @@ def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> No
     tls.setblocking(False)
     if greeting:
         _write_all(stdout, greeting)
+    linger: float | None = None  # set once the tool's side is closed
     with selectors.DefaultSelector() as selector:
         selector.register(stdin, selectors.EVENT_READ, "tool")
         selector.register(tls, selectors.EVENT_READ, "server")
         while True:
-            for key, _ in selector.select():
+            left = None if linger is None else linger - time.monotonic()
+            if left is not None and left <= 0:
+                return  # the tool is gone and the server has not closed: enough
+            ready = selector.select(left)
+            for key, _ in ready:
                 if key.data == "tool":
                     data = os.read(stdin, _CHUNK)
                     if not data:
-                        return  # the tool is done (LOGOUT sent, or it died): so is the session
+                        # The tool is done (its LOGOUT sent) or died: pass on the server's last words
+                        # for a while, then end the session.
+                        selector.unregister(stdin)
+                        linger = time.monotonic() + _LINGER
+                        continue
                     tls.setblocking(True)  # writes may block: the server reads at its own pace
                     try:
                         tls.sendall(data)
