@@ -193,7 +193,7 @@ def test_gmail_port_stays_993_without_ssl_and_preauth_tunnel_is_clear() -> None:
     assert (pre.host, pre.mode, pre.transport) == (
         None,
         N,
-        "tunnel openssl s_client -quiet -connect imap.example.org:993",
+        "preauth tunnel openssl s_client -quiet -connect imap.example.org:993",
     )
     both = oi.parse(text + "transporttunnel = x\n", "f", HOME)
     assert "sets both preauthtunnel and transporttunnel" in both.problems[0][1].problem

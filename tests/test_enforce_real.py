@@ -40,9 +40,17 @@ def serving(pki, variant: str, script: hostile.Script, implicit: bool) -> Hostil
     return HostileServer(script, chain_pem=cert.chain_pem, key_pem=cert.key_pem, implicit_tls=implicit)
 
 
-@pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+@pytest.mark.parametrize(
+    ("enforce", "extra"),
+    [
+        (True, []),
+        (True, ["--tls-fingerprint="]),  # the user's own flags cannot widen what was verified
+        (False, []),
+    ],
+    ids=["enforced", "enforced-user-fingerprint", "pre-flight-only"],
+)
 def test_msmtp_never_sends_to_a_key_that_was_not_verified(
-    isolated_env: Path, shims: Path, pki, smtp_server, enforce: bool
+    isolated_env: Path, shims: Path, pki, smtp_server, enforce: bool, extra: list[str]
 ) -> None:
     need("msmtp")
     with (
@@ -57,7 +65,7 @@ def test_msmtp_never_sends_to_a_key_that_was_not_verified(
         assert cli("init", "--yes", "--level", "key", "msmtp:lab")[0] == 0
         settings(isolated_env, "msmtp:lab", enforce)
         split.connections = 0  # from now on: the probe meets the real server, msmtp's own session the other
-        done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+        done = tool(["msmtp", *extra, "-a", "lab", "-t"], shim_env(shims), MESSAGE)
         assert split.connections == 2
         if enforce:
             assert done.returncode != 0 and not leaked(evil)
@@ -66,8 +74,38 @@ def test_msmtp_never_sends_to_a_key_that_was_not_verified(
 
 
 @pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+def test_msmtp_at_level_ca_trusts_only_the_pinned_cas(
+    isolated_env: Path, shims: Path, pki, smtp_server, tmp_path: Path, enforce: bool
+) -> None:
+    """The user's bundle trusts two CAs; the pin is of one. msmtp's own session gets only that one,
+    even with the bundle given again on msmtp's command line."""
+    need("msmtp")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pki.ca_pem.read_bytes() + pki.foreign_ca_pem.read_bytes())
+    with (
+        serving(pki, "foreign-ca", hostile.benign("smtp"), True) as evil,
+        SplitServer(smtp_server.smtps_port, evil.port) as split,
+    ):
+        (isolated_env / ".msmtprc").write_text(
+            f"account lab\nhost localhost\nport {split.port}\ntls on\ntls_starttls off\n"
+            f"tls_trust_file {bundle}\nfrom alice@example.org\n"
+        )
+        (isolated_env / ".msmtprc").chmod(0o600)
+        assert cli("init", "--yes", "msmtp:lab")[0] == 0  # level ca
+        settings(isolated_env, "msmtp:lab", enforce)
+        split.connections = 0
+        tool(["msmtp", "-a", "lab", f"--tls-trust-file={bundle}", "-t"], shim_env(shims), MESSAGE)
+        assert split.connections == 2
+        assert bool(leaked(evil)) is not enforce, evil.received
+
+
+@pytest.mark.parametrize(
+    ("enforce", "argv"),
+    [(True, ["-a"]), (True, ["-Vc", "RC", "-a"]), (True, ["-c", "RC", "--", "lab"]), (False, ["-a"])],
+    ids=["enforced", "enforced-c-in-a-cluster", "enforced-channel-after-dashes", "pre-flight-only"],
+)
 def test_mbsync_logs_in_only_on_the_verified_session(
-    isolated_env: Path, shims: Path, pki, dovecot_server, enforce: bool
+    isolated_env: Path, shims: Path, pki, dovecot_server, enforce: bool, argv: list[str]
 ) -> None:
     need("mbsync")
     with (
@@ -76,8 +114,8 @@ def test_mbsync_logs_in_only_on_the_verified_session(
     ):
         box = isolated_env / "Mail" / "lab"
         box.mkdir(parents=True)
-        (isolated_env / ".mbsyncrc").write_text(
-            f"IMAPAccount lab\nHost localhost\nPort {split.port}\nUser test\nPass secret\nSSLType IMAPS\n"
+        (isolated_env / ".mbsyncrc").write_text(  # "SSLType": mbsync unquotes keywords too
+            f'IMAPAccount lab\nHost localhost\nPort {split.port}\nUser test\nPass secret\n"SSLType" IMAPS\n'
             f"CertificateFile {pki.ca_pem}\nSystemCertificates no\n\nIMAPStore lab-remote\nAccount lab\n\n"
             f"MaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
             "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
@@ -85,7 +123,8 @@ def test_mbsync_logs_in_only_on_the_verified_session(
         assert cli("init", "--yes", "--level", "key", "mbsync:lab")[0] == 0
         settings(isolated_env, "mbsync:lab", enforce)
         split.connections = 0
-        done = tool(["mbsync", "-a"], shim_env(shims))
+        rc = str(isolated_env / ".mbsyncrc")
+        done = tool(["mbsync", *(rc if arg == "RC" else arg for arg in argv)], shim_env(shims))
         assert done.returncode != 0
         if enforce:
             assert not leaked(evil) and b"key-changed" in done.stderr
@@ -116,8 +155,13 @@ def test_offlineimap_starttls_never_logs_in_on_a_hostile_session(
         # store; mailpin's pin needs the lab CA to have validated once, so it is pinned with it.
         assert cli("init", "--yes", "--accept-untrusted", "offlineimap:lab")[0] == 0
         settings(isolated_env, "offlineimap:lab", enforce)
-        split.connections = 0
-        tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
+        # offlineimap3's own STARTTLS path fails now and then by itself (real-components.md): the gap is
+        # shown when one of three runs reaches the login; with enforcement, none of three may.
+        for _ in range(3):
+            split.connections = 0
+            tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
+            if leaked(evil):
+                break
         if enforce:
             assert not leaked(evil), evil.received
         else:  # the gap: offlineimap accepts a foreign CA, and goes on in plaintext without STARTTLS

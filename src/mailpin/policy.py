@@ -162,7 +162,33 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
 
 
 def is_mailpin_tunnel(account: Account) -> bool:
-    return bool(account.transport) and "mailpin tunnel" in (account.transport or "")
+    """Does the tool connect through `mailpin tunnel` for this very account (mbsync `Tunnel`,
+    offlineimap `transporttunnel`)? Exactly `MAILPIN tunnel [--config FILE] TOOL:NAME`, where MAILPIN
+    is mailpin's script or `PYTHON [-P|-I] -m mailpin` and TOOL:NAME is this account: a command that
+    merely mentions the words, or names another account, is any other tunnel (verified as such)."""
+    import os.path
+    import shlex
+
+    transport = account.transport or ""
+    if not transport.startswith("tunnel "):
+        return False  # a socket, a proxy, a preauth tunnel: never mailpin's
+    try:
+        words = shlex.split(transport[len("tunnel ") :])
+    except ValueError:
+        return False
+    if "tunnel" not in words:
+        return False
+    at = words.index("tunnel")
+    runner, rest = words[:at], words[at + 1 :]
+    script = len(runner) == 1 and os.path.basename(runner[0]) == "mailpin"
+    module = (
+        len(runner) >= 3 and runner[-2:] == ["-m", "mailpin"] and all(flag in ("-P", "-I") for flag in runner[1:-2])
+    )
+    if not (script or module):
+        return False
+    if rest[:1] == ["--config"] and len(rest) == 3:
+        rest = rest[2:]
+    return rest == [account.key]
 
 
 def first_use(account: str, observation: Observation, *, pin_if_trusted: bool) -> Verdict:

@@ -53,5 +53,5 @@ def _enforcement(
         elif not configured.enforce_for(account.key) or not enforce.available():
             how[account.key] = "pre-flight check only"
         else:
-            how[account.key] = enforce.describe(account.tool, profiles.get(account.key))
+            how[account.key] = enforce.describe(account, profiles.get(account.key))
     return how

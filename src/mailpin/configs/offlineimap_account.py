@@ -91,7 +91,8 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
     if preauth or tunnel_cmd:
         # imapserver.acquireconnection: a tunnel carries IMAP as is (no TLS of offlineimap's own); only
         # STARTTLS may follow, and not on a preauth tunnel, which skips authentication and STARTTLS with it.
-        host, port, transport = None, None, f"tunnel {preauth or tunnel_cmd}"
+        # A preauth tunnel hands over a session that is logged in already: never mailpin's tunnel.
+        host, port, transport = None, None, f"preauth tunnel {preauth}" if preauth else f"tunnel {tunnel_cmd}"
     if usessl:
         _check_tls(cfg, name, repo, trust_file, system_trust, fingerprints, notes, tunnel=transport)
     certcheck = True

@@ -6,7 +6,6 @@ carries it over the TLS session it has just verified (mbsync `Tunnel`, offlineim
 from __future__ import annotations
 
 import os
-import selectors
 import ssl
 import time
 
@@ -22,6 +21,7 @@ _GREETINGS = {
     Protocol.SMTP: b"220 mailpin tunnel: TLS verified against the pinned profile\r\n",
 }
 _CHUNK = 65536
+_LIMIT = 1 << 20  # bytes buffered per direction before that direction's reads pause
 _LINGER = 10.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 
 
@@ -29,54 +29,73 @@ def greeting_for(protocol: Protocol, mode: Mode) -> bytes:
     return _GREETINGS[protocol] if mode is Mode.STARTTLS else b""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> None:
-    """Copy bytes both ways until either side closes. No timeout: an IMAP IDLE may last hours."""
+    """Copy bytes both ways until the server closes (or, once the tool has closed, `_LINGER` later).
+
+    Everything is non-blocking with one bounded buffer per direction: a side that stops reading
+    (Dovecot while its own output is full) only pauses the other direction's reads, never the
+    whole relay — two large transfers at once cannot deadlock, and memory stays bounded. A readable
+    TLS socket may carry only housekeeping (TLS 1.3 session tickets): reads that yield nothing are
+    normal. No timeout while both sides are open: an IMAP IDLE may last hours."""
+    import select
+
     tls = chan.sock
     assert isinstance(tls, ssl.SSLSocket)
-    # Reads are non-blocking: a readable socket may carry only TLS housekeeping (TLS 1.3 session
-    # tickets) and no data, and a blocking read would then wait while the tool waits for us.
     tls.setblocking(False)
-    if greeting:
-        _write_all(stdout, greeting)
-    linger: float | None = None  # set once the tool's side is closed
-    with selectors.DefaultSelector() as selector:
-        selector.register(stdin, selectors.EVENT_READ, "tool")
-        selector.register(tls, selectors.EVENT_READ, "server")
-        while True:
-            left = None if linger is None else linger - time.monotonic()
-            if left is not None and left <= 0:
+    restore = os.get_blocking(stdout)
+    os.set_blocking(stdout, False)
+    to_server, to_tool = bytearray(), bytearray(greeting)
+    tool_open, server_open = True, True
+    linger: float | None = None
+    try:
+        while server_open or to_tool:
+            if linger is not None and time.monotonic() >= linger and not to_tool:
                 return  # the tool is gone and the server has not closed: enough
-            ready = selector.select(left)
-            for key, _ in ready:
-                if key.data == "tool":
-                    data = os.read(stdin, _CHUNK)
-                    if not data:
-                        # The tool is done (its LOGOUT sent) or died: pass on the server's last words
-                        # for a while, then end the session.
-                        selector.unregister(stdin)
-                        linger = time.monotonic() + _LINGER
-                        continue
-                    tls.setblocking(True)  # writes may block: the server reads at its own pace
-                    try:
-                        tls.sendall(data)
-                    finally:
-                        tls.setblocking(False)
-                else:
-                    try:
-                        data = tls.recv(_CHUNK)
-                    except ssl.SSLWantReadError:
-                        continue  # a TLS record not complete yet (or a post-handshake message)
-                    if not data:
-                        return  # the server closed the session
-                    while tls.pending():  # TLS buffers whole records: drain what select() cannot see
-                        try:
-                            data += tls.recv(tls.pending())
-                        except ssl.SSLWantReadError:
-                            break
-                    _write_all(stdout, data)
+            reads = [fd for fd, want in ((stdin, tool_open and len(to_server) < _LIMIT),
+                                         (tls.fileno(), server_open and len(to_tool) < _LIMIT)) if want]  # fmt: skip
+            writes = [
+                fd for fd, want in ((tls.fileno(), bool(to_server) and server_open), (stdout, bool(to_tool))) if want
+            ]
+            wait = None if linger is None else max(0.0, linger - time.monotonic())
+            readable, writable, _ = select.select(reads, writes, [], wait) if reads or writes else ([], [], [])
+            if not reads and not writes:
+                return
+            if stdin in readable:
+                data = os.read(stdin, _CHUNK)
+                if data:
+                    to_server += data
+                else:  # the tool is done (its LOGOUT sent) or died: the server's last words, then stop
+                    tool_open, linger = False, time.monotonic() + _LINGER
+            if server_open and (tls.fileno() in readable or tls.pending()):
+                server_open = _read_tls(tls, to_tool)
+            if to_server and (tls.fileno() in writable):
+                try:
+                    del to_server[: tls.send(to_server[:_CHUNK])]
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            if to_tool and stdout in writable:
+                try:
+                    del to_tool[: os.write(stdout, to_tool[:_CHUNK])]
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:
+                    return  # the tool has gone away: nobody left to tell
+    finally:
+        os.set_blocking(stdout, restore)
+
+
+def _read_tls(tls: ssl.SSLSocket, into: bytearray) -> bool:
+    """Read what TLS has for the tool; False once the server has closed the session."""
+    try:
+        data = tls.recv(_CHUNK)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return True
+    if not data:
+        return False
+    into += data
+    while tls.pending():  # TLS hands out whole records: drain what select() cannot see
+        try:
+            into += tls.recv(tls.pending())
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            break
+    return True
