@@ -178,3 +178,57 @@ def test_offlineimap_starttls_with_a_foreign_ca_is_blocked_through_mailpin(
     dovecot_server.serve("foreign-ca")
     done = tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
     assert done.returncode == 69 and b"offlineimap:lab blocked" in done.stderr
+
+
+ATTACKS = {
+    "foreign-ca": lambda proto: ("foreign-ca", hostile.benign(proto)),
+    "stripped": lambda proto: ("good", hostile.stripped(proto)),
+    "injected": lambda proto: ("good", hostile.injected(proto, INJECTIONS[proto])),
+}
+INJECTIONS = {
+    "smtp": b"220 go ahead\r\n250 injected\r\n",
+    "imap": b"{tag} OK Begin TLS negotiation now\r\n* 1 EXISTS\r\n",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+@pytest.mark.parametrize("tool_name", ["msmtp", "mbsync", "offlineimap"])
+def test_with_enforcement_no_tool_logs_in_on_a_hostile_starttls_session(
+    isolated_env: Path, shims: Path, pki, smtp_server, dovecot_server, tool_name: str, attack: str
+) -> None:
+    """The issue's matrix: STARTTLS accounts of all three tools behind a split server that strips,
+    injects, or serves a foreign CA on the tool's own connection."""
+    need(tool_name)
+    proto = "smtp" if tool_name == "msmtp" else "imap"
+    variant, script = ATTACKS[attack](proto)
+    real = smtp_server.submission_port if proto == "smtp" else dovecot_server.imap_port
+    with serving(pki, variant, script, False) as evil, SplitServer(real, evil.port) as split:
+        key = f"{tool_name}:lab"
+        if tool_name == "msmtp":
+            (isolated_env / ".msmtprc").write_text(
+                f"account lab\nhost localhost\nport {split.port}\ntls on\ntls_starttls on\n"
+                f"tls_trust_file {pki.ca_pem}\nfrom alice@example.org\nauth plain\nuser test\npassword secret\n"
+            )
+            (isolated_env / ".msmtprc").chmod(0o600)
+            argv, stdin = ["msmtp", "-a", "lab", "-t"], MESSAGE
+            assert cli("init", "--yes", key)[0] == 0
+        elif tool_name == "mbsync":
+            box = isolated_env / "Mail" / "lab"
+            box.mkdir(parents=True)
+            (isolated_env / ".mbsyncrc").write_text(
+                f"IMAPAccount lab\nHost localhost\nPort {split.port}\nUser test\nPass secret\nSSLType STARTTLS\n"
+                f"CertificateFile {pki.ca_pem}\nSystemCertificates no\n\nIMAPStore lab-remote\nAccount lab\n\n"
+                f"MaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
+                "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+            )
+            argv, stdin = ["mbsync", "-a"], b""
+            assert cli("init", "--yes", key)[0] == 0
+        else:
+            offlineimaprc(isolated_env, split.port)
+            argv, stdin = ["offlineimap", "-o", "-u", "quiet", "-a", "lab"], b""
+            assert cli("init", "--yes", "--accept-untrusted", key)[0] == 0
+        split.connections = 0
+        done = tool(argv, shim_env(shims), stdin)
+        assert split.connections >= 2, done.stderr  # the tool's own session did reach the hostile side
+        assert done.returncode != 0
+        assert not leaked(evil), evil.received
