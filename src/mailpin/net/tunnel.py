@@ -20,7 +20,7 @@ _GREETINGS = {
     Protocol.POP3: b"+OK mailpin tunnel: TLS verified against the pinned profile\r\n",
     Protocol.SMTP: b"220 mailpin tunnel: TLS verified against the pinned profile\r\n",
 }
-_CHUNK = 65536
+_CHUNK = 1 << 18
 _LIMIT = 1 << 20  # bytes buffered per direction before that direction's reads pause
 _LINGER = 10.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 
@@ -70,12 +70,14 @@ def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> No
                 server_open = _read_tls(tls, to_tool)
             if to_server and (tls.fileno() in writable):
                 try:
-                    del to_server[: tls.send(to_server[:_CHUNK])]
+                    while to_server:
+                        del to_server[: tls.send(to_server[:_CHUNK])]
                 except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
                     pass
             if to_tool and stdout in writable:
                 try:
-                    del to_tool[: os.write(stdout, to_tool[:_CHUNK])]
+                    while to_tool:  # as much as the pipe takes now
+                        del to_tool[: os.write(stdout, to_tool)]
                 except BlockingIOError:
                     pass
                 except BrokenPipeError:
@@ -85,17 +87,15 @@ def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> No
 
 
 def _read_tls(tls: ssl.SSLSocket, into: bytearray) -> bool:
-    """Read what TLS has for the tool; False once the server has closed the session."""
-    try:
-        data = tls.recv(_CHUNK)
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return True
-    if not data:
-        return False
-    into += data
-    while tls.pending():  # TLS hands out whole records: drain what select() cannot see
+    """Read everything TLS has for the tool right now (every record already received, not one per
+    wake-up: a bulk FETCH then costs a few large writes, not thousands of small ones); False once
+    the server has closed the session."""
+    while len(into) < _LIMIT:
         try:
-            into += tls.recv(tls.pending())
+            data = tls.recv(_CHUNK)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            break
+            return True  # nothing more for now (or only TLS housekeeping)
+        if not data:
+            return False
+        into += data
     return True
