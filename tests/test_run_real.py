@@ -385,3 +385,17 @@ def test_a_block_that_cannot_be_held_still_says_blocked(sender: Path, shims: Pat
     done = run(["msmtp", "-t"], shim_env(shims), MESSAGE)
     assert done.returncode == 69
     assert b"blocked" in done.stderr and b"NOT held" in done.stderr and b"mail program still has it" in done.stderr
+
+
+def test_an_xdg_isyncrc_does_not_make_the_shim_call_itself(
+    isolated_env: Path, shims: Path, pki, dovecot_server
+) -> None:
+    """Which file mbsync reads depends on its version (`mbsync --version`): asked of the real mbsync,
+    never of the shim first on PATH, which would ask again, and again."""
+    need("mbsync")
+    write_mbsyncrc(isolated_env, pki.ca_pem, dovecot_server.imaps_port)
+    xdg = isolated_env / ".config" / "isyncrc"
+    xdg.parent.mkdir(parents=True, exist_ok=True)
+    xdg.write_text((isolated_env / ".mbsyncrc").read_text())
+    done = run(["mbsync", "-a"], shim_env(shims), timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -108,7 +108,7 @@ def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days:
 
 def failed(profile: Profile | None, account: str, error: ProbeError) -> Verdict:
     """The probe itself did not complete: an attack or downgrade (69), or could not verify (75)."""
-    text = str(error)
+    text = f"{error.where}: {error.detail}" if error.where else error.detail  # the reason is shown apart
     if profile is not None and error.reason in ("starttls-missing", "starttls-refused", "mode-changed", "preauth"):
         text = f"{text} (pinned: {_pinned(profile)} on {_date(profile.pinned_at)})"
     status = Status.UNVERIFIED if error.reason in COULD_NOT_VERIFY else Status.BLOCKED
@@ -159,6 +159,9 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
     if not findings:
         return None
     return Verdict(profile.account, Status.BLOCKED, tuple(findings))
+
+
+ACCEPTABLE = ("untrusted-chain", "hostname-mismatch")  # findings a user may confirm for a key at pin time
 
 
 def is_mailpin_tunnel(account: Account) -> bool:
@@ -238,7 +241,9 @@ def make_profile(
     certs: tuple[str, ...] = (leaf.sha256,)
     keys: tuple[str, ...] = (leaf.spki_sha256,)
     cas = tuple(sorted(ca_keys(observation)))
-    accepted = observation.chain.reasons
+    # What a confirmation can accept for this key: who signed it, and the name it carries — facts
+    # of a self-managed certificate. Never time (expired, not yet valid): DESIGN §3 checks it always.
+    accepted = tuple(reason for reason in observation.chain.reasons if reason in ACCEPTABLE)
     if previous is not None:
         certs = tuple(dict.fromkeys((*previous.cert_sha256, *certs)))
         keys = tuple(dict.fromkeys((*previous.spki_sha256, *keys)))

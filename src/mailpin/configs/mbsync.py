@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -318,8 +317,14 @@ def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
 @functools.lru_cache(maxsize=4)
 def _reads_xdg_config(search_path: str | None) -> bool:
     """Does the mbsync on PATH read `$XDG_CONFIG_HOME/isyncrc` (isync ≥ 1.5)? Unknown: assume it does."""
-    binary = shutil.which("mbsync", path=search_path)
-    if binary is None:
+    from mailpin.errors import ConfigError
+    from mailpin.wrap import find_tool
+
+    try:
+        # The real mbsync: through mailpin's own shim, `mbsync --version` would be `mailpin run
+        # mbsync --version`, which reads this config again, and so on without end.
+        binary = find_tool("mbsync", {"PATH": search_path or os.defpath})
+    except ConfigError:
         return True
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
