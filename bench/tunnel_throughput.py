@@ -432,7 +432,9 @@ def render(
             f" record by record) runs at {base / ref:.2f}× mbsync's own TLS ({ref_cost:+.2f} s): roughly what one"
             " more process and one more copy of every byte cost on this machine."
         )
-    if gap > 0 and 1 / ratio < AIM:
+    missed = 1 / ratio < AIM
+    if gap > 0 and (missed or min(per_round) <= 1 / AIM < max(per_round)):  # missed, or met without margin
+        fix = "The fix I would make" if missed else "To gain margin, the fix I would make"
         relay_extra = gap - d.start_wall - max(ref_cost or 0.0, 0.0)
         floor = "" if ref_cost is None else f", {max(ref_cost, 0):.2f} s is what a plain tunnel costs here (R − A)"
         lines += [
@@ -447,13 +449,13 @@ def render(
         ]
         if relay_extra < d.start_wall:
             lines[-1] += (
-                "The relay loop is not the bottleneck (it idles, and chunk size is set by the TLS records"
-                " Dovecot sends); the start-up is the part mailpin controls. The fix I would make (in src/, not"
-                " done here): shorten the path to the first relayed byte — import only what `tunnel` needs"
-                " (not the argparse tree of every command, the notification code, the other tools' readers,"
-                " concurrent.futures), read only the named tool's config, and write the audit record after the"
-                " relay has started. That can save part of the imports, not the interpreter, the handshake or"
-                " cryptography's X.509 code the verification needs"
+                "The relay loop is not the bottleneck (it mostly waits, see above); the start-up is the part"
+                f" mailpin controls. {fix} (in src/, not done here): shorten the path to the first relayed"
+                " byte — import only what `tunnel` needs (not the argparse tree of every command, the"
+                " notification code, the other tools' readers, concurrent.futures), read only the named tool's"
+                " config, and write the audit record after the relay has started. That can save part of the"
+                " imports, not the interpreter, the handshake or cryptography's X.509 code the verification"
+                " needs"
                 + (
                     "; with the extra process already taking most of the allowance, 0.9× on this"
                     " machine needs the start-up well under 0.1 s."
@@ -463,9 +465,10 @@ def render(
             )
         else:
             lines[-1] += (
-                "The relay loop costs more than openssl's. The fix I would make (in src/, not done here): drain"
-                " every TLS record the socket already holds (recv until SSLWantReadError, not only `pending()`)"
-                " and hand them to the tool in one write, so each wake-up moves more than one ~4 KiB record."
+                f"The relay loop costs more than openssl's. {fix} (in src/, not done here) follows the profile"
+                " above: fewer wake-ups per record (drain every TLS record at hand, one large write to the tool),"
+                " no copies of the pending buffer per write (a memoryview), and, beyond that, kernel TLS with"
+                " splice() to take Python out of the data path."
             )
     lines.append("")
     return "\n".join(lines)

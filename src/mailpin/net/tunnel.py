@@ -20,8 +20,8 @@ _GREETINGS = {
     Protocol.POP3: b"+OK mailpin tunnel: TLS verified against the pinned profile\r\n",
     Protocol.SMTP: b"220 mailpin tunnel: TLS verified against the pinned profile\r\n",
 }
-_CHUNK = 1 << 18
-_LIMIT = 1 << 20  # bytes buffered per direction before that direction's reads pause
+_CHUNK = 65536
+_LIMIT = 1 << 18  # bytes buffered per direction before that direction's reads pause
 _LINGER = 10.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 
 
