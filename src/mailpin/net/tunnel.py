@@ -22,7 +22,7 @@ _GREETINGS = {
 }
 _CHUNK = 65536
 _LIMIT = 1 << 18  # bytes buffered per direction before that direction's reads pause
-_LINGER = 10.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
+_LINGER = 2.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 
 
 def greeting_for(protocol: Protocol, mode: Mode) -> bytes:
