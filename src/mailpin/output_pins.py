@@ -218,16 +218,23 @@ def _side(profile: Profile | None, obs: Observation | None, outcome: Outcome) ->
         ("valid until", _day(profile.not_after) if profile else "-", live(_day(leaf.not_after) if leaf else "")),
         ("key", _short(profile.spki_sha256) if profile else "-", live(leaf.spki_sha256 if leaf else "")),
         ("cert sha256", _short(profile.cert_sha256)[:48] if profile else "-", live(leaf.sha256[:48] if leaf else "")),
-        ("chain", profile.trust if profile else "-", live(_chain(obs) if obs else "")),
+        ("chain", _pinned_chain(profile), live(_chain(obs) if obs else "")),
+        ("trust", profile.trust if profile else "-", live(obs.chain.trust if obs else "")),
     ]
     return rows
+
+
+def _pinned_chain(profile: Profile | None) -> str:
+    if profile is None:
+        return "-"
+    return f"confirmed by you: {', '.join(profile.accepted)}" if profile.accepted else "valid"
 
 
 def _chain(obs: Observation) -> str:
     chain = obs.chain
     valid = "valid" if chain.chain_valid else "NOT valid"
     name = "" if chain.hostname_valid else ", name does NOT match"
-    return f"{valid}{name} ({chain.trust})"
+    return f"{valid}{name}"
 
 
 def review_text(result: ReviewResult) -> str:

@@ -193,7 +193,7 @@ def _pin_store(env: Env) -> tuple[dict[str, Profile] | None, list[Finding]]:
 
 
 def _accounts(found: Mapping[Tool, _Found], profiles: Mapping[str, Profile] | None) -> list[Finding]:
-    from mailpin.commands.verify import _nothing_to_verify
+    from mailpin.commands.verify import nothing_to_verify
     from mailpin.model import Status
 
     accounts: dict[str, Account] = {}
@@ -214,7 +214,7 @@ def _accounts(found: Mapping[Tool, _Found], profiles: Mapping[str, Profile] | No
             detail = f"pinned at level {profile.level.value} ({profile.endpoint}, {when})"
             findings.append(Finding("accounts", key, True, detail))
             continue
-        verdict = _nothing_to_verify(account)
+        verdict = nothing_to_verify(account)
         if verdict is None:
             fix = f"run `mailpin init` (or `mailpin init {key}`)"
             findings.append(Finding("accounts", key, False, "no TLS profile yet", fix))

@@ -165,7 +165,7 @@ class Verifier:
             )
             return Outcome(target, endpoint, verdict, observation)
         assert account is not None  # a target has an account, a profile, or both
-        skipped = _nothing_to_verify(account)
+        skipped = nothing_to_verify(account)
         if skipped is not None:
             return Outcome(target, None, skipped)
         live = endpoint_of(account)
@@ -276,7 +276,7 @@ class Verifier:
 _WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on first use (or now: `mailpin init`)"
 
 
-def _nothing_to_verify(account: Account) -> Verdict | None:
+def nothing_to_verify(account: Account) -> Verdict | None:
     if policy.is_mailpin_tunnel(account):
         return Verdict(account.key, Status.SKIPPED, warnings=("verified in-line by `mailpin tunnel`",))
     if account.host is None and account.transport is None:
