@@ -74,8 +74,9 @@ in
     };
     Service = {
       Type = "oneshot";
-      # `mailpin run` runs the first mbsync on PATH that is not a shim.
-      Environment = [ "PATH=${lib.makeBinPath [ pkgs.isync pkgs.coreutils ]}" ];
+      # `mailpin run` runs the first mbsync on PATH that is not a shim. Everything mbsync starts needs
+      # to be on this PATH too: the PassCmd (`pass` and gpg) above.
+      Environment = [ "PATH=${lib.makeBinPath [ pkgs.isync pkgs.coreutils pkgs.pass pkgs.gnupg ]}" ];
       ExecStart = "${mailpin}/bin/mailpin run mbsync -a";
       TimeoutStartSec = "15min";
     };
