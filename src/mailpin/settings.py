@@ -201,8 +201,11 @@ def load(env: Env) -> Settings:
 def parse(text: str, source: str) -> Settings:
     """Settings from the text of a config file; `source` names it in errors and in the result."""
     try:
-        # Lines split on "\n" only, so that line numbers are the ones an editor shows.
-        config = ConfigObj(text.split("\n"), configspec=SPEC.splitlines(), interpolation=False, raise_errors=True)
+        # Lines split on "\n" only, so that line numbers are the ones an editor shows. Indentation and
+        # trailing blanks mean nothing to configobj, and its line regex backtracks badly on long runs
+        # of them (a 1.5 KB line of blanks took seconds: bench/results-fuzz.md): gone before it reads.
+        lines = [line.strip() for line in text.split("\n")]
+        config = ConfigObj(lines, configspec=SPEC.splitlines(), interpolation=False, raise_errors=True)
     except ConfigObjError as error:
         problem = re.sub(r" at line \d+\.$", "", str(error))
         raise ConfigError(source, error.line_number, problem[:1].lower() + problem[1:]) from None

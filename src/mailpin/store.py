@@ -258,7 +258,9 @@ def _parse(data: bytes, source: str) -> dict[str, Profile]:
         text = data.decode("utf-8-sig")  # an editor's byte order mark changes nothing
     except UnicodeDecodeError as exc:
         raise _corrupt(source, data[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
-    lines = text.split("\n")  # not splitlines(): U+2028 and friends are not line ends here
+    # Not splitlines(): U+2028 and friends are not line ends here. Blanks around a line mean nothing to
+    # configobj, whose line regex backtracks badly on long runs of them (bench/results-fuzz.md).
+    lines = [line.strip() for line in text.split("\n")]
     try:
         config = ConfigObj(lines, configspec=list(_SPEC), interpolation=False, list_values=True)
     except ConfigObjError as exc:
