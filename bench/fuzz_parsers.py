@@ -28,6 +28,7 @@ import re
 import resource
 import signal
 import struct
+import subprocess
 import sys
 import time
 import traceback
@@ -833,14 +834,24 @@ def expression(value: Any, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + f"  # … cut here: the expression is {len(text):,} chars"
 
 
-def render(results: list[tuple[Target, Report]], args: argparse.Namespace, wall: float) -> str:
+def _revision() -> str:
+    """The commit the parsers came from, and whether src/ differed from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "an unknown commit"
+    return f"commit {head.stdout.strip() or '?'}" + (" (src/ modified)" if dirty.stdout.strip() else "")
+
+
+def render(results: list[tuple[Target, Report]], args: argparse.Namespace, wall: float, revision: str) -> str:
     crashes = sum(len(report.crashes) for _, report in results)
     inputs = sum(report.inputs for _, report in results)
     out = [
         "# Fuzzing the config readers, argv parsers and reply parsers",
         "",
         f"Run: `{Path(sys.executable).name} bench/fuzz_parsers.py --seconds {args.seconds:g} --seed {args.seed}"
-        f" --hang {args.hang:g}` on {time.strftime('%Y-%m-%d')}, Python {platform.python_version()},"
+        f" --hang {args.hang:g}` on {time.strftime('%Y-%m-%d')}, {revision}, Python {platform.python_version()},"
         f" {os.cpu_count()} CPUs, {wall / 60:.1f} min wall time. Seed **{args.seed}**, budget"
         f" **{args.seconds:g} s per target** (fuzzing time, minimization not counted).",
         "",
@@ -918,6 +929,7 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [t for t in TARGETS if not args.only or t.name in args.only.split(",")]
     started = time.monotonic()
+    revision = _revision()  # before the run: the workers fork from the code imported now
     results = []
     for target in chosen:
         report = fuzz(target, args.seconds, args.seed, args.hang)
@@ -930,7 +942,7 @@ def main() -> int:
         )
         for crash in report.crashes.values():
             print(f"    {crash.signature[0]} at {crash.signature[1]}: {crash.message[:100]}", flush=True)
-    args.out.write_text(render(results, args, time.monotonic() - started))
+    args.out.write_text(render(results, args, time.monotonic() - started, revision))
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
 
