@@ -150,11 +150,10 @@ def _probe(args: argparse.Namespace, env: Env) -> int:
         timeout=args.timeout,
     )
     if args.json:
-        print(output.dumps(output.probe_json(result)), file=env.stdout)
-    elif result.observation is not None:
-        print(output.probe_text(result), file=env.stdout)
-    if result.error is not None:
-        print(f"mailpin: {result.error}", file=env.stderr)
+        shown: object = output.probe_json(result)
+    else:
+        shown = output.probe_text(result) if result.observation is not None else ""
+    _show(env, args.json, shown, [result.error] if result.error is not None else [])
     return int(result.exit_status)
 
 
@@ -165,12 +164,8 @@ def _accounts(args: argparse.Namespace, env: Env) -> int:
     if args.args and args.tool is None:
         raise UsageError("tool arguments need --for TOOL (e.g. mailpin accounts --for msmtp -- -a work)")
     result = accounts.run(env, args.tool, args.args)
-    if args.json:
-        print(output.dumps(output.accounts_json(result)), file=env.stdout)
-    else:
-        print(output.accounts_text(result), file=env.stdout)
-    for error in result.errors:
-        print(f"mailpin: {error}", file=env.stderr)
+    shown = output.accounts_json(result) if args.json else output.accounts_text(result)
+    _show(env, args.json, shown, result.errors)
     return int(result.exit_status)
 
 
@@ -203,8 +198,19 @@ def _report(env: Env, problems: Sequence[object]) -> None:
         print(f"mailpin: {problem}", file=env.stderr)
 
 
+def _show(env: Env, as_json: bool, shown: object, problems: Sequence[object] = ()) -> None:
+    """Print one command's result — JSON for scripts, text for people — then its problems on stderr."""
+    if as_json:
+        from mailpin import output
+
+        print(output.dumps(shown), file=env.stdout)
+    elif shown:
+        print(shown, file=env.stdout)
+    _report(env, problems)
+
+
 def _init(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output, output_pins
+    from mailpin import output_pins
     from mailpin.commands import init
     from mailpin.model import Level
 
@@ -214,39 +220,33 @@ def _init(args: argparse.Namespace, env: Env) -> int:
     result = init.run(
         env, args.accounts, yes=args.yes, accept_untrusted=args.accept_untrusted, level=level, confirm=confirm
     )
-    if args.json:
-        print(output.dumps(output_pins.init_json(result)), file=env.stdout)
-    else:
-        print(output_pins.init_text(result, shown), file=env.stdout)
-    _report(env, [*result.errors, *result.audit_problems])
+    shown_result = output_pins.init_json(result) if args.json else output_pins.init_text(result, shown)
+    _show(env, args.json, shown_result, [*result.errors, *result.audit_problems])
     return int(result.exit_status)
 
 
 def _check(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output, output_pins
+    from mailpin import output_pins
     from mailpin.commands import check
 
     result = check.run(env, args.accounts, sync_only=args.sync)
     shown = output_pins.check_json(result) if args.json else output_pins.check_text(result, quiet=args.quiet)
-    if shown:
-        print(output.dumps(shown) if args.json else shown, file=env.stdout)
-    _report(env, [*result.errors, *result.audit_problems])
+    _show(env, args.json, shown, [*result.errors, *result.audit_problems])
     return int(result.exit_status)
 
 
 def _review(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output, output_pins
+    from mailpin import output_pins
     from mailpin.commands import review
 
     result = review.run(env, args.accounts)
     shown = output_pins.review_json(result) if args.json else output_pins.review_text(result)
-    print(output.dumps(shown) if args.json else shown, file=env.stdout)
-    _report(env, result.audit_problems)
+    _show(env, args.json, shown, result.audit_problems)
     return int(result.exit_status)
 
 
 def _accept(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output, output_pins
+    from mailpin import output_pins
     from mailpin.commands import accept
     from mailpin.model import Level
 
@@ -254,23 +254,8 @@ def _accept(args: argparse.Namespace, env: Env) -> int:
     confirm = None if args.json else _asker(env, "Accept", shown)
     level = Level(args.level) if args.level else None
     result = accept.run(env, args.accounts, level=level, add=args.add, untrusted=args.accept_untrusted, confirm=confirm)
-    if args.json:
-        data = {
-            "version": output.JSON_VERSION,
-            "accounts": [
-                {
-                    "account": item.proposal.target.key,
-                    "accepted": item.profile is not None,
-                    "note": item.note or None,
-                    "pinned": output_pins.profile_json(item.profile) if item.profile else None,
-                }
-                for item in result.items
-            ],
-        }
-        print(output.dumps(data), file=env.stdout)
-    else:
-        print(output_pins.accept_text(result, shown), file=env.stdout)
-    _report(env, result.audit_problems)
+    shown_result = output_pins.accept_json(result) if args.json else output_pins.accept_text(result, shown)
+    _show(env, args.json, shown_result, result.audit_problems)
     return int(result.exit_status)
 
 
@@ -279,8 +264,7 @@ def _forget(args: argparse.Namespace, env: Env) -> int:
     from mailpin.commands import forget
 
     result = forget.run(env, args.accounts)
-    print(output_pins.forget_text(result), file=env.stdout)
-    _report(env, result.audit_problems)
+    _show(env, False, output_pins.forget_text(result), result.audit_problems)
     return 0
 
 
@@ -305,7 +289,6 @@ def _queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _queue(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output
     from mailpin.commands import queue
 
     if args.queue_command == "drop":
@@ -313,13 +296,10 @@ def _queue(args: argparse.Namespace, env: Env) -> int:
         return 0
     if args.queue_command == "flush":
         result = queue.flush(env, args.ids, force=args.force)
-        shown = output.dumps(queue.flush_json(result)) if args.json else queue.flush_text(result)
-        print(shown, file=env.stdout)
-        _report(env, result.problems)
+        _show(env, args.json, queue.flush_json(result) if args.json else queue.flush_text(result), result.problems)
         return result.exit_status
     listed = queue.show(env)
-    print(output.dumps(queue.list_json(listed)) if args.json else queue.list_text(listed), file=env.stdout)
-    _report(env, listed.problems)
+    _show(env, args.json, queue.list_json(listed) if args.json else queue.list_text(listed), listed.problems)
     return 0
 
 
@@ -345,19 +325,17 @@ def _hooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _hooks(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output
     from mailpin.commands import hooks
     from mailpin.hooks import this_mailpin
 
     if args.hooks_action == "status":
         listed = hooks.status(env)
-        print(output.dumps(hooks.status_json(listed)) if args.json else hooks.status_text(listed), file=env.stdout)
-        _report(env, listed.problems)
+        _show(env, args.json, hooks.status_json(listed) if args.json else hooks.status_text(listed), listed.problems)
         return int(listed.exit_status)
     command = this_mailpin(sys.argv[0], sys.executable)
     result = hooks.install(env, args.bin, notmuch=args.notmuch, dry_run=args.dry_run, command=command)
-    print(output.dumps(hooks.install_json(result)) if args.json else hooks.install_text(result), file=env.stdout)
-    _report(env, [f"warning: {warning}" for warning in result.warnings])
+    shown = hooks.install_json(result) if args.json else hooks.install_text(result)
+    _show(env, args.json, shown, [f"warning: {warning}" for warning in result.warnings])
     return int(result.exit_status)
 
 
@@ -410,11 +388,10 @@ def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _doctor(args: argparse.Namespace, env: Env) -> int:
-    from mailpin import output
     from mailpin.commands import doctor
 
     result = doctor.run(env, notify_test=args.notify_test)
-    print(output.dumps(doctor.to_json(result)) if args.json else doctor.text(result), file=env.stdout)
+    _show(env, args.json, doctor.to_json(result) if args.json else doctor.text(result))
     return int(result.exit_status)
 
 

@@ -168,6 +168,21 @@ def init_json(result: InitResult) -> dict[str, Any]:
     return {"version": JSON_VERSION, "status": _overall(int(result.exit_status)), "accounts": accounts}
 
 
+def accept_json(result: AcceptResult) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "accounts": [
+            {
+                "account": item.proposal.target.key,
+                "accepted": item.profile is not None,
+                "note": item.note or None,
+                "pinned": profile_json(item.profile) if item.profile else None,
+            }
+            for item in result.items
+        ],
+    }
+
+
 def accept_text(result: AcceptResult, shown: Collection[str] = ()) -> str:
     lines = []
     for item in result.items:
