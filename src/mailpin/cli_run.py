@@ -131,7 +131,7 @@ def _hold(env: Env, decision: Decision) -> str:
     try:
         return _held_text(env, queue, decision)
     except QueueError as exc:  # the status still says "not sent", so the MUA keeps its copy
-        return f"NOT held ({exc}): your mail program still has it"
+        return f"NOT held ({exc}): your mail program still has it — send it again once that is fixed"
 
 
 def _held_text(env: Env, queue: Queue, decision: Decision) -> str:

@@ -10,4 +10,11 @@ Modules:
   message and whose served certificate can be switched while it runs.
 * :mod:`tests.lab.hostile` -- scripted hostile servers (STARTTLS stripping, injection, stalls).
 * :mod:`tests.lab.verdicts` -- what a careful client concludes about each certificate variant.
+* :mod:`tests.lab.campaign` -- the attack matrix of docs/SECURITY.md: every scenario, who plays it,
+  and the outcome DESIGN expects.
+* :mod:`tests.lab.report` -- outcome records that `docs/gen_security.py` turns into its tables.
+* :mod:`tests.lab.flood`, :mod:`tests.lab.pinloop`, :mod:`tests.lab.rusage` -- the fault runs'
+  flooding servers, a pin-store writer to SIGKILL, and a small launcher that reads a command's peak RSS.
+* :mod:`tests.lab.notifyd`, :mod:`tests.lab.split` -- a private session bus with a recording
+  notification server; a server that treats mailpin's check and the tool's own session differently.
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -123,6 +124,36 @@ class Peer:
         self.closed = True
         self._sock.close()
 
+    def wait_bytes(self, timeout: float = COMMAND_TIMEOUT) -> bytes:
+        """Raw bytes (e.g. a ClientHello) as soon as any arrive; b"" on timeout, EOF or server stop."""
+        deadline = time.monotonic() + timeout
+        data, self._buf = self._buf, b""
+        while not (data or self.closed or self.stopping or time.monotonic() >= deadline):
+            data = self._recv()
+        return data
+
+    def peek(self, timeout: float = COMMAND_TIMEOUT) -> bool:
+        """Wait until the client has sent something, without reading it (it stays for start_tls)."""
+        deadline = time.monotonic() + timeout
+        while not (self._buf or self.closed or self.stopping or time.monotonic() >= deadline):
+            try:
+                if self._sock.recv(1, socket.MSG_PEEK):
+                    return True
+                self.closed = True
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            except OSError as exc:
+                raise PeerGone(f"recv failed: {exc}") from exc
+        return bool(self._buf)
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing middlebox would."""
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close()
+
 
 class HostileServer:
     """Accepts on 127.0.0.1:<free port> and runs ``script(peer)`` per connection, each in a thread."""
@@ -163,6 +194,15 @@ class HostileServer:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def use_tls(self, chain_pem: Path, key_pem: Path, maximum: ssl.TLSVersion | None = None) -> None:
+        """Serve this certificate (and at most TLS version ``maximum``) from the next handshake on:
+        the same port, another certificate variant or a downgraded TLS stack."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.maximum_version = maximum or ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(chain_pem, key_pem)
+        self.tls_context = context  # one attribute store: atomic for the connection threads
 
     def __enter__(self) -> HostileServer:
         self._listener = socket.create_server((self.host, 0))
@@ -480,6 +520,54 @@ def plaintext_greeting(greeting: bytes) -> Script:
 def silent(peer: Peer) -> None:
     """Stall: accept and say nothing until the client hangs up or the server stops."""
     peer.drain()
+
+
+def injected_late(proto: str, extra: bytes) -> Script:
+    """Response injection in a second packet: the go-ahead alone; once the client's ClientHello is
+    there (so the client has looked for leftovers and found none), ``extra`` in plaintext, then the
+    server's side of the handshake. The client meets the plaintext where the ServerHello is due."""
+
+    def react(peer: Peer, tag: bytes) -> bool:
+        peer.send(GO_AHEAD[proto].replace(b"{tag}", tag))
+        if not peer.peek():
+            return False
+        peer.send(extra)
+        peer.start_tls()
+        return True
+
+    return dialogue(proto, on_starttls=react)
+
+
+def reset_on_hello(peer: Peer) -> None:
+    """Connection reset mid-handshake on an Implicit TLS port (serve with implicit_tls=False): the
+    ClientHello is read, then the connection is aborted with a RST."""
+    if peer.wait_bytes():
+        peer.reset()
+
+
+def reset_after_starttls(proto: str) -> Script:
+    """Connection reset mid-handshake after STARTTLS: the go-ahead, the ClientHello, then a RST."""
+
+    def react(peer: Peer, tag: bytes) -> bool:
+        peer.send(GO_AHEAD[proto].replace(b"{tag}", tag))
+        if peer.wait_bytes():
+            peer.reset()
+        return False
+
+    return dialogue(proto, on_starttls=react)
+
+
+def many_capabilities(proto: str, count: int) -> Script:
+    """Benign dialogue with ``count`` extra capabilities: SMTP and POP3 one per line (EHLO, CAPA),
+    IMAP all on the one CAPABILITY line. A few hundred is long but legitimate; many thousands is
+    abuse that a bounded client must refuse."""
+    extra = [f"X-CAP-{number:05d}" for number in range(count)]
+    return dialogue(proto, caps=[*_DEFAULTS[proto][1], *extra])
+
+
+def reordered(proto: str) -> Script:
+    """Benign: the same capabilities in reverse order (STARTTLS no longer where it usually is)."""
+    return dialogue(proto, caps=list(reversed(_DEFAULTS[proto][1])))
 
 
 # STARTTLS in the middle of a long list of real-world and odd (Exchange, Postfix XCLIENT, old AUTH=) ones.

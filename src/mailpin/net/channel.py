@@ -134,6 +134,11 @@ class Channel:
             tls.do_handshake()
         except TimeoutError:
             raise ProbeError("timeout", f"TLS handshake did not complete ({what})") from None
+        except ssl.SSLEOFError as exc:
+            # The peer hung up or reset the connection mid-handshake: like a hang-up anywhere else
+            # (see _fill) that is "could not verify", not a verdict on the server. A TLS alert —
+            # the peer refusing our handshake on purpose — stays a protocol error below.
+            raise ProbeError("unreachable", f"connection lost in the TLS handshake ({what}): {exc}") from None
         except ssl.SSLError as exc:
             if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
                 # Plaintext where a TLS record was due: no TLS on this port, or (after STARTTLS)
@@ -143,8 +148,8 @@ class Channel:
                     f"no TLS: the server answered the handshake in plaintext ({what})",
                 ) from None
             raise ProbeError("protocol-error", f"TLS handshake failed ({what}): {exc.reason or exc}") from None
-        except OSError as exc:
-            raise ProbeError("protocol-error", f"connection lost in the TLS handshake ({what}): {exc}") from None
+        except OSError as exc:  # reset, broken pipe: lost, as above
+            raise ProbeError("unreachable", f"connection lost in the TLS handshake ({what}): {exc}") from None
 
     def close(self) -> None:
         try:

@@ -93,7 +93,14 @@ def open_session(
         greeting = ""
         if endpoint.mode is Mode.STARTTLS:
             greeting = dialogue.upgrade(chan)
-            chan.start_tls(observing_context(), endpoint.sni, "TLS handshake after STARTTLS")
+            # Plaintext where the server's handshake was due, after its "go ahead": injected bytes
+            # that arrived too late for _require_drained to see (RFC 3207 §4.2, response injection).
+            chan.start_tls(
+                observing_context(),
+                endpoint.sni,
+                "TLS handshake after STARTTLS",
+                plaintext_reason="plaintext-injection",
+            )
         else:
             chan.start_tls(observing_context(), endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
             if greet:

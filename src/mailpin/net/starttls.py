@@ -148,9 +148,9 @@ class Imap:
             if not untagged_ok:
                 # RFC 3501 §6.2.1 admits only the tagged OK; untagged data here sits in
                 # plaintext beside the upgrade (response injection / tampering).
-                raise ProbeError(
-                    "plaintext-injection", f"untagged data before the answer to {command}: {line.summary()}"
-                )
+                # Quoted short, as evidence, never at length: the attacker wrote it ([ALERT] spoofing).
+                shown = printable(line.summary(), 60)
+                raise ProbeError("plaintext-injection", f"untagged data before the answer to {command}: {shown!r}")
             if len(untagged) >= MAX_LINES:
                 raise ProbeError("protocol-error", f"more than {MAX_LINES} untagged lines for {command}")
             untagged.append(line)

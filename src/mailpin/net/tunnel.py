@@ -49,8 +49,10 @@ def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> No
     linger: float | None = None
     try:
         while server_open or to_tool:
-            if linger is not None and time.monotonic() >= linger and not to_tool:
-                return  # the tool is gone and the server has not closed: enough
+            if linger is not None and time.monotonic() >= linger:
+                # The tool closed its side and took nothing for `_LINGER` seconds: whatever is still
+                # pending or still coming (a server flooding a tool that stopped reading) goes nowhere.
+                return
             reads = [fd for fd, want in ((stdin, tool_open and len(to_server) < _LIMIT),
                                          (tls.fileno(), server_open and len(to_tool) < _LIMIT)) if want]  # fmt: skip
             writes = [
@@ -78,6 +80,8 @@ def relay(chan: Channel, greeting: bytes, stdin: int = 0, stdout: int = 1) -> No
                 try:
                     while to_tool:  # as much as the pipe takes now
                         del to_tool[: os.write(stdout, to_tool)]
+                        if linger is not None:  # the tool still reads the server's last words: keep waiting
+                            linger = time.monotonic() + _LINGER
                 except BlockingIOError:
                     pass
                 except BrokenPipeError:
