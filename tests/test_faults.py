@@ -803,19 +803,21 @@ def test_a_flooding_server_costs_bounded_time_and_memory(
 
 
 def test_check_of_a_pinned_account_against_a_post_tls_flood(isolated_env: Path, tmp_path: Path, pki: Any) -> None:
-    """`mailpin check` (its deadline from mailpin's config) on a pinned STARTTLS account whose
-    server floods the EHLO over TLS: blocked within the deadline, memory bounded."""
+    """`mailpin check` (its deadline from mailpin's config) on a pinned Implicit TLS account whose
+    server floods its greeting over TLS: blocked within the deadline, memory bounded. (Verification
+    reads the greeting, never the capabilities, so the greeting is where a flood meets it.)"""
     need("msmtp")
     good = pki.cert("good")
     flood = floods.Flood()
-    with HostileServer(hostile.benign("smtp"), chain_pem=good.chain_pem, key_pem=good.key_pem) as server:
-        write_msmtprc(isolated_env, pki.ca_pem, 1, server.port)
+    rig = HostileServer(hostile.benign("smtp"), chain_pem=good.chain_pem, key_pem=good.key_pem, implicit_tls=True)
+    with rig as server:
+        write_msmtprc(isolated_env, pki.ca_pem, server.port, 1)
         settings = isolated_env / ".config" / "mailpin" / "config"
         settings.parent.mkdir(parents=True, exist_ok=True)
         settings.write_text(f"timeout = {DEADLINE:g}\n")
-        assert cli("init", "--yes", SUBMISSION)[0] == 0
-        server.script = floods.after_starttls("smtp", flood, b"250-FLOOD " + b"Z" * 100 + b"\r\n")
-        argv = [mailpin_command(), "check", SUBMISSION]
+        assert cli("init", "--yes", SMTPS)[0] == 0
+        server.script = floods.over_tls(flood, b"220-flood\r\n", b"220-FLOOD " + b"Z" * 100 + b"\r\n")
+        argv = [mailpin_command(), "check", SMTPS]
         run = Measured(argv, tmp_path / "rusage", DEADLINE + 30, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         err, _ = run.proc.communicate(timeout=DEADLINE + 60)
         status, peak, took = run.result()

@@ -119,7 +119,10 @@ class Verifier:
             return self._trust[(trust_file, system)]
 
     def observe(self, endpoint: Endpoint, account: Account | None) -> Observation:
-        return probe(endpoint, self.trust(account), timeout=self.settings.timeout, now=self.env.now)
+        # A verdict needs the handshake (and the greeting that proves the session works), not the
+        # capabilities: skipping them saves a round trip before every send and sync.
+        trust = self.trust(account)
+        return probe(endpoint, trust, timeout=self.settings.timeout, now=self.env.now, capabilities=False)
 
     # -- deciding -------------------------------------------------------------------------------
 

@@ -54,13 +54,18 @@ def probe(
     timeout: float = DEFAULT_TIMEOUT,
     step: float | None = None,
     now: Callable[[], datetime],
+    capabilities: bool = True,
 ) -> Observation:
     """Run the protocol dialogue and TLS handshake, then judge the chain that was served.
 
     Raises `ProbeError` (with the endpoint named) when the server's behaviour is an attack, a
-    downgrade, a protocol violation, or when it cannot be reached in time.
+    downgrade, a protocol violation, or when it cannot be reached in time. `capabilities=False`
+    (verification before a tool runs) skips asking for the capabilities over TLS: one round trip
+    less, and nothing a verdict depends on — the session is already authenticated by then.
     """
-    chan, observation = open_session(endpoint, trust, timeout=timeout, step=step, now=now, greet=True)
+    chan, observation = open_session(
+        endpoint, trust, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities
+    )
     try:
         dialogue_for(endpoint.protocol).quit(chan)
     except ProbeError:
@@ -78,6 +83,7 @@ def open_session(
     step: float | None = None,
     now: Callable[[], datetime],
     greet: bool,
+    capabilities: bool = True,
 ) -> tuple[Channel, Observation]:
     """Connect, upgrade or handshake, and judge the chain — leaving the session open.
 
@@ -105,7 +111,7 @@ def open_session(
             chan.start_tls(observing_context(), endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
             if greet:
                 greeting = dialogue.greet(chan)
-        capabilities = dialogue.capabilities(chan) if greet else ()
+        announced = dialogue.capabilities(chan) if greet and capabilities else ()
         tls = chan.sock
         assert isinstance(tls, ssl.SSLSocket)
         version, cipher = tls.version() or "unknown", (tls.cipher() or ("unknown",))[0]
@@ -134,7 +140,7 @@ def open_session(
         served_chain=served,
         chain=verdict,
         greeting=greeting,
-        capabilities=capabilities,
+        capabilities=announced,
         elapsed_ms=deadline.elapsed_ms(),
     )
     return chan, observation
