@@ -34,6 +34,7 @@ from types import TracebackType
 
 HOST = "127.0.0.1"
 CHUNK = 65536
+_RUNNING: set[asyncio.Task[None]] = set()
 
 
 async def _pump(
@@ -52,24 +53,26 @@ async def _pump(
             wait = due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if not data:
-                with contextlib.suppress(OSError):
+            try:
+                if not data:
                     if writer.can_write_eof():
                         writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+            except OSError:  # the other side is gone: nothing more to deliver
                 return
-            writer.write(data)
-            await writer.drain()
 
     sender = asyncio.create_task(deliver())
-    try:
-        while True:
+    while True:
+        try:
             data = await reader.read(CHUNK)
-            queue.put_nowait((max(loop.time() + delay, not_before), data))
-            if not data:
-                break
-        await sender
-    except (OSError, asyncio.IncompleteReadError):
-        sender.cancel()
+        except OSError:  # reset: pass it on as an end of stream
+            data = b""
+        queue.put_nowait((max(loop.time() + delay, not_before), data))
+        if not data:
+            break
+    await sender
 
 
 async def _handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, target: int, rtt: float) -> None:
@@ -96,7 +99,13 @@ async def serve(targets: Sequence[int], rtt_ms: float) -> None:
     for target in targets:
 
         async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, target: int = target) -> None:
-            await _handle(r, w, target, rtt)
+            task = asyncio.current_task()
+            assert task is not None
+            _RUNNING.add(task)  # the stream protocol's own reference goes when the peer does
+            try:
+                await _handle(r, w, target, rtt)
+            finally:
+                _RUNNING.discard(task)
 
         server = await asyncio.start_server(handler, HOST, 0, backlog=512)
         servers.append(server)

@@ -1,0 +1,224 @@
+"""The cost of safety, in one run: regenerates bench/RESULTS.md and bench/results.png.
+
+- one send, `mailpin run msmtp` vs bare msmtp, Implicit TLS and STARTTLS, per round-trip time;
+- the timer sync, `mailpin run mbsync -a` vs bare `mbsync -a` over 1, 5 and 20 accounts, per RTT;
+- `mailpin check` over 20 accounts vs over one, at 50 ms;
+- mbsync pulling 2,000 messages through the tunnel vs its own TLS (bench/tunnel_throughput.py);
+- start-up: imports, CPU of one `check` above a bare `python -c pass`, peak RSS;
+- peers on the same endpoints: openssl s_client, gnutls-cli, msmtp --serverinfo, sslyze.
+
+Real msmtp, mbsync, aiosmtpd and Dovecot on 127.0.0.1, behind bench/latency_proxy.py for the RTTs.
+Every comparison interleaves A and B in this one run; medians; ratios B/A.
+
+    bash bench/run                     # installs what it needs, then this with the defaults
+    .venv/bin/python bench/suite.py [--runs 7] [--rtts 0,20,50,100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import latency_costs
+import peers
+from _common import MAILPIN, MESSAGE, ROOT, Lab, lab, median_ms, timed, write_msmtprc
+from latency_costs import Pair
+
+AIMS = {"send": 1.35, "check": 1.3, "tunnel": 0.9, "cpu_ms": 60.0, "rss_mb": 40.0}
+
+
+def import_ms(argv: list[str], env: dict[str, str]) -> float:
+    """Cumulative time of the top-level imports of `python -X importtime argv` (ms)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, env=env)
+    total = 0
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if match and len(match.group(2)) == 1:
+            total += int(match.group(1))
+    return total / 1000
+
+
+def startup(the_lab: Lab, runs: int) -> dict[str, float]:
+    home, env = the_lab.home("startup")
+    write_msmtprc(home, the_lab.pki.ca_pem, {"smtps": (the_lab.smtp.smtps_port, False)})
+    timed([str(MAILPIN), "init", "--yes"], env)
+    python = [timed([sys.executable, "-c", "pass"], env) for _ in range(runs)]
+    version = [timed([sys.executable, "-m", "mailpin", "--version"], env) for _ in range(runs)]
+    check = [timed([str(MAILPIN), "check", "msmtp:smtps"], env) for _ in range(runs)]
+    send = [timed([str(MAILPIN), "run", "msmtp", "-a", "smtps", "-t"], env, MESSAGE) for _ in range(runs)]
+    cpu = statistics.median
+    return {
+        "python_cpu": cpu(s.cpu_ms for s in python),
+        "version_cpu": cpu(s.cpu_ms for s in version),
+        "check_cpu": cpu(s.cpu_ms for s in check),
+        "check_wall": median_ms(check),
+        "imports_version": import_ms(["-m", "mailpin", "--version"], env),
+        "imports_check": import_ms(["-m", "mailpin", "check", "msmtp:smtps"], env),
+        "rss_check": max(s.rss_kb for s in check) / 1024,
+        "rss_send": max(s.rss_kb for s in send) / 1024,
+        "rss_python": max(s.rss_kb for s in python) / 1024,
+    }
+
+
+def tunnel(runs: int, quick: bool) -> tuple[str, float | None]:
+    """bench/tunnel_throughput.py's own report, and its speed ratio (tunnel vs mbsync's TLS)."""
+    out = ROOT / "bench" / "results-tunnel.md"
+    argv = [sys.executable, str(ROOT / "bench" / "tunnel_throughput.py"), "--runs", str(runs), "--out", str(out)]
+    if quick:
+        argv += ["--messages", "200", "--no-reference"]
+    subprocess.run(argv, check=True, capture_output=True)
+    text = out.read_text()
+    match = re.search(r"moves mail at ([0-9.]+)×", text)
+    return text, float(match.group(1)) if match else None
+
+
+def pair_rows(pairs: list[Pair]) -> list[str]:
+    lines = [
+        "| case | RTT | bare | through mailpin | ratio | rounds | mailpin CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in pairs:
+        low, high = p.spread
+        lines.append(
+            f"| {p.case} | {p.rtt_ms:g} ms | {p.a_ms:.0f} ms | {p.b_ms:.0f} ms | **{p.ratio:.2f}×** "
+            f"| {low:.2f}–{high:.2f}× | {p.b_cpu_ms:.0f} ms |"
+        )
+    return lines
+
+
+def plot(sends: list[Pair], syncs: list[Pair], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, pairs, title in (
+        (left, sends, "one send (msmtp)"),
+        (right, syncs, "timer sync (mbsync -a, nothing new)"),
+    ):
+        for case in dict.fromkeys(p.case for p in pairs):
+            points = sorted((p.rtt_ms, p.ratio) for p in pairs if p.case == case)
+            axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=case.split(", ", 1)[1])
+        axis.axhline(1.0, color="grey", linewidth=0.8)
+        axis.set_title(title)
+        axis.set_xlabel("round-trip time (ms)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    left.axhline(AIMS["send"], color="red", linestyle="--", linewidth=0.8, label="aim")
+    left.set_ylabel("time through mailpin / bare tool")
+    fig.suptitle("mailpin's cost in front of the real tools (medians, interleaved runs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rtts", default="0,20,50,100")
+    parser.add_argument("--counts", default="1,5,20")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few runs, small counts, no files")
+    args = parser.parse_args()
+    rtts = [float(x) for x in args.rtts.split(",")]
+    counts = [int(x) for x in args.counts.split(",")]
+    runs = 2 if args.quick else args.runs
+    started = dt.datetime.now(dt.timezone.utc)
+    load = os.getloadavg()[0]
+    with lab() as the_lab:
+        sends = [pair for rtt in rtts for pair in latency_costs.send(the_lab, rtt, runs)]
+        print("send done", file=sys.stderr)
+        syncs = [pair for rtt in rtts for pair in latency_costs.sync(the_lab, rtt, counts, max(3, runs - 2))]
+        print("sync done", file=sys.stderr)
+        scale = latency_costs.check_scale(the_lab, 50, 20, runs)
+        start = startup(the_lab, runs)
+        peer_rows = peers.compare(the_lab, runs)
+        print("peers done", file=sys.stderr)
+    tunnel_text, tunnel_speed = tunnel(3 if args.quick else max(5, runs), args.quick)
+    report = render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_text, tunnel_speed)
+    if args.quick:
+        print(report)
+        return 0
+    (ROOT / "bench" / "RESULTS.md").write_text(report)
+    plot(sends, syncs, ROOT / "bench" / "results.png")
+    print(report)
+    return 0
+
+
+def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_text, tunnel_speed) -> str:  # type: ignore[no-untyped-def]
+    at50 = [p for p in sends if p.rtt_ms == 50]
+    send_worst = max((p.ratio for p in at50), default=float("nan"))
+    cpu_above = start["check_cpu"] - start["python_cpu"]
+    rss = max(start["rss_check"], start["rss_send"])
+    met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    version = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
+    lines = [
+        "# The cost of safety: mailpin against the bare tools and its peers",
+        "",
+        f"Generated by `bash bench/run` (bench/suite.py) on {started:%Y-%m-%d %H:%M} UTC, mailpin "
+        f"{version.stdout.strip()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+        f"{load:.1f} at the start. Real msmtp, mbsync, aiosmtpd and Dovecot on 127.0.0.1; round-trip times "
+        "injected by bench/latency_proxy.py (RTT/2 each way on every byte, connects charged one RTT). "
+        f"Medians of {args.runs} interleaved runs (A, B alternating, order rotated); ratio = B / A from the "
+        'same run; "rounds" is the lowest and highest round-by-round ratio. Plot: results.png.',
+        "",
+        "## Where we stand against the aims",
+        "",
+        "| aim | measured | |",
+        "|---|---:|---|",
+        f"| a wrapped send at 50 ms RTT ≤ {AIMS['send']}× bare msmtp | {send_worst:.2f}× (worse mode) "
+        f"| {met(send_worst <= AIMS['send'])} |",
+        f"| 20 accounts verify in ≤ {AIMS['check']}× the time of one (50 ms RTT) | {scale.ratio:.2f}× "
+        f"| {met(scale.ratio <= AIMS['check'])} |",
+        f"| the tunnel moves mail at ≥ {AIMS['tunnel']}× mbsync's own TLS | "
+        + (f"{tunnel_speed:.2f}× | {met(tunnel_speed >= AIMS['tunnel'])} |" if tunnel_speed else "n/a | |"),
+        f"| mailpin's CPU per invocation ≤ {AIMS['cpu_ms']:.0f} ms above `python -c pass` | "
+        f"{cpu_above:.0f} ms (`check`, one account) | {met(cpu_above <= AIMS['cpu_ms'])} |",
+        f"| peak RSS ≤ {AIMS['rss_mb']:.0f} MB | {rss:.1f} MB | {met(rss <= AIMS['rss_mb'])} |",
+        "",
+        "## One send: `mailpin run msmtp -t` vs `msmtp -t`",
+        "",
+        *pair_rows(sends),
+        "",
+        "## The timer sync: `mailpin run mbsync -a` vs `mbsync -a`, nothing new",
+        "",
+        *pair_rows(syncs),
+        "",
+        "## `mailpin check`: 20 accounts vs one, 50 ms RTT (A = one account, B = twenty)",
+        "",
+        *pair_rows([scale]),
+        "",
+        "## Start-up and memory",
+        "",
+        "| | |",
+        "|---|---:|",
+        f"| `python -c pass`, CPU | {start['python_cpu']:.0f} ms |",
+        f"| `mailpin --version`, CPU | {start['version_cpu']:.0f} ms |",
+        f"| imports of `mailpin --version` (-X importtime) | {start['imports_version']:.0f} ms |",
+        f"| imports of `mailpin check` | {start['imports_check']:.0f} ms |",
+        f"| `mailpin check`, one account, loopback: CPU / wall | {start['check_cpu']:.0f} / "
+        f"{start['check_wall']:.0f} ms |",
+        f"| peak RSS: `python -c pass` / `check` / `run msmtp` | {start['rss_python']:.1f} / {start['rss_check']:.1f} "
+        f"/ {start['rss_send']:.1f} MB |",
+        "",
+        "## Peers on the same endpoint (loopback, whole commands; ratio = mailpin probe / peer)",
+        "",
+        *peers.table(peer_rows),
+        "",
+        "## The tunnel: mbsync pulling mail (bench/tunnel_throughput.py, its report)",
+        "",
+        *tunnel_text.split("\n", 2)[2:],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
