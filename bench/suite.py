@@ -24,6 +24,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import latency_costs
@@ -70,6 +71,8 @@ def startup(the_lab: Lab, runs: int) -> dict[str, float]:
 def tunnel(runs: int, quick: bool) -> tuple[str, float | None]:
     """bench/tunnel_throughput.py's own report, and its speed ratio (tunnel vs mbsync's TLS)."""
     out = ROOT / "bench" / "results-tunnel.md"
+    if quick:  # a smoke run leaves the last real report alone
+        out = Path(tempfile.mkdtemp(prefix="mailpin-bench-")) / "results-tunnel.md"
     argv = [sys.executable, str(ROOT / "bench" / "tunnel_throughput.py"), "--runs", str(runs), "--out", str(out)]
     if quick:
         argv += ["--messages", "200", "--no-reference"]
