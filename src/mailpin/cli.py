@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -12,10 +11,14 @@ from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from mailpin.commands.init import Proposal
 
 
 def _positive(text: str) -> float:
+    import argparse
+
     try:
         value = float(text)
     except ValueError:
@@ -26,6 +29,8 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="mailpin",
         description="Pinned TLS profiles for msmtp, mbsync and offlineimap (RFC 8314).",
@@ -269,6 +274,8 @@ def _forget(args: argparse.Namespace, env: Env) -> int:
 
 
 def _queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import argparse
+
     queue = sub.add_parser("queue", help="outgoing messages held when a send was blocked (list, flush, drop)",
                            description=(
         "Messages a blocked `mailpin run msmtp` kept. `flush` sends them again through the same "

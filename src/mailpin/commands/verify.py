@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
@@ -36,7 +35,7 @@ from mailpin.net.probe import probe
 from mailpin.store import PinStore
 
 _TOOLS = {tool.value for tool in Tool}
-_MAX_PARALLEL = 16
+_MAX_PARALLEL = 32  # probes wait on the network: one wave for a typical set of accounts
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,8 @@ class Verifier:
         """Every target at once: the probes wait on the network, not on each other."""
         if len(targets) <= 1:
             return [self.verify(target, pin_first_use=pin_first_use) for target in targets]
+        from concurrent.futures import ThreadPoolExecutor  # not on a one-account wrapper's path
+
         with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL, len(targets))) as pool:
             return list(pool.map(lambda target: self.verify(target, pin_first_use=pin_first_use), targets))
 
