@@ -95,3 +95,30 @@ def test_cli_entry_point_is_installed() -> None:
     exe = need("mailpin")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tunnel", "mbsync:work"],
+        ["tunnel", "--config", "/home/me/.mbsyncrc", "mbsync:work"],
+        ["tunnel", "--config=/proc/self/fd/3", "offlineimap:Remote"],
+    ],
+)
+def test_the_tunnels_fast_path_reads_what_argparse_reads(argv: list[str]) -> None:
+    from mailpin.cli import _tunnel_args, build_parser
+
+    fast, full = _tunnel_args(argv), build_parser().parse_args(argv)
+    assert fast is not None
+    assert (fast.command, fast.account, fast.config) == (full.command, full.account, full.config)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["tunnel"], ["tunnel", "-h"], ["tunnel", "--help"], ["tunnel", "a", "b"], ["tunnel", "--config", "f"],
+     ["tunnel", "--conf", "f", "a"], ["tunnel", "--config", "f", "--json"], ["run", "msmtp"]],
+)  # fmt: skip
+def test_any_other_tunnel_shape_goes_to_argparse(argv: list[str]) -> None:
+    from mailpin.cli import _tunnel_args
+
+    assert _tunnel_args(argv) is None

@@ -436,6 +436,24 @@ _COMMANDS = {
 }
 
 
+def _tunnel_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """`tunnel [--config FILE] ACCOUNT` without building the whole parser: the tool starts one
+    tunnel per connection, so its start-up is paid every time. Any other shape (`-h`, a typo) is
+    left to argparse and its messages."""
+    from types import SimpleNamespace
+
+    match list(argv):
+        case ["tunnel", account] if not account.startswith("-"):
+            config = None
+        case ["tunnel", "--config", config, account] if not account.startswith("-"):
+            pass
+        case ["tunnel", option, account] if option.startswith("--config=") and not account.startswith("-"):
+            config = option.removeprefix("--config=")
+        case _:
+            return None
+    return SimpleNamespace(command="tunnel", account=account, config=config)  # type: ignore[return-value]
+
+
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     env = env or Env.from_os()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -444,11 +462,13 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         from mailpin import cli_run
 
         return cli_run.main(argv[1], argv[2:], env)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own message; 0 for --help/--version
-        return int(exc.code) if isinstance(exc.code, int) else int(ExitStatus.USAGE)
+    args = _tunnel_args(argv)
+    if args is None:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse prints its own message; 0 for --help/--version
+            return int(exc.code) if isinstance(exc.code, int) else int(ExitStatus.USAGE)
     try:
         return _COMMANDS[args.command](args, env)
     except MailpinError as exc:
