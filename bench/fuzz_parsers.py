@@ -35,19 +35,24 @@ import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailpin import settings  # noqa: E402
+from mailpin import audit, certs, policy, settings  # noqa: E402
+from mailpin import queue as held_queue  # noqa: E402
 from mailpin import store as pin_store  # noqa: E402
 from mailpin.configs import mbsync, mbsync_argv, msmtp, msmtp_argv  # noqa: E402
 from mailpin.configs import offlineimap as oi  # noqa: E402
 from mailpin.errors import ConfigError  # noqa: E402
+from mailpin.model import Account, Mode, Protocol, Tool  # noqa: E402
 from mailpin.net import replies  # noqa: E402
 from mailpin.net.replies import ReplyError  # noqa: E402
+from mailpin.notify import desktop, notmuch  # noqa: E402
+from mailpin.notify.ratelimit import RateLimit  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 HOME = "/home/u"
@@ -354,6 +359,72 @@ def run_envelope_from(data: bytes) -> None:
     _expect(address, (str, type(None)))
 
 
+# State files and the other small parsers: the audit log (JSON lines), a held message's metadata and
+# the sent ledger of the queue, the notification rate-limit state, certificates (DER from the wire,
+# PEM from trust files), the D-Bus address, the notmuch alert's recipient, `mailpin tunnel` commands.
+# The state files are read from a scratch directory of the worker, as their readers do.
+
+_SCRATCH: list[Path] = []
+
+
+def _scratch(name: str, data: bytes) -> Path:
+    if not _SCRATCH:
+        import tempfile
+
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="mailpin-fuzz-")))
+    path = _SCRATCH[0] / name
+    path.write_bytes(data)
+    return path
+
+
+def run_audit(data: bytes) -> None:
+    events = audit.AuditLog(_scratch("audit.log", data)).events()
+    _expect(events, list)
+    for event in events:
+        _expect(event, dict)
+
+
+def run_queue_meta(data: bytes) -> None:
+    _expect(held_queue._decode(data, "20261129T170500Z-0123456789ab"), held_queue.Held)
+
+
+def run_queue_sent(data: bytes) -> None:
+    queue = held_queue.Queue(_scratch("sent.json", data).parent)
+    sent = queue._sent()
+    _expect(sent, dict)
+    for when in sent.values():
+        _expect(when, datetime)
+
+
+def run_ratelimit(data: bytes) -> None:
+    limit = RateLimit(_scratch("notified.json", data))
+    now = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
+    for account in ("msmtp:work", "mbsync:home", ""):
+        _expect(limit.is_news(account, ["cert-changed"], "blocked", now, 3600.0), bool)
+
+
+def run_der(data: bytes) -> None:
+    _expect(certs.parse_chain([data]), list)
+
+
+def run_pem(data: bytes) -> None:
+    _expect(certs._load_pems(data), list)
+
+
+def run_dbus_address(data: bytes) -> None:
+    _expect(desktop._unix_path(data.decode("utf-8", "surrogateescape")), (str, bytes))
+
+
+def run_notmuch_recipient(data: bytes) -> None:
+    _expect(notmuch._recipient(data.decode("utf-8", "surrogateescape")).addr_spec, str)
+
+
+def run_mailpin_tunnel(data: bytes) -> None:
+    transport = data.decode("utf-8", "surrogateescape")
+    account = Account(Tool.MBSYNC, "work", Protocol.IMAP, None, None, Mode.IMPLICIT, "x:1", transport=transport)
+    _expect(policy.is_mailpin_tunnel(account), bool)
+
+
 def _files(kind: str) -> list[bytes]:
     return [path.read_bytes() for path in sorted((DATA / kind).iterdir()) if path.is_file()]
 
@@ -419,6 +490,55 @@ MESSAGES = [
     b"From:\n\tjoe@example.com\r\n\r\n",
     b"From: Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example\n\n",
 ]
+AUDIT = [
+    b'{"time":"2026-11-29T17:05:00+00:00","event":"blocked","account":"msmtp:work","reasons":["cert-changed"]}\n'
+    b'{"time":"2026-11-29T17:06:00+00:00","event":"verified","account":"mbsync:home"}\n{"time":"2026-11-',
+    b'{"time":"2026-11-29T17:05:00+00:00","event":"pinned","account":"offlineimap:w","level":"ca","n":[1,2.5,null]}\n',
+]
+SENT = [b'{\n "0123abcd": "2026-11-29T17:05:00+00:00",\n "ffff": "2026-11-28T01:02:03.456789+01:00"\n}', b"{}"]
+NOTIFIED = [
+    b'{"msmtp:work": {"at": "2026-11-29T16:30:00+00:00", "kind": "blocked", "reasons": ["cert-changed"]},'
+    b' "mbsync:home": {"at": "2026-11-29T17:00:00", "kind": "unverified", "reasons": []}}',
+]
+DBUS = [
+    b"unix:path=/run/user/1000/bus", b"unix:abstract=/tmp/dbus-XXXX,guid=0123456789abcdef",
+    b"tcp:host=localhost,port=1234;unix:path=/run/user/1000/bu%73", b"unix:tmpdir=/tmp;unix:path=%2Frun%2Fbus",
+]  # fmt: skip
+RECIPIENTS = [b"alice@example.org", b"Alice <alice@example.org>", b'"a b"@example.org', b"a@[127.0.0.1]", b"\xc3\xa9@x"]
+TUNNELS = [
+    b"tunnel mailpin tunnel mbsync:work", b"tunnel /usr/bin/python3 -I -m mailpin tunnel --config /x mbsync:work",
+    b"tunnel '/home/u/.local/bin/mailpin' tunnel 'mbsync:work'", b"tunnel ssh host nc imap 143", b"socket /run/s",
+    b'tunnel "python3" -P -m mailpin tunnel mbsync:other', b"tunnel mailpin tunnel",
+]  # fmt: skip
+
+
+def _queue_seeds() -> list[bytes]:
+    held = held_queue.Held(
+        id="20261129T170500Z-0123456789ab", tool="msmtp", argv=("-t", "-a", "work", "\udcff"),
+        accounts=("msmtp:work",), reasons=("cert-changed",), detail="msmtp:work: the key changed [key-changed]",
+        held_at=datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc), size=1234, digest="0123456789ab" + "0" * 52,
+        subject="hi \\x07 there", recipients=("bob@example.org",), state=held_queue.HELD,
+    )  # fmt: skip
+    return [held_queue._encode(held)]
+
+
+def _cert_seeds(pem: bool) -> list[bytes]:
+    """The demo PKI's certificates (a root, an intermediate, leaves) as DER, or as PEM files."""
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from mailpin.demo import ca
+
+    with tempfile.TemporaryDirectory() as directory:
+        pki = ca.make(Path(directory))
+        files = [pki.trust_file.read_bytes(), pki.good.chain_pem.read_bytes(), pki.foreign.chain_pem.read_bytes()]
+    if pem:
+        return files
+    return [cert.public_bytes(Encoding.DER) for data in files for cert in x509.load_pem_x509_certificates(data)]
+
+
 MSMTP_ARGV = [
     ["-a", "work", "-t"], ["--read-envelope-from", "-t", "-oi"], ["-oi", "-f", "me@example.org", "--", "you@x"],
     ["--host=smtp.example.org", "--port=465", "--tls=on", "--tls-starttls=off", "x@y"], ["-C", "rc", "-a", "default"],
@@ -486,6 +606,15 @@ TARGETS = [
     Target("imap", "replies.parse_imap_line (+ capabilities)", run_imap, ReplyError, lambda: IMAP),
     Target("pop3", "replies.parse_pop3_status + pop3_capa_item", run_pop3, ReplyError, lambda: POP3),
     Target("envelope-from", "msmtp_argv.envelope_from", run_envelope_from, (), lambda: MESSAGES),
+    Target("audit", "audit.AuditLog.events (JSON lines)", run_audit, (), lambda: AUDIT),
+    Target("queue-meta", "queue._decode (a held message's metadata)", run_queue_meta, ValueError, _queue_seeds),
+    Target("queue-sent", "queue.Queue._sent (sent.json)", run_queue_sent, (), lambda: SENT),
+    Target("ratelimit", "ratelimit.RateLimit.is_news (notified.json)", run_ratelimit, (), lambda: NOTIFIED),
+    Target("der", "certs.parse_chain (DER from the wire)", run_der, ValueError, lambda: _cert_seeds(False)),
+    Target("pem", "certs._load_pems (trust files)", run_pem, ValueError, lambda: _cert_seeds(True)),
+    Target("dbus-address", "desktop._unix_path", run_dbus_address, ValueError, lambda: DBUS),
+    Target("notmuch-to", "notmuch._recipient", run_notmuch_recipient, (), lambda: RECIPIENTS),
+    Target("mailpin-tunnel", "policy.is_mailpin_tunnel", run_mailpin_tunnel, (), lambda: TUNNELS),
 ]
 
 
@@ -848,7 +977,7 @@ def render(results: list[tuple[Target, Report]], args: argparse.Namespace, wall:
     crashes = sum(len(report.crashes) for _, report in results)
     inputs = sum(report.inputs for _, report in results)
     out = [
-        "# Fuzzing the config readers, argv parsers and reply parsers",
+        "# Fuzzing the config readers, argv parsers, reply parsers, state files and certificate readers",
         "",
         f"Run: `{Path(sys.executable).name} bench/fuzz_parsers.py --seconds {args.seconds:g} --seed {args.seed}"
         f" --hang {args.hang:g}` on {time.strftime('%Y-%m-%d')}, {revision}, Python {platform.python_version()},"
@@ -857,14 +986,19 @@ def render(results: list[tuple[Target, Report]], args: argparse.Namespace, wall:
         "",
         "**Contract (STYLE §9).** Any input either parses or raises the parser's own error: `ConfigError` for the",
         "config readers, the argv parsers, the settings and the pin store; `ReplyError` for the reply parsers;",
-        "`envelope_from` returns `str | None`. Return values are checked for their type too. Anything else is a",
+        "`ValueError` for a held message's metadata, certificates (DER, PEM) and the D-Bus address;",
+        "`envelope_from` returns `str | None`; the readers of the audit log, the sent ledger and the rate-limit",
+        "state, the alert's recipient and `is_mailpin_tunnel` always return (a corrupt state file means no",
+        "memory, never an error). Return values are checked for their type too. Anything else is a",
         f"crash: another exception, more than {args.hang:g} s on one input (SIGALRM), a `MemoryError` under a",
         f"{MEMORY_LIMIT // 1024**3} GiB address-space limit, or the worker dying or sticking in C code for",
         f"{STUCK:g} s (the parent kills it, keeps the input and starts a new worker).",
         "",
         "**Method.** Each target runs in its own forked worker. Inputs: the seeds themselves, then mutations of",
         "the seeds (tests/data/ config files; the pin store's golden file and the settings files of the tests;",
-        "typical SMTP/IMAP/POP3 server replies; real From headers; typical command lines): 1 to 16 stacked",
+        "typical SMTP/IMAP/POP3 server replies; real From headers; typical command lines; audit log lines, queue",
+        "metadata, sent ledgers and rate-limit state as mailpin writes them; the demo PKI's certificates as DER",
+        "and as PEM files; D-Bus addresses, e-mail addresses, tunnel commands): 1 to 16 stacked",
         "operations among bit flips, random bytes, insertion of interesting tokens (quotes, backslashes, `%(`,",
         "`[`, `]`, `#`, `=`, NUL, CR/LF variants, NEL and U+2028, BOM, UTF-8 and invalid UTF-8, big numbers) or",
         "of the format's own keywords, chunk deletion and duplication, truncation, splicing with another seed,",
@@ -874,7 +1008,8 @@ def render(results: list[tuple[Target, Report]], args: argparse.Namespace, wall:
         "the previous input again; 8 % are pure random bytes, random text, token soup or one of the big shapes.",
         "Config text is decoded as its loader does (surrogateescape for msmtp and mbsync; strict UTF-8 for",
         "offlineimap and the settings, whose loaders turn a decode error into a ConfigError — there U+FFFD",
-        "replaces bad bytes so the parser still sees the input); the pin store parser takes the bytes. Argv",
+        "replaces bad bytes so the parser still sees the input); the pin store parser takes the bytes; state",
+        "files are written to a scratch directory and read by their readers. Argv",
         "elements never hold NUL (execve cannot pass one). Reply inputs are split into lines at LF with one CR",
         "removed, as `net.channel` delivers them. A crash is identified by exception type and raising line; its",
         "reproducer is the shortest crashing input seen, then minimized by removing chunks (halving sizes),",

@@ -75,12 +75,19 @@ def facts(cert: x509.Certificate) -> CertFacts:
     )
 
 
+# What cryptography raises for a malformed certificate besides ValueError (bench/results-fuzz.md).
+_MALFORMED = (UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 def _load_pems(data: bytes) -> list[x509.Certificate]:
     # cryptography warns about legacy encodings (negative serials) in some old system roots;
     # they are not mailpin's findings and must not reach the user's stderr.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return x509.load_pem_x509_certificates(data)
+        try:
+            return x509.load_pem_x509_certificates(data)
+        except _MALFORMED as exc:
+            raise ValueError(str(exc)) from None
 
 
 def parse_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
@@ -92,7 +99,7 @@ def parse_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
             chain = [x509.load_der_x509_certificate(der) for der in chain_der]
             for cert in chain:
                 _ = cert.extensions, cert.public_key(), cert.not_valid_after_utc
-        except UnsupportedAlgorithm as exc:
+        except _MALFORMED as exc:
             raise ValueError(str(exc)) from None
     return chain
 

@@ -164,6 +164,10 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
 ACCEPTABLE = ("untrusted-chain", "hostname-mismatch")  # findings a user may confirm for a key at pin time
 
 
+# MAILPIN tunnel --config FILE TOOL:NAME: three paths (PATH_MAX 4096 each) and a name, quoted.
+_TUNNEL_MAX = 32768
+
+
 def is_mailpin_tunnel(account: Account) -> bool:
     """Does the tool connect through `mailpin tunnel` for this very account (mbsync `Tunnel`,
     offlineimap `transporttunnel`)? Exactly `MAILPIN tunnel [--config FILE] TOOL:NAME`, where MAILPIN
@@ -175,6 +179,8 @@ def is_mailpin_tunnel(account: Account) -> bool:
     transport = account.transport or ""
     if not transport.startswith("tunnel "):
         return False  # a socket, a proxy, a preauth tunnel: never mailpin's
+    if len(transport) > _TUNNEL_MAX:
+        return False  # longer than mailpin's own command can be; shlex is quadratic in a word's length
     try:
         words = shlex.split(transport[len("tunnel ") :])
     except ValueError:

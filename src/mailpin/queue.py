@@ -239,7 +239,7 @@ class Queue:
         try:
             raw = json.loads((self.directory / "sent.json").read_text(encoding="utf-8"))
             return {key: datetime.fromisoformat(when) for key, when in raw.items()}
-        except (OSError, ValueError, AttributeError, TypeError):
+        except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # RecursionError: [[[[…
             return {}  # only a guard against duplicates: unreadable means no memory, not an error
 
     def _remember_sent(self, key: str, when: datetime) -> None:

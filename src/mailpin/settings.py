@@ -33,6 +33,7 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
 from configobj.validate import ValidateError, Validator  # type: ignore[import-untyped]
 
+from mailpin.configobj_lines import LineError, configobj_lines
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Level, Tool
@@ -201,10 +202,10 @@ def load(env: Env) -> Settings:
 def parse(text: str, source: str) -> Settings:
     """Settings from the text of a config file; `source` names it in errors and in the result."""
     try:
-        # Lines split on "\n" only, so that line numbers are the ones an editor shows. Indentation and
-        # trailing blanks mean nothing to configobj, and its line regex backtracks badly on long runs
-        # of them (a 1.5 KB line of blanks took seconds: bench/results-fuzz.md): gone before it reads.
-        lines = [line.strip() for line in text.split("\n")]
+        lines = configobj_lines(text)
+    except LineError as error:
+        raise ConfigError(source, error.line, error.problem[:1].lower() + error.problem[1:]) from None
+    try:
         config = ConfigObj(lines, configspec=SPEC.splitlines(), interpolation=False, raise_errors=True)
     except ConfigObjError as error:
         problem = re.sub(r" at line \d+\.$", "", str(error))

@@ -5,9 +5,9 @@ missing or newer `version`, a missing, unknown or invalid setting, a file cut sh
 ConfigError, never a reason to start over: an empty store would mean pinning afresh on first use.
 
 Strings go through a small escape (`%XX`) for what configobj cannot quote or keep (`%` itself,
-control and other non-printable characters, a space at either end, `"` in a string that has `'`
-too), so any account name or certificate subject round-trips; the rest is written as is, for
-readable diffs.
+control and other non-printable characters, a space at either end or after another space, `"` in a
+string that has `'` too), so any account name or certificate subject round-trips; the rest is
+written as is, for readable diffs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
+from mailpin.configobj_lines import LineError, configobj_lines
 from mailpin.durable import make_private_dirs, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
@@ -151,7 +152,22 @@ class PinStore:
             make_private_dirs(target.parent)
         except OSError as exc:
             raise ConfigError(source, None, f"cannot create {target.parent}: {exc.strerror or exc}") from None
+        _remove_stray_temps(target)
         _atomic_write(target, text.encode("utf-8"), self.path)
+
+
+def _remove_stray_temps(target: Path) -> None:
+    """Temp files of writers killed mid-write (`.pins.conf.<hex>.tmp`, see durable.py): the lock is
+    held, so none is still being written, and the directory may be a dotfiles repository."""
+    stray = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return  # the write below reports what is wrong with the directory
+    for name in names:
+        if stray.fullmatch(name):
+            with contextlib.suppress(OSError):
+                (target.parent / name).unlink()
 
 
 def _read_only(path: Path, target: Path) -> str:
@@ -181,8 +197,10 @@ _ESCAPED = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 def _escape(text: str) -> str:
     out = []
     for index, char in enumerate(text):
-        edge_space = char == " " and index in (0, len(text) - 1)
-        if char == "%" or not char.isprintable() or edge_space:
+        # A space at either end, or after another: no run of blanks is written (configobj_lines refuses
+        # long ones in a name, as configobj's regexes are quadratic in them).
+        odd_space = char == " " and (index in (0, len(text) - 1) or text[index - 1] == " ")
+        if char == "%" or not char.isprintable() or odd_space:
             out.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass")))
         else:
             out.append(char)
@@ -258,9 +276,12 @@ def _parse(data: bytes, source: str) -> dict[str, Profile]:
         text = data.decode("utf-8-sig")  # an editor's byte order mark changes nothing
     except UnicodeDecodeError as exc:
         raise _corrupt(source, data[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
-    # Not splitlines(): U+2028 and friends are not line ends here. Blanks around a line mean nothing to
-    # configobj, whose line regex backtracks badly on long runs of them (bench/results-fuzz.md).
-    lines = [line.strip() for line in text.split("\n")]
+    # Not splitlines(): U+2028 and friends are not line ends here. configobj's regexes backtrack for
+    # seconds on some shapes of line (bench/results-fuzz.md): it reads only lines checked against them.
+    try:
+        lines = configobj_lines(text)
+    except LineError as exc:
+        raise _corrupt(source, exc.line, exc.problem) from None
     try:
         config = ConfigObj(lines, configspec=list(_SPEC), interpolation=False, list_values=True)
     except ConfigObjError as exc:

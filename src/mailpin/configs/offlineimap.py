@@ -15,6 +15,7 @@ import configparser
 import io
 import optparse
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,27 @@ class OfflineimapConfig:
 # --- reading: configparser, plus the line each section and option came from -------------------------
 
 
+class _ConfigParser(configparser.ConfigParser):
+    """offlineimap's parser, with configparser's option-line regex written to run in linear time.
+
+    configparser's `(?P<option>.*?)\\s*(?P<vi>=|:)\\s*(?P<value>.*)$` tries every end of the lazy
+    option name and rescans the blanks after it: quadratic in a run of blanks inside the name
+    (`remotehos` + 11 000 blanks + `t = x`: 1 s; bench/results-fuzz.md). OPTCRE gives the same match
+    and groups on every line configparser hands it (one without "\\n"; tests/test_parsers_property.py
+    compares the two): the name is all before the first delimiter but the blanks in front of it — a
+    run of blanks joins the name only when more name follows. Nothing is refused: offlineimap reads
+    such a file (as slowly), so mailpin reads it the same way.
+    """
+
+    OPTCRE = re.compile(r"(?P<option>(?:[^=:\s]|\s+(?=[^=:\s]))*)\s*(?P<vi>[=:])\s*(?P<value>.*)$")
+
+    def _handle_error(self, exc: Any, fpname: str, lineno: int, line: str) -> Any:
+        # configparser appends every bad line to one message string (`message += …`): quadratic in the
+        # number of bad lines (16 000: 0.4 s). It reads on and raises at the end all the same; mailpin
+        # reports the first bad line only, so only the first is kept.
+        return exc or super()._handle_error(exc, fpname, lineno, line)  # type: ignore[misc]
+
+
 class _Parsed:
     """A `configparser.ConfigParser` as offlineimap builds it, and where each value was written."""
 
@@ -53,7 +75,7 @@ class _Parsed:
         self.lines: dict[tuple[str, str], int] = {}
         self._now = 0
         self._reading = True
-        self.parser = configparser.ConfigParser(dict_type=self._recording_dict())
+        self.parser: configparser.ConfigParser = _ConfigParser(dict_type=self._recording_dict())
         try:
             self.parser.read_file(self._numbered(text), source)
         except configparser.DuplicateSectionError as exc:

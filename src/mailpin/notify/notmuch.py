@@ -88,7 +88,7 @@ def _recipient(to: str | None) -> Address:
     if candidate and candidate.isascii():  # a non-ASCII address needs RFC 6532, which a plain 5322 message cannot carry
         try:
             return Address(addr_spec=candidate)
-        except (ValueError, IndexError, HeaderParseError):  # the parser raises all three
+        except (ValueError, IndexError, AttributeError, HeaderParseError):  # the parser raises all four
             pass
     return Address("mailpin", addr_spec=SENDER)
 

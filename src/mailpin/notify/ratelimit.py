@@ -80,7 +80,7 @@ class RateLimit:
     def _read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep ([[[[…)
             return {}
         return data if isinstance(data, dict) else {}
 
