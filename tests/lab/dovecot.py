@@ -267,6 +267,11 @@ userdb {{
   args = uid={self._uid} gid={self._gid} home={self.home}
 }}
 mail_location = maildir:{self.maildir}
+# Every lab account is the one test user from 127.0.0.1: the default of 10 sessions per user and
+# IP is reached by `mbsync -a` over 20 accounts (bench/) and by concurrent tests.
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
 
 # Auth penalty: after a failed login Dovecot delays the next login from the same IP by 2^n s (via
 # anvil). Tests fail logins on purpose, so the auth process must not reach anvil's penalty socket.
