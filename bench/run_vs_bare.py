@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import write_mbsyncrc  # noqa: E402
+
 from tests.lab.dovecot import Dovecot  # noqa: E402
 from tests.lab.pki import TestPKI  # noqa: E402
 from tests.lab.smtpd import SmtpServer  # noqa: E402
@@ -49,20 +51,6 @@ def msmtprc(home: Path, ca: Path, smtps: int, submission: int) -> None:
         f"account submission\nport {submission}\ntls_starttls on\nfrom bob@example.org\n"
     )
     (home / ".msmtprc").chmod(0o600)
-
-
-def mbsyncrc(home: Path, ca: Path, port: int, count: int) -> None:
-    blocks = []
-    for i in range(count):
-        box = home / "Mail" / f"a{i}"
-        box.mkdir(parents=True, exist_ok=True)
-        blocks.append(
-            f"IMAPAccount a{i}\nHost localhost\nPort {port}\nUser test\nPass secret\nSSLType IMAPS\n"
-            f"CertificateFile {ca}\nSystemCertificates no\n\nIMAPStore a{i}-remote\nAccount a{i}\n\n"
-            f"MaildirStore a{i}-local\nPath {box}/\nInbox {box}/INBOX\n\n"
-            f"Channel a{i}\nFar :a{i}-remote:\nNear :a{i}-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
-        )
-    (home / ".mbsyncrc").write_text("\n".join(blocks))
 
 
 def main() -> int:
@@ -97,7 +85,7 @@ def main() -> int:
                     ),
                 }
             else:
-                mbsyncrc(home, pki.ca_pem, dovecot.imaps_port, count)
+                write_mbsyncrc(home, pki.ca_pem, dovecot.imaps_port, count)
                 timed([mbsync, "-a"], env)  # first sync: creates the local boxes; later runs find nothing new
                 cases = {
                     f"mbsync -a, {count} account{'s' * (count > 1)}, nothing new": (
