@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from pathlib import Path
+
+_TEMP_BYTES = 6  # random bytes in a default temp file's name, as hex
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o600, temp: Path | None = None) -> None:
     """`temp`: where to write first, on the same filesystem (a Maildir's tmp/); default beside `path`."""
-    temp = temp or path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    temp = temp or path.with_name(f".{path.name}.{secrets.token_hex(_TEMP_BYTES)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
@@ -33,6 +36,20 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600, temp: Path | No
             os.unlink(temp)
         raise
     sync_dir(path.parent)
+
+
+def remove_stray_temps(path: Path) -> None:
+    """Remove the default temp files of `path` (`.NAME.HEX.tmp`) that writers killed mid-write left
+    behind. Only under the lock every writer of `path` holds: then none of them is being written."""
+    stray = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{{2 * _TEMP_BYTES}}}\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return  # the write that follows reports what is wrong with the directory
+    for name in names:
+        if stray.fullmatch(name):
+            with contextlib.suppress(OSError):
+                (path.parent / name).unlink()
 
 
 def sync_dir(directory: Path) -> None:

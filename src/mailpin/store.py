@@ -27,7 +27,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
 from mailpin.configobj_lines import LineError, configobj_lines
-from mailpin.durable import make_private_dirs, write_atomically
+from mailpin.durable import make_private_dirs, remove_stray_temps, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
@@ -152,22 +152,8 @@ class PinStore:
             make_private_dirs(target.parent)
         except OSError as exc:
             raise ConfigError(source, None, f"cannot create {target.parent}: {exc.strerror or exc}") from None
-        _remove_stray_temps(target)
+        remove_stray_temps(target)  # of writers killed mid-write; the directory may be a dotfiles repo
         _atomic_write(target, text.encode("utf-8"), self.path)
-
-
-def _remove_stray_temps(target: Path) -> None:
-    """Temp files of writers killed mid-write (`.pins.conf.<hex>.tmp`, see durable.py): the lock is
-    held, so none is still being written, and the directory may be a dotfiles repository."""
-    stray = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return  # the write below reports what is wrong with the directory
-    for name in names:
-        if stray.fullmatch(name):
-            with contextlib.suppress(OSError):
-                (target.parent / name).unlink()
 
 
 def _read_only(path: Path, target: Path) -> str:
