@@ -8,6 +8,7 @@ machine's load hits both alike; the figure reported is a ratio of medians from t
 from __future__ import annotations
 
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -108,6 +109,19 @@ def _children_cpu_ms() -> float:
     total = (usage.ru_utime + usage.ru_stime) * 1000
     spent, _SPENT[0] = total - _SPENT[0], total
     return spent
+
+
+def import_ms(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
+    """Cumulative time of the top-level imports of `python -X importtime ARGV…` (ms)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    total = 0
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if match and len(match.group(2)) == 1:  # top-level imports only: their cumulative times add up
+            total += int(match.group(1))
+    return total / 1000
 
 
 def interleaved(cases: dict[str, Callable[[], Sample]], runs: int, warmup: int = 1) -> dict[str, list[Sample]]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from _common import MAILPIN, ROOT, Lab, Sample, interleaved, median_ms, timed
 
@@ -72,7 +71,3 @@ def table(rows: list[tuple[str, dict[str, list[Sample]]]]) -> list[str]:
             cells.append(f"{theirs:.0f} ms" + ("" if name == "mailpin probe" else f" ({ours / theirs:.2f}×)"))
         lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
     return lines
-
-
-def sslyze_missing() -> bool:
-    return not Path(SSLYZE).exists()

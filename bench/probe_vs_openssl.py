@@ -13,7 +13,6 @@ This is a measurement, not a test: it prints figures and never fails on them.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import import_ms  # noqa: E402
 
 from mailpin import certs  # noqa: E402
 from mailpin.model import Endpoint, Mode, Protocol  # noqa: E402
@@ -42,19 +43,6 @@ def timed(argv: list[str]) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"{argv[:3]} exited {done.returncode}: {done.stderr.decode()[-300:]}")
     return elapsed
-
-
-def import_ms(argv: list[str]) -> float:
-    """Cumulative import time of everything `argv` imports, from `-X importtime` (ms)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    total = 0
-    for line in done.stderr.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-        if match and len(match.group(2)) == 1:  # top-level imports only: their cumulative times add up
-            total += int(match.group(1))
-    return total / 1000
 
 
 def main() -> int:

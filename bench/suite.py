@@ -29,21 +29,10 @@ from pathlib import Path
 
 import latency_costs
 import peers
-from _common import MAILPIN, MESSAGE, ROOT, Lab, lab, median_ms, timed, write_msmtprc
+from _common import MAILPIN, MESSAGE, ROOT, Lab, import_ms, lab, median_ms, timed, write_msmtprc
 from latency_costs import Pair
 
 AIMS = {"send": 1.35, "check": 1.3, "tunnel": 0.9, "cpu_ms": 60.0, "rss_mb": 40.0}
-
-
-def import_ms(argv: list[str], env: dict[str, str]) -> float:
-    """Cumulative time of the top-level imports of `python -X importtime argv` (ms)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, env=env)
-    total = 0
-    for line in done.stderr.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-        if match and len(match.group(2)) == 1:
-            total += int(match.group(1))
-    return total / 1000
 
 
 def startup(the_lab: Lab, runs: int) -> dict[str, float]:
