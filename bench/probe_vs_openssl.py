@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from _common import import_ms  # noqa: E402
 
-from mailpin import certs  # noqa: E402
+from mailpin import anchors  # noqa: E402
+from mailpin.judge import Judge  # noqa: E402
 from mailpin.model import Endpoint, Mode, Protocol  # noqa: E402
 from mailpin.net.probe import probe  # noqa: E402
 from tests.lab.dovecot import Dovecot  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> int:
     dovecot, smtpd = Dovecot(work / "dovecot", pki), SmtpServer(pki)
     dovecot.start("good")
     smtpd.start("good")
-    trust = certs.load_trust(str(pki.ca_pem), {})
+    judge = Judge(anchors.locate(str(pki.ca_pem), {}), memo=None)
     try:
         endpoints = [
             ("imap", "implicit", dovecot.imaps_port),
@@ -82,7 +83,7 @@ def main() -> int:
                 a.append(timed(mailpin))
                 b.append(timed(openssl))
                 started = time.perf_counter()
-                probe(endpoint, trust, now=lambda: datetime.now(timezone.utc))
+                probe(endpoint, judge, now=lambda: datetime.now(timezone.utc))
                 c.append((time.perf_counter() - started) * 1000)
             ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
             rows.append((f"{protocol} {mode}", ma, mb, ma / mb, mc))

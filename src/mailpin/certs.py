@@ -13,13 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -28,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mailpin import anchors
+from mailpin.anchors import TrustSource
 from mailpin.errors import ConfigError
 from mailpin.model import CertFacts, ChainVerdict, is_ip_address
 from mailpin.net.replies import printable
@@ -113,72 +112,33 @@ class Trust:
     anchors: tuple[x509.Certificate, ...]
 
 
-def _load_pem_file(path: Path) -> list[x509.Certificate]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read trust file: {exc.strerror or exc}") from None
-    try:
-        return _load_pems(data)
-    except ValueError:
-        raise ConfigError(str(path), None, "no PEM certificates in this trust file") from None
-
-
-_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")  # c_rehash: HASH.N links to the certificates
-
-
-def _load_pem_dirs(value: str) -> list[x509.Certificate]:
-    """Like OpenSSL's SSL_CERT_DIR: a list of directories (":"-separated); missing ones are skipped."""
-    certs: dict[bytes, x509.Certificate] = {}
-    for directory in filter(None, value.split(os.pathsep)):
+def parse_trust(source: TrustSource) -> Trust:
+    """The anchors of `source`, parsed. A named trust file without a certificate is a config
+    error; a directory's unparseable files are skipped, as OpenSSL skips them."""
+    anchors: list[x509.Certificate] = []
+    from_dirs: dict[bytes, x509.Certificate] = {}
+    for pem in source.files:
         try:
-            entries = sorted(Path(directory).iterdir())
-        except OSError:
+            certs = _load_pems(pem.data)
+        except ValueError:
+            if pem.strict:
+                raise ConfigError(pem.path, None, "no PEM certificates in this trust file") from None
             continue
-        for entry in entries:
-            if entry.suffix in (".pem", ".crt") or _HASHED_NAME.fullmatch(entry.name):
-                try:
-                    for cert in _load_pems(entry.read_bytes()):
-                        certs[cert.fingerprint(hashes.SHA256())] = cert
-                except (ValueError, OSError):
-                    continue  # such directories hold other files too; OpenSSL skips them alike
-    return list(certs.values())
+        if pem.strict:
+            anchors += certs
+        else:
+            from_dirs.update((cert.fingerprint(hashes.SHA256()), cert) for cert in certs)
+    return Trust(source.description, (*anchors, *from_dirs.values()))
 
 
 def load_trust(trust_file: str | None, environ: Mapping[str, str]) -> Trust:
-    """The anchors, in the order OpenSSL-based tools pick them: an explicit trust file, then
-    `SSL_CERT_FILE` / `SSL_CERT_DIR`, then the system store."""
-    import ssl  # only for the system store's location
-
-    if trust_file:
-        path = Path(os.path.expanduser(trust_file))
-        return Trust(f"trust file {path}", tuple(_load_pem_file(path)))
-    # OpenSSL uses SSL_CERT_FILE and SSL_CERT_DIR together when both are set.
-    cert_file, cert_dir = environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR")
-    if cert_file or cert_dir:
-        anchors = _load_pem_file(Path(cert_file)) if cert_file else []
-        anchors += _load_pem_dirs(cert_dir) if cert_dir else []
-        described = " + ".join(
-            f"{name} {value}" for name, value in (("SSL_CERT_FILE", cert_file), ("SSL_CERT_DIR", cert_dir)) if value
-        )
-        return Trust(described, tuple(anchors))
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile):
-        if candidate and Path(candidate).is_file():
-            return Trust(f"system ({candidate})", tuple(_load_pem_file(Path(candidate))))
-    for candidate in (paths.capath, paths.openssl_capath):
-        if candidate and Path(candidate).is_dir():
-            return Trust(f"system ({candidate})", tuple(_load_pem_dirs(candidate)))
-    return Trust("system (no CA store found)", ())
+    """The anchors an OpenSSL-based tool would use (see `anchors.locate`), parsed."""
+    return parse_trust(anchors.locate(trust_file, environ))
 
 
 def trust_for(trust_file: str | None, system: bool, environ: Mapping[str, str]) -> Trust:
-    """The anchors of one account: its own trust file, and the system store too when the tool
-    adds it (mbsync's `CertificateFile` with `SystemCertificates yes`, its default)."""
-    if trust_file and system:
-        own, store = load_trust(trust_file, environ), load_trust(None, environ)
-        return Trust(f"{store.description} + {own.description}", own.anchors + store.anchors)
-    return load_trust(trust_file, environ)
+    """The anchors of one account (see `anchors.locate_for`), parsed."""
+    return parse_trust(anchors.locate_for(trust_file, system, environ))
 
 
 # --- validation -----------------------------------------------------------------------------

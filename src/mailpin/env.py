@@ -51,3 +51,7 @@ class Env:
     @property
     def state_home(self) -> Path:
         return self._xdg("XDG_STATE_HOME", ".local/state")
+
+    @property
+    def cache_home(self) -> Path:
+        return self._xdg("XDG_CACHE_HOME", ".cache")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailpin import certs
+from mailpin import anchors
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, ProbeError, UsageError
+from mailpin.judge import Judge
 from mailpin.model import DEFAULT_PORTS, Endpoint, Mode, Observation, Protocol, is_ip_address
 from mailpin.net.probe import probe
 
@@ -79,9 +80,10 @@ def run(
     timeout: float,
 ) -> ProbeResult:
     endpoint = make_endpoint(target, protocol, mode, servername)
-    trust = certs.load_trust(trust_file, env.environ)
+    judge = Judge(anchors.locate(trust_file, env.environ), memo=None)  # a look, not a verification: no shortcut
+    judge.load()  # a trust file without certificates is a config error before any connection
     try:
-        observation = probe(endpoint, trust, timeout=timeout, now=env.now)
+        observation = probe(endpoint, judge, timeout=timeout, now=env.now)
     except ProbeError as exc:
         return ProbeResult(endpoint, None, exc)
     return ProbeResult(endpoint, observation, None)

@@ -64,10 +64,10 @@ def _open(verifier: Verifier, target: Target) -> Session:
     if endpoint is None:
         note = "no TLS profile and no host in the config: nothing to connect to (pin it: mailpin init)"
         return Session(Outcome(target, None, Verdict(target.key, Status.BLOCKED, warnings=(note,))), None)
-    trust = verifier.trust(account)
+    judge = verifier.judge(account)
     try:
         chan, observation = open_session(
-            endpoint, trust, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False
+            endpoint, judge, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False
         )
     except ProbeError as exc:
         return Session(Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc), None)

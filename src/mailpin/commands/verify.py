@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
 
-from mailpin import certs, policy, settings
+from mailpin import anchors, policy, settings
 from mailpin.audit import AuditError, AuditLog
 from mailpin.configs.discover import discover
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ProbeError, UsageError
+from mailpin.judge import Judge
 from mailpin.model import (
     Account,
     Endpoint,
@@ -98,7 +99,7 @@ class Verifier:
         self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
         self.audit = AuditLog.for_env(env)
         self.audit_problems: list[str] = []
-        self._trust: dict[tuple[str | None, bool], certs.Trust] = {}
+        self._judges: dict[tuple[str | None, bool], Judge] = {}
         self._pinned_now: dict[str, datetime] = {}  # pins this run wrote, by account
         self._lock = Lock()
 
@@ -108,20 +109,22 @@ class Verifier:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def trust(self, account: Account | None) -> certs.Trust:
-        """The anchors the tool itself uses for this account (its trust file, the system store, or both)."""
+    def judge(self, account: Account | None) -> Judge:
+        """Judges chains under the anchors the tool itself uses for this account (its trust file,
+        the system store, or both), remembering the valid ones in the cache directory."""
         trust_file = account.trust_file if account is not None else None
         system = account.system_trust if account is not None else True
         with self._lock:
-            if (trust_file, system) not in self._trust:
-                self._trust[(trust_file, system)] = certs.trust_for(trust_file, system, self.env.environ)
-            return self._trust[(trust_file, system)]
+            if (trust_file, system) not in self._judges:
+                source = anchors.locate_for(trust_file, system, self.env.environ)
+                self._judges[(trust_file, system)] = Judge(source, self.env.cache_home / "mailpin" / "chains")
+            return self._judges[(trust_file, system)]
 
     def observe(self, endpoint: Endpoint, account: Account | None) -> Observation:
         # A verdict needs the handshake (and the greeting that proves the session works), not the
         # capabilities: skipping them saves a round trip before every send and sync.
-        trust = self.trust(account)
-        return probe(endpoint, trust, timeout=self.settings.timeout, now=self.env.now, capabilities=False)
+        judge = self.judge(account)
+        return probe(endpoint, judge, timeout=self.settings.timeout, now=self.env.now, capabilities=False)
 
     # -- deciding -------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ import ssl
 from collections.abc import Callable
 from datetime import datetime
 
-from mailpin import certs
 from mailpin.errors import ProbeError
+from mailpin.judge import Judge
 from mailpin.model import Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
 from mailpin.net.starttls import dialogue_for
@@ -49,7 +49,7 @@ def _connect(endpoint: Endpoint, deadline: Deadline) -> socket.socket:
 
 def probe(
     endpoint: Endpoint,
-    trust: certs.Trust,
+    judge: Judge,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     step: float | None = None,
@@ -64,7 +64,7 @@ def probe(
     less, and nothing a verdict depends on — the session is already authenticated by then.
     """
     chan, observation = open_session(
-        endpoint, trust, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities
+        endpoint, judge, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities
     )
     try:
         dialogue_for(endpoint.protocol).quit(chan)
@@ -77,7 +77,7 @@ def probe(
 
 def open_session(
     endpoint: Endpoint,
-    trust: certs.Trust,
+    judge: Judge,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     step: float | None = None,
@@ -119,9 +119,7 @@ def open_session(
         if not chain_der:
             raise ProbeError("protocol-error", "server presented no certificate")
         try:
-            chain = certs.parse_chain(chain_der)
-            served = tuple(certs.facts(cert) for cert in chain)
-            verdict = certs.validate(chain, endpoint.name_to_check, trust, now())
+            served, verdict = judge(chain_der, endpoint.name_to_check, now())
         except ValueError as exc:  # a malformed certificate is the server's fault, never a crash
             raise ProbeError("protocol-error", f"unreadable certificate from the server: {exc}") from None
     except ProbeError as exc:
