@@ -43,11 +43,19 @@ def startup(the_lab: Lab, runs: int) -> dict[str, float]:
     version = [timed([sys.executable, "-m", "mailpin", "--version"], env) for _ in range(runs)]
     check = [timed([str(MAILPIN), "check", "msmtp:smtps"], env) for _ in range(runs)]
     send = [timed([str(MAILPIN), "run", "msmtp", "-a", "smtps", "-t"], env, MESSAGE) for _ in range(runs)]
+    bare = [timed(["msmtp", "-a", "smtps", "-t"], env, MESSAGE) for _ in range(runs)]
+    # The same `check` with an empty chain memo each time: cryptography's import and a full judgement.
+    cold = []
+    for i in range(runs):
+        cold.append(timed([str(MAILPIN), "check", "msmtp:smtps"], {**env, "XDG_CACHE_HOME": str(home / f"cold{i}")}))
     cpu = statistics.median
     return {
         "python_cpu": cpu(s.cpu_ms for s in python),
         "version_cpu": cpu(s.cpu_ms for s in version),
         "check_cpu": cpu(s.cpu_ms for s in check),
+        "check_cold_cpu": cpu(s.cpu_ms for s in cold),
+        # `mailpin run` execs msmtp: its CPU includes msmtp's own, measured bare beside it
+        "send_cpu": cpu(s.cpu_ms for s in send) - cpu(s.cpu_ms for s in bare),
         "check_wall": median_ms(check),
         "imports_version": import_ms(["-m", "mailpin", "--version"], env),
         "imports_check": import_ms(["-m", "mailpin", "check", "msmtp:smtps"], env),
@@ -159,20 +167,35 @@ def reading(sends: list[Pair], syncs: list[Pair], start: dict[str, float]) -> li
             + ("; and `mailpin tunnel`'s own start-up per account" if "mbsync" in pair.case else "")
             + ")."
         )
+    lines.append(
+        f"- CPU: `python -c pass` is {start['python_cpu']:.0f} ms; mailpin in front of one send"
+        f" {start['send_cpu']:.0f} ms (msmtp's own CPU taken out); `mailpin check` of one account"
+        f" {start['check_cpu']:.0f} ms, {start['check_cold_cpu']:.0f} ms when the chain memo does not know the"
+        f" chain yet (cryptography's import and a full judgement). Imports are most of it (about"
+        f" {start['imports_check']:.0f} ms of `check` under -X importtime, which inflates them): configobj,"
+        " ssl, and mailpin's own modules, whose dataclasses and regexes are built at import."
+    )
+    for pair in [p for p in sends if p.rtt_ms == 50]:
+        allowance = (AIMS["send"] - 1) * pair.a_ms
+        rounds = (pair.b_ms - pair.a_ms - (pair.b_cpu_ms - statistics.median(s.cpu_ms for s in pair.a))) / 50
+        floor = round(rounds) * 50
+        verdict = (
+            "the pre-flight's round trips alone are over it: with a separate pre-flight connection this aim is"
+            " out of reach at 50 ms, whatever the CPU"
+            if floor > allowance
+            else f"the round trips fit it, so {allowance - floor:.0f} ms are left for mailpin's CPU"
+        )
+        lines.append(
+            f"- {pair.case} at 50 ms: the aim allows +{allowance:.0f} ms; the pre-flight connection takes"
+            f" {round(rounds)} round trips (+{floor:.0f} ms): {verdict}."
+        )
     lines += [
-        f"- CPU: `python -c pass` is {start['python_cpu']:.0f} ms; `mailpin check` of one account"
-        f" {start['check_cpu']:.0f} ms, of which imports are about {start['imports_check']:.0f} ms (under"
-        " -X importtime, which inflates them): cryptography's X.509 code, configobj, and mailpin's own"
-        " modules — their dataclasses and regexes are built at import — are the bulk.",
-        "- So at 50 ms an Implicit TLS send misses its aim by about the CPU alone (its three round trips fit"
-        " the allowance); a STARTTLS send's pre-flight dialogue (four round trips) is over the allowance by"
-        " itself, so only carrying the mail over the verified session would meet it. The fixes within reach,"
-        " in order: overlap the pre-flight connection"
-        " with the imports (the network wait does not need the GIL); keep cryptography off the path when"
-        " the served chain is byte-identical to one already validated for this name and trust (a"
-        " verification cache); for mbsync, one long-lived tunnel server per `mailpin run` instead of one"
-        " `mailpin tunnel` process per account; for msmtp, the verified session itself through `--socket`"
-        " (msmtp then needs an explicit `--auth` method: its `auth on` refuses plain methods without TLS).",
+        "- What would close the rest: carry the mail over the verified session itself instead of a second"
+        " connection — for msmtp through `--socket` to a mailpin relay (msmtp then needs an explicit `--auth`"
+        " method: its `auth on` refuses plain methods without TLS, so SCRAM-PLUS and client certificates"
+        " cannot go that way); for mbsync, hand the pre-flight session to the tunnel (one relay per"
+        " `mailpin run` instead of a `mailpin tunnel` process per account). Both change how enforcement"
+        " works, not how fast mailpin is, and are left for an issue of their own.",
         "",
     ]
     return lines
@@ -182,6 +205,7 @@ def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_te
     at50 = [p for p in sends if p.rtt_ms == 50]
     send_worst = max((p.ratio for p in at50), default=float("nan"))
     cpu_above = start["check_cpu"] - start["python_cpu"]
+    send_above = start["send_cpu"] - start["python_cpu"]
     rss = max(start["rss_check"], start["rss_send"])
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     git = ["git", "-C", str(ROOT)]
@@ -210,7 +234,8 @@ def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_te
         f"| the tunnel moves mail at ≥ {AIMS['tunnel']}× mbsync's own TLS | "
         + (f"{tunnel_speed:.2f}× | {met(tunnel_speed >= AIMS['tunnel'])} |" if tunnel_speed else "n/a | |"),
         f"| mailpin's CPU per invocation ≤ {AIMS['cpu_ms']:.0f} ms above `python -c pass` | "
-        f"{cpu_above:.0f} ms (`check`, one account) | {met(cpu_above <= AIMS['cpu_ms'])} |",
+        f"{send_above:.0f} ms (`run msmtp`, one send); {cpu_above:.0f} ms (`check`, one account) "
+        f"| {met(max(send_above, cpu_above) <= AIMS['cpu_ms'])} |",
         f"| peak RSS ≤ {AIMS['rss_mb']:.0f} MB | {rss:.1f} MB | {met(rss <= AIMS['rss_mb'])} |",
         "",
         *reading(sends, syncs, start),
@@ -236,6 +261,8 @@ def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_te
         f"| imports of `mailpin check` | {start['imports_check']:.0f} ms |",
         f"| `mailpin check`, one account, loopback: CPU / wall | {start['check_cpu']:.0f} / "
         f"{start['check_wall']:.0f} ms |",
+        f"| the same, chain memo empty (a full judgement): CPU | {start['check_cold_cpu']:.0f} ms |",
+        f"| `mailpin run msmtp -t`, one send: CPU less msmtp's own | {start['send_cpu']:.0f} ms |",
         f"| peak RSS: `python -c pass` / `check` / `run msmtp` | {start['rss_python']:.1f} / {start['rss_check']:.1f} "
         f"/ {start['rss_send']:.1f} MB |",
         "",

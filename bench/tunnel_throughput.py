@@ -450,12 +450,11 @@ def render(
         if relay_extra < d.start_wall:
             lines[-1] += (
                 "The relay loop is not the bottleneck (it mostly waits, see above); the start-up is the part"
-                f" mailpin controls. {fix} (in src/, not done here): shorten the path to the first relayed"
-                " byte — import only what `tunnel` needs (not the argparse tree of every command, the"
-                " notification code, the other tools' readers, concurrent.futures), read only the named tool's"
-                " config, and write the audit record after the relay has started. That can save part of the"
-                " imports, not the interpreter, the handshake or cryptography's X.509 code the verification"
-                " needs"
+                " mailpin controls. Already done: `tunnel` reads its argv without argparse and only the named"
+                " tool's config, and the chain memo (src/mailpin/judge.py) keeps cryptography's import off a"
+                " verification it has made before. What is left is the interpreter, configobj, ssl and the"
+                f" handshake. {fix} (not done here): no start-up per session at all — `mailpin run mbsync`"
+                " keeping the sessions it verified and relaying them to the tunnels mbsync starts"
                 + (
                     "; with the extra process already taking most of the allowance, 0.9× on this"
                     " machine needs the start-up well under 0.1 s."

@@ -46,7 +46,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     # The real tool first: without it nothing can be sent, and the caller must keep the message.
     configured = settings.load(env)
     path = wrap.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
-    decision = run.decide(env, tool, argv)
+    decision = run.decide(env, tool, argv, configured)
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
     from mailpin.notify.alerts import announce
@@ -80,7 +80,6 @@ def _enforcement(env: Env, tool: Tool, argv: list[str], decision: Decision, conf
 
     from mailpin import enforce
     from mailpin.configs.discover import reader
-    from mailpin.hooks import this_mailpin
 
     if not enforce.available():
         return argv  # no in-memory files here (macOS): the pre-flight check alone
@@ -95,6 +94,8 @@ def _enforcement(env: Env, tool: Tool, argv: list[str], decision: Decision, conf
         outcome = held[0]
         assert outcome.observation is not None
         return enforce.msmtp(argv, decision.profiles[outcome.target.key], outcome.observation, env.environ).argv
+    from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
+
     accounts = [o.target.account for o in held if o.target.account is not None]
     paths = reader(tool).config_paths(argv, env)
     mailpin = this_mailpin(sys.argv[0], sys.executable)

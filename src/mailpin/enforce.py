@@ -167,11 +167,9 @@ def msmtp(argv: Sequence[str], profile: Profile, observation: Observation, envir
 
 
 def _pem(der: bytes) -> str:
-    import base64
-    import textwrap
+    import ssl
 
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+    return ssl.DER_cert_to_PEM_cert(der)
 
 
 def describe(account: Account, profile: Profile | None) -> str:

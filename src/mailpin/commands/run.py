@@ -16,6 +16,7 @@ from mailpin.configs.discover import reader
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
 from mailpin.model import Profile, Status, Tool
+from mailpin.settings import Settings
 
 _PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
 
@@ -56,12 +57,12 @@ def reads_message(tool: Tool, argv: Sequence[str]) -> bool:
         return False  # msmtp will refuse these arguments itself, before reading anything
 
 
-def decide(env: Env, tool: Tool, argv: Sequence[str]) -> Decision:
+def decide(env: Env, tool: Tool, argv: Sequence[str], configured: Settings | None = None) -> Decision:
     """Read the message if the tool would, work out the accounts it will use, verify them all at
     once (pinning an unpinned one on first use when the settings allow it). A broken config raises
     ConfigError (78): the tool would refuse it too, and the caller keeps the message."""
     message = env.read_stdin_bytes() if reads_message(tool, argv) else None
-    verifier = Verifier(env)
+    verifier = Verifier(env, configured)
     module = reader(tool)
     config = module.load(argv, env)
     accounts = module.select(config, argv, message)

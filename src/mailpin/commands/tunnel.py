@@ -12,7 +12,7 @@ from mailpin import policy, settings
 from mailpin.commands.verify import Outcome, Target, Verifier, endpoint_of
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ProbeError, UsageError
-from mailpin.model import Status, Verdict
+from mailpin.model import Status, Tool, Verdict
 from mailpin.net.channel import Channel
 from mailpin.net.probe import open_session
 
@@ -27,7 +27,9 @@ def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verif
     """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c)."""
     verifier = Verifier(env)
     if config is None:
-        targets, _ = verifier.targets([name])
+        tool = name.partition(":")[0]
+        # mbsync and offlineimap name their account as TOOL:NAME: the other tools' configs are not read
+        targets, _ = verifier.targets([name], [Tool(tool)] if tool in {t.value for t in Tool} else tuple(Tool))
     else:
         targets = _targets_from(verifier, name, config)
     if len(targets) != 1:
@@ -45,7 +47,6 @@ def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verif
 def _targets_from(verifier: Verifier, name: str, config: str) -> list[Target]:
     from mailpin.commands.verify import select
     from mailpin.configs.discover import reader
-    from mailpin.model import Tool
 
     tool, sep, _ = name.partition(":")
     if not sep or tool not in {t.value for t in Tool}:

@@ -92,9 +92,10 @@ def _is_loopback(host: str) -> bool:
 
 
 class Verifier:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, configured: settings.Settings | None = None) -> None:
+        """`configured`: the settings when the caller has already read them."""
         self.env = env
-        self.settings = settings.load(env)
+        self.settings = configured if configured is not None else settings.load(env)
         self.store = PinStore.for_env(env)
         self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
         self.audit = AuditLog.for_env(env)
@@ -103,8 +104,11 @@ class Verifier:
         self._pinned_now: dict[str, datetime] = {}  # pins this run wrote, by account
         self._lock = Lock()
 
-    def targets(self, names: Sequence[str]) -> tuple[list[Target], tuple[ConfigError, ...]]:
-        found = discover(self.env)
+    def targets(
+        self, names: Sequence[str], tools: Sequence[Tool] = tuple(Tool)
+    ) -> tuple[list[Target], tuple[ConfigError, ...]]:
+        """`tools`: the tools whose configs to read (a `TOOL:NAME` needs only its own)."""
+        found = discover(self.env, tools)
         return select(names, found.accounts, self.profiles), found.errors
 
     # -- observing ------------------------------------------------------------------------------
