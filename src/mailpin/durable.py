@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 from pathlib import Path
 
 _TEMP_BYTES = 6  # random bytes in a default temp file's name, as hex
@@ -19,7 +18,8 @@ _TEMP_BYTES = 6  # random bytes in a default temp file's name, as hex
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o600, temp: Path | None = None) -> None:
     """`temp`: where to write first, on the same filesystem (a Maildir's tmp/); default beside `path`."""
-    temp = temp or path.with_name(f".{path.name}.{secrets.token_hex(_TEMP_BYTES)}.tmp")
+    # os.urandom is what secrets.token_hex reads, without importing `secrets` (random, hmac) at start-up
+    temp = temp or path.with_name(f".{path.name}.{os.urandom(_TEMP_BYTES).hex()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
