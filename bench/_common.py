@@ -152,16 +152,30 @@ def write_msmtprc(home: Path, ca: Path, accounts: dict[str, tuple[int, bool]]) -
     path.chmod(0o600)
 
 
-def write_mbsyncrc(home: Path, ca: Path, port: int, count: int, ssl_type: str = "IMAPS") -> None:
-    """``count`` accounts on one IMAP endpoint, one channel each (INBOX only, pull)."""
+def write_mbsyncrc(
+    home: Path,
+    ca: Path,
+    port: int,
+    count: int,
+    ssl_type: str = "IMAPS",
+    *,
+    tunnel: bool = False,
+    name: str = ".mbsyncrc",
+) -> Path:
+    """``count`` accounts on one IMAP endpoint, one channel each (INBOX only, pull). With ``tunnel``,
+    each account connects through `Tunnel "mailpin tunnel mbsync:aN"` (the tunnel reads the account's
+    endpoint and trust from ~/.mbsyncrc, so write the direct one there)."""
     blocks = []
     for i in range(count):
         box = home / "Mail" / f"a{i}"
         box.mkdir(parents=True, exist_ok=True)
+        how = f'Tunnel "{MAILPIN} tunnel mbsync:a{i}"\nSSLType None' if tunnel else f"SSLType {ssl_type}"
         blocks.append(
-            f"IMAPAccount a{i}\nHost localhost\nPort {port}\nUser test\nPass secret\nSSLType {ssl_type}\n"
+            f"IMAPAccount a{i}\nHost localhost\nPort {port}\nUser test\nPass secret\n{how}\n"
             f"CertificateFile {ca}\nSystemCertificates no\n\nIMAPStore a{i}-remote\nAccount a{i}\n\n"
             f"MaildirStore a{i}-local\nPath {box}/\nInbox {box}/INBOX\n\n"
             f"Channel a{i}\nFar :a{i}-remote:\nNear :a{i}-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
         )
-    (home / ".mbsyncrc").write_text("\n".join(blocks))
+    path = home / name
+    path.write_text("\n".join(blocks))
+    return path

@@ -70,24 +70,29 @@ def send(lab: Lab, rtt_ms: float, runs: int) -> list[Pair]:
 
 
 def sync(lab: Lab, rtt_ms: float, counts: list[int], runs: int) -> list[Pair]:
-    """`mbsync -a` vs `mailpin run mbsync -a`, nothing new to fetch (the timer case)."""
+    """`mbsync -a` vs `mailpin run mbsync -a`, nothing new to fetch (the timer case); and vs the same
+    accounts configured with `Tunnel "mailpin tunnel …"` themselves (enforcement through the tunnel
+    alone, no pre-flight: what a user's own mbsyncrc can do)."""
     port = lab.dovecot.imaps_port
     pairs = []
     with LatencyProxy(rtt_ms, [port]) as proxy:
         for count in counts:
             home, env = lab.home(f"sync-{rtt_ms:g}-{count}")
             write_mbsyncrc(home, lab.pki.ca_pem, proxy.port(port), count)
+            tunnelled = write_mbsyncrc(home, lab.pki.ca_pem, proxy.port(port), count, tunnel=True, name="tunnelled")
             timed(["mbsync", "-a"], env)  # the first sync creates the local boxes; later runs find nothing new
             timed([str(MAILPIN), "init", "--yes"], env)
             got = interleaved(
                 {
                     "a": lambda env=env: timed(["mbsync", "-a"], env),
                     "b": lambda env=env: timed([str(MAILPIN), "run", "mbsync", "-a"], env),
+                    "c": lambda env=env, t=tunnelled: timed(["mbsync", "-c", str(t), "-a"], env),
                 },
                 runs,
             )
-            label = f"mbsync -a, {count} account{'s' * (count > 1)}"
-            pairs.append(Pair(label, rtt_ms, got["a"], got["b"]))
+            label = f"{count} account{'s' * (count > 1)}"
+            pairs.append(Pair(f"mbsync -a, {label}", rtt_ms, got["a"], got["b"]))
+            pairs.append(Pair(f"mbsync -a through `mailpin tunnel`, {label}", rtt_ms, got["a"], got["c"]))
     return pairs
 
 

@@ -32,7 +32,8 @@ import peers
 from _common import MAILPIN, MESSAGE, ROOT, Lab, import_ms, lab, median_ms, timed, write_msmtprc
 from latency_costs import Pair
 
-AIMS = {"send": 1.35, "check": 1.3, "tunnel": 0.9, "cpu_ms": 60.0, "rss_mb": 40.0}
+AIMS = {"send": 1.35, "through_tunnel": 1.1, "check": 1.3, "tunnel": 0.9, "cpu_ms": 60.0, "rss_mb": 40.0}
+TUNNELLED = "through `mailpin tunnel`"
 # The standard library and configobj that `mailpin run` cannot do without: TLS (ssl, socket, hashlib),
 # its data model (dataclasses, datetime, pathlib, re), the audit log and chain memo (json), the pin store.
 FLOOR = "re, ssl, socket, hashlib, datetime, pathlib, dataclasses, json, configobj, configobj.validate"
@@ -112,7 +113,9 @@ def plot(sends: list[Pair], syncs: list[Pair], path: Path) -> None:
     ):
         for case in dict.fromkeys(p.case for p in pairs):
             points = sorted((p.rtt_ms, p.ratio) for p in pairs if p.case == case)
-            axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=case.split(", ", 1)[1])
+            label = case.replace("send, ", "").replace("mbsync -a, ", "mailpin run: ")
+            label = label.replace("mbsync -a through `mailpin tunnel`, ", "Tunnel only: ")
+            axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
         axis.axhline(1.0, color="grey", linewidth=0.8)
         axis.set_title(title)
         axis.set_xlabel("round-trip time (ms)")
@@ -161,7 +164,8 @@ def main() -> int:
 def reading(sends: list[Pair], syncs: list[Pair], start: dict[str, float]) -> list[str]:
     """Where the added time goes, from this run's own figures: mailpin's CPU, and round trips."""
     lines = ["## Why: where the added time goes", ""]
-    for pair in [p for p in sends + syncs if p.rtt_ms == 50 and ("send" in p.case or "1 account" in p.case)]:
+    at50 = [p for p in sends + syncs if p.rtt_ms == 50 and TUNNELLED not in p.case]
+    for pair in [p for p in at50 if "send" in p.case or "1 account" in p.case]:
         added = pair.b_ms - pair.a_ms
         bare_cpu = statistics.median(s.cpu_ms for s in pair.a)
         cpu = pair.b_cpu_ms - bare_cpu  # what mailpin itself burned (the tool's own CPU is in both)
@@ -169,9 +173,18 @@ def reading(sends: list[Pair], syncs: list[Pair], start: dict[str, float]) -> li
         lines.append(
             f"- {pair.case} at 50 ms: +{added:.0f} ms = about {cpu:.0f} ms of mailpin's CPU (imports and work, on"
             f" the critical path) + {waiting:.0f} ms waiting ≈ {waiting / 50:.1f} round trips (the pre-flight"
-            " connection: connect, STARTTLS dialogue, handshake, greeting"
-            + ("; and `mailpin tunnel`'s own start-up per account" if "mbsync" in pair.case else "")
+            + (" connection: connect, greeting, EHLO, STARTTLS, handshake" if "STARTTLS" in pair.case else "")
+            + (" connection: connect, handshake, greeting" if "STARTTLS" not in pair.case else "")
+            + ("; then `mailpin tunnel`'s own start-up per account" if "mbsync" in pair.case else "")
             + ")."
+        )
+    for pair in [p for p in syncs if p.rtt_ms == 50 and TUNNELLED in p.case]:
+        count = int(pair.case.rsplit(", ", 1)[1].split()[0])
+        lines.append(
+            f"- {pair.case} at 50 ms: +{pair.b_ms - pair.a_ms:.0f} ms, about"
+            f" {(pair.b_ms - pair.a_ms) / count:.0f} ms per account: mbsync starts one `mailpin tunnel` per"
+            " account, one after the other, and each pays its interpreter, imports and pins before its"
+            " handshake (the handshake itself replaces mbsync's own); no pre-flight connection."
         )
     lines.append(
         f"- CPU: `python -c pass` is {start['python_cpu']:.0f} ms; mailpin in front of one send"
@@ -209,7 +222,8 @@ def reading(sends: list[Pair], syncs: list[Pair], start: dict[str, float]) -> li
         " method: its `auth on` refuses plain methods without TLS, so SCRAM-PLUS and client certificates"
         " cannot go that way); for mbsync, hand the pre-flight session to the tunnel (one relay per"
         " `mailpin run` instead of a `mailpin tunnel` process per account). Both change how enforcement"
-        " works, not how fast mailpin is, and are left for an issue of their own.",
+        " works (for mbsync, also whether a block still exits 69 before the tool starts): a follow-up of its"
+        " own, not done here.",
         "",
     ]
     return lines
@@ -218,6 +232,9 @@ def reading(sends: list[Pair], syncs: list[Pair], start: dict[str, float]) -> li
 def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_text, tunnel_speed) -> str:  # type: ignore[no-untyped-def]
     at50 = [p for p in sends if p.rtt_ms == 50]
     send_worst = max((p.ratio for p in at50), default=float("nan"))
+    through = [p for p in syncs if p.rtt_ms == 50 and TUNNELLED in p.case]
+    tunnel_worst = max((p.ratio for p in through), default=float("nan"))
+    counts = "/".join(p.case.rsplit(", ", 1)[1].split()[0] for p in through) + " accounts"
     cpu_above = start["check_cpu"] - start["python_cpu"]
     send_above = start["send_cpu"] - start["python_cpu"]
     rss = max(start["rss_check"], start["rss_send"])
@@ -243,6 +260,9 @@ def render(args, started, load, sends, syncs, scale, start, peer_rows, tunnel_te
         "|---|---:|---|",
         f"| a wrapped send at 50 ms RTT ≤ {AIMS['send']}× bare msmtp | {send_worst:.2f}× (worse mode) "
         f"| {met(send_worst <= AIMS['send'])} |",
+        f"| with enforcement through a tunnel ≤ {AIMS['through_tunnel']}× the bare tool (50 ms RTT) | "
+        f'{tunnel_worst:.2f}× (`mbsync -a` with `Tunnel "mailpin tunnel …"`, worst of {counts}; msmtp has no'
+        f" tunnel) | {met(tunnel_worst <= AIMS['through_tunnel'])} |",
         f"| 20 accounts verify in ≤ {AIMS['check']}× the time of one (50 ms RTT) | {scale.ratio:.2f}× "
         f"| {met(scale.ratio <= AIMS['check'])} |",
         f"| the tunnel moves mail at ≥ {AIMS['tunnel']}× mbsync's own TLS | "
