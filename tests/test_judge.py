@@ -72,22 +72,114 @@ def test_the_lab_expectations_are_what_the_memo_returns(pki, memo: Path) -> None
             assert (verdict.chain_valid, verdict.hostname_valid, verdict.reasons) == expected
 
 
-def test_a_remembered_chain_is_judged_in_full_outside_its_validity(pki, memo: Path, counted: list[int]) -> None:
+def _edges(pki) -> list[datetime.datetime]:
+    """Every moment a certificate the path builder could use enters or leaves its validity period."""
+    chain = certs.parse_chain(pki.cert("good").chain_der)
+    anchors_ = certs.load_trust(str(pki.ca_pem), {}).anchors
+    return sorted({moment for c in (*chain, *anchors_) for moment in (c.not_valid_before_utc, c.not_valid_after_utc)})
+
+
+def test_around_every_validity_edge_the_memo_says_what_a_full_judgement_says(
+    pki, memo: Path, counted: list[int]
+) -> None:
     chain_der = pki.cert("good").chain_der
     judged = Judge(anchors.locate(str(pki.ca_pem), {}), memo)
-    served, verdict = judged(chain_der, "localhost", NOW)
-    leaf = served[0]
-    entry = json.loads(next(memo.glob("*.json")).read_text())
-    path = (leaf, *verdict.ca_certs)
-    assert entry["valid_from"] == max(c.not_before for c in path).isoformat()
-    assert entry["valid_until"] == min(c.not_after for c in path).isoformat()
+    assert judged(chain_der, "localhost", NOW) == full(pki, "good", "localhost", pki.ca_pem)
     counted.clear()
-    second = datetime.timedelta(seconds=1)
-    assert judged(chain_der, "localhost", leaf.not_after)[1].reasons == ()  # the last valid moment: a hit
+    assert judged(chain_der, "localhost", NOW)[1].chain_valid  # remembered
     assert counted == []
-    assert judged(chain_der, "localhost", leaf.not_after + second)[1].reasons == ("expired",)
-    assert judged(chain_der, "localhost", leaf.not_before - second)[1].reasons == ("not-yet-valid",)
+    second = datetime.timedelta(seconds=1)
+    for edge in _edges(pki):
+        for moment in (edge - 2 * second, edge - second, edge, edge + second, edge + 2 * second):
+            assert judged(chain_der, "localhost", moment) == full(pki, "good", "localhost", pki.ca_pem, moment)
+    leaf = certs.parse_chain(chain_der)[0]
+    counted.clear()
+    _, verdict = judged(chain_der, "localhost", leaf.not_valid_after_utc + second)
+    assert verdict.reasons == ("expired",)
+    assert counted == [len(chain_der)]  # judged in full
+
+
+def test_the_memo_window_stops_short_of_the_next_edge(pki, memo: Path, counted: list[int]) -> None:
+    chain_der = pki.cert("good").chain_der
+    judged = Judge(anchors.locate(str(pki.ca_pem), {}), memo)
+    judged(chain_der, "localhost", NOW)
+    before = max(edge for edge in _edges(pki) if edge <= NOW)
+    after = min(edge for edge in _edges(pki) if edge > NOW)
+    second = datetime.timedelta(seconds=1)
+    counted.clear()
+    judged(chain_der, "localhost", before + second)  # the first moment of the window
+    judged(chain_der, "localhost", after - second)  # its last
+    assert counted == []
+    judged(chain_der, "localhost", before)
+    judged(chain_der, "localhost", after)
     assert len(counted) == 2
+
+
+def _issuer(name: str, key, signer=None, signer_name: str | None = None, starts: datetime.datetime = NOW):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_name or name)])
+    del ec
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(starts)
+        .not_valid_after(NOW + datetime.timedelta(days=400))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signer or key, hashes.SHA256())
+    )
+
+
+def test_a_second_path_that_becomes_valid_later_is_judged_in_full(tmp_path: Path, counted: list[int]) -> None:
+    """Two roots, one intermediate key certified by both; root 1's certificate for it starts in ten
+    days. Judged today the path goes through root 2; once both are valid the verifier may prefer
+    root 1 — the memo must not answer with today's path then (CA pins differ)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)]
+    root1, root2 = _issuer("root one", keys[0]), _issuer("root two", keys[1])
+    later = NOW + datetime.timedelta(days=10)
+    by_root1 = _issuer("the intermediate", keys[2], keys[0], "root one", starts=later)
+    by_root2 = _issuer("the intermediate", keys[2], keys[1], "root two", starts=NOW - datetime.timedelta(days=1))
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(by_root1.subject)
+        .public_key(keys[3].public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=300))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(keys[2], hashes.SHA256())
+    )
+    trust_file = tmp_path / "roots.pem"
+    trust_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (root1, root2)))
+    der = serialization.Encoding.DER
+    chain_der = [leaf.public_bytes(der), by_root1.public_bytes(der), by_root2.public_bytes(der)]
+    trust = certs.load_trust(str(trust_file), {})
+
+    def in_full(at: datetime.datetime) -> judge.Judged:
+        chain = certs.parse_chain(chain_der)
+        return tuple(certs.facts(c) for c in chain), certs.validate(chain, "localhost", trust, at)
+
+    judged = Judge(anchors.locate(str(trust_file), {}), tmp_path / "memo")
+    today = judged(chain_der, "localhost", NOW)
+    assert today == in_full(NOW) and today[1].ca_certs[-1].subject == "CN=root two"
+    then = NOW + datetime.timedelta(days=20)
+    counted.clear()
+    assert judged(chain_der, "localhost", then) == in_full(then)
+    assert counted  # judged in full: the candidates changed since the memo was written
+    assert in_full(then)[1].ca_certs[-1].subject == "CN=root one"  # the premise: another path by then
 
 
 def test_another_name_is_judged_in_full(pki, memo: Path) -> None:
@@ -148,13 +240,29 @@ def _tamper(entry: dict, how: str) -> bytes:
         entry["served"][0]["sans"] = [1, 2]
     elif how == "bad-der":
         entry["path_der"] = ["***"]
+    elif how == "other-path":
+        entry["path"][0]["sha256"] = "cd" * 32
+    elif how == "no-path":
+        entry["path"], entry["path_der"] = [], []
     elif how == "nested":
         return b"[" * 100_000
     return json.dumps(entry).encode()
 
 
 @pytest.mark.parametrize(
-    "how", ["garbage", "truncated", "other-key", "other-leaf", "naive-date", "wrong-type", "bad-der", "nested"]
+    "how",
+    [
+        "garbage",
+        "truncated",
+        "other-key",
+        "other-leaf",
+        "naive-date",
+        "wrong-type",
+        "bad-der",
+        "nested",
+        "other-path",
+        "no-path",
+    ],
 )
 def test_a_damaged_memo_is_a_miss_and_is_rewritten(pki, memo: Path, counted: list[int], how: str) -> None:
     chain_der = pki.cert("good").chain_der
@@ -190,17 +298,78 @@ def test_the_memo_keeps_the_newest_entries(pki, memo: Path, monkeypatch: pytest.
     assert (memo.stat().st_mode & 0o777) == 0o700
 
 
-def test_a_trust_file_without_certificates_is_a_config_error_only_when_parsed(pki, tmp_path: Path) -> None:
+def test_a_trust_file_without_certificates_is_a_config_error_before_any_connection(pki, tmp_path: Path) -> None:
     from mailpin.errors import ConfigError
 
     empty = tmp_path / "empty.pem"
     empty.write_text("nothing here\n")
-    judged = Judge(anchors.locate(str(empty), {}), tmp_path / "memo")
     with pytest.raises(ConfigError, match="no PEM certificates"):
-        judged(pki.cert("good").chain_der, "localhost", NOW)
-    missing = tmp_path / "missing.pem"
+        anchors.locate(str(empty), {})
     with pytest.raises(ConfigError, match="cannot read trust file"):
-        anchors.locate(str(missing), {})
+        anchors.locate(str(tmp_path / "missing.pem"), {})
+    damaged = tmp_path / "damaged.pem"  # looks like PEM, is not: found when the chain is judged in full
+    damaged.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError, match="no PEM certificates"):
+        Judge(anchors.locate(str(damaged), {}), tmp_path / "memo")(pki.cert("good").chain_der, "localhost", NOW)
+
+
+def _remembered(pki, memo: Path) -> tuple[Judge, Path]:
+    judged = Judge(anchors.locate(str(pki.ca_pem), {}), memo)
+    judged(pki.cert("good").chain_der, "localhost", NOW)
+    (entry,) = memo.glob("*.json")
+    return judged, entry
+
+
+def test_a_memo_entry_that_is_not_a_plain_file_of_ours_is_never_read(pki, memo: Path, counted: list[int]) -> None:
+    import os
+    import threading
+
+    judged, entry = _remembered(pki, memo)
+    chain_der = pki.cert("good").chain_der
+    kept = entry.read_bytes()
+    for how in ("symlink", "fifo", "huge", "group-writable"):
+        entry.unlink()
+        if how == "symlink":
+            (memo / "elsewhere").write_bytes(kept)
+            entry.symlink_to(memo / "elsewhere")
+        elif how == "fifo":
+            os.mkfifo(entry)
+        elif how == "huge":
+            entry.write_bytes(kept + b" " * (judge._MAX_ENTRY + 1))
+        else:
+            entry.write_bytes(kept)
+            entry.chmod(0o664)
+        counted.clear()
+        done: list[judge.Judged] = []
+        worker = threading.Thread(target=lambda out=done: out.append(judged(chain_der, "localhost", NOW)), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert done, f"{how}: the judge waited on the memo"
+        assert done[0][1].chain_valid and counted == [len(chain_der)], how
+
+
+def test_a_memo_directory_others_can_write_is_not_used(pki, memo: Path, counted: list[int]) -> None:
+    judged, entry = _remembered(pki, memo)
+    memo.chmod(0o777)
+    counted.clear()
+    judged(pki.cert("good").chain_der, "localhost", NOW)
+    assert len(counted) == 1
+    entry.unlink()
+    judged(pki.cert("good").chain_der, "localhost", NOW)
+    assert not list(memo.glob("*.json"))  # nor written to
+
+
+def test_a_remembered_path_must_end_at_one_of_the_anchors(pki, memo: Path, counted: list[int]) -> None:
+    judged, entry = _remembered(pki, memo)
+    data = json.loads(entry.read_text())
+    foreign = certs.facts(certs.parse_chain([pki.foreign_root_der])[0])
+    data["path"][-1] = judge._plain(foreign)
+    data["path_der"][-1] = __import__("base64").b64encode(pki.foreign_root_der).decode()
+    entry.write_text(json.dumps(data))
+    counted.clear()
+    _, verdict = judged(pki.cert("good").chain_der, "localhost", NOW)
+    assert counted == [len(pki.cert("good").chain_der)]
+    assert verdict.ca_der[-1] == pki.root_der
 
 
 def test_a_verification_the_memo_knows_does_not_import_cryptography(pki, smtp_server, isolated_env: Path) -> None:

@@ -42,9 +42,12 @@ class TrustSource:
 
 def _read(path: Path) -> PemFile:
     try:
-        return PemFile(str(path), path.read_bytes(), strict=True)
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read trust file: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:  # before any connection; a damaged block: when parsed
+        raise ConfigError(str(path), None, "no PEM certificates in this trust file")
+    return PemFile(str(path), data, strict=True)
 
 
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")  # c_rehash: HASH.N links to the certificates

@@ -2,27 +2,32 @@
 
 `certs.validate` needs `cryptography`, whose import alone is about a third of what mailpin costs
 in front of every send and sync. Its verdict is a pure function of the served certificates (DER),
-the name checked, the trust anchors and the time. So a chain judged valid — for this name, under
-these exact anchor bytes, by this mailpin and this cryptography — is remembered, together with
-the window in which every certificate of its validated path is within its validity period.
-Within that window the same inputs get the same verdict back without cryptography; outside it,
-or on any other input, the chain is judged afresh.
+the name checked, the trust anchors and the time — and the time enters only through each
+certificate's validity period. So a chain judged valid — for this name, under these exact anchor
+bytes, by this mailpin and this cryptography — is remembered with the stretch of time around the
+judgement in which no served certificate and no anchor enters or leaves its validity period: the
+path builder sees the same candidates there, and gives the same path. Within that stretch the
+same inputs get the same verdict back without cryptography; outside it, or on any other input,
+the chain is judged afresh.
 
 Only a verdict without any finding is remembered: a chain that is wrong in any way is judged in
-full every time. The memo lives in the user's cache directory (mode 0700, written atomically),
-trusted as much as the pin store beside it; one that cannot be read or makes no sense is a miss,
-never an error, and one that cannot be written costs only time.
+full every time. The memo lives in the user's cache directory; it is used only when that directory
+and its entries are the user's own and writable by nobody else (as the pin store is), entries are
+written atomically, and one that cannot be read, is not a small regular file, or makes no sense is
+a miss — never an error, never a wait. One that cannot be written costs only time.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from datetime import datetime
+import stat
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from threading import Lock
@@ -36,9 +41,11 @@ from mailpin.model import CertFacts, ChainVerdict
 if TYPE_CHECKING:
     from mailpin.certs import Trust
 
-# Bump with any change to what certs.validate or certs.facts decide: earlier memos must not outlive it.
-_RULES = b"mailpin-chain-memo 1"
+# The memo's own format; the rules themselves are keyed by the source of certs.py and this module.
+_RULES = b"mailpin-chain-memo 2"
 _KEEP = 256  # memo files kept; the oldest go first
+_MAX_ENTRY = 256 * 1024  # bytes: a served chain's facts and its path's DER fit many times over
+_MARGIN = timedelta(seconds=1)  # cryptography's verifier counts whole seconds
 
 Judged = tuple[tuple[CertFacts, ...], ChainVerdict]  # the served chain's facts (leaf first), the verdict
 
@@ -52,6 +59,7 @@ class Judge:
         self.memo = memo
         self._fingerprint: bytes | None = None
         self._trust: Trust | None = None  # parsed on the first chain that needs cryptography
+        self._anchors: frozenset[str] | None = None
         self._lock = Lock()
 
     def load(self) -> Trust:
@@ -77,7 +85,12 @@ class Judge:
         served = tuple(certs.facts(cert) for cert in chain)
         verdict = certs.validate(chain, name, trust, now)
         if key is not None and verdict.chain_valid and verdict.hostname_valid and not verdict.reasons:
-            self._remember(key, served, verdict, now)
+            # Every certificate the path builder could pick from, not only the path it picked: a
+            # candidate that becomes valid later could make it pick another path (other CA pins).
+            candidates = (*chain, *trust.anchors)
+            window = steady(((c.not_valid_before_utc, c.not_valid_after_utc) for c in candidates), now)
+            if window is not None:
+                self._remember(key, served, verdict, window)
         return served, verdict
 
     # -- the memo -------------------------------------------------------------------------------
@@ -93,42 +106,53 @@ class Judge:
 
     def _recall(self, key: str, chain_der: Sequence[bytes], now: datetime) -> Judged | None:
         assert self.memo is not None
+        raw = _read_own(self.memo, f"{key}.json")
+        if raw is None:
+            return None
         try:
-            entry = json.loads((self.memo / f"{key}.json").read_bytes())
+            entry = json.loads(raw)
             if entry["key"] != key:
                 return None
             if not datetime.fromisoformat(entry["valid_from"]) <= now <= datetime.fromisoformat(entry["valid_until"]):
-                return None  # a certificate of the path is outside its validity period: judge it in full
+                return None  # a certificate may have entered or left its validity period: judge in full
             served = tuple(_facts(item) for item in entry["served"])
             path = tuple(_facts(item) for item in entry["path"])
             path_der = tuple(base64.b64decode(item, validate=True) for item in entry["path_der"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
-        if [c.sha256 for c in served] != [hashlib.sha256(der).hexdigest() for der in chain_der]:
-            return None  # not the facts of these very certificates
-        if len(path) != len(path_der):
+        # The facts must be those of these very certificates, and the path must end at an anchor.
+        if [c.sha256 for c in served] != [_sha256(der) for der in chain_der]:
+            return None
+        if not path or [c.sha256 for c in path] != [_sha256(der) for der in path_der]:
+            return None
+        if _sha256(path_der[-1]) not in self._anchor_hashes():
             return None
         verdict = ChainVerdict(self.source.description, True, True, None, ca_certs=path, ca_der=path_der)
         return served, verdict
 
-    def _remember(self, key: str, served: tuple[CertFacts, ...], verdict: ChainVerdict, now: datetime) -> None:
+    def _anchor_hashes(self) -> frozenset[str]:
+        """SHA-256 of every anchor's DER, read from the PEM text (no cryptography needed)."""
+        if self._anchors is None:
+            self._anchors = frozenset(_sha256(der) for pem in self.source.files for der in _pem_ders(pem.data))
+        return self._anchors
+
+    def _remember(
+        self, key: str, served: tuple[CertFacts, ...], verdict: ChainVerdict, window: tuple[datetime, datetime]
+    ) -> None:
         assert self.memo is not None
-        path = (served[0], *verdict.ca_certs)
-        valid_from, valid_until = max(c.not_before for c in path), min(c.not_after for c in path)
-        if not valid_from <= now <= valid_until:
-            return  # valid now by the verifier, but not by every date in its path: never a shortcut
         entry = {
             "key": key,
-            "valid_from": valid_from.isoformat(),
-            "valid_until": valid_until.isoformat(),
+            "valid_from": window[0].isoformat(),
+            "valid_until": window[1].isoformat(),
             "served": [_plain(c) for c in served],
             "path": [_plain(c) for c in verdict.ca_certs],
             "path_der": [base64.b64encode(der).decode("ascii") for der in verdict.ca_der],
         }
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time, nothing else
             make_private_dirs(self.memo)
-            write_atomically(self.memo / f"{key}.json", json.dumps(entry).encode())
-            self._prune()
+            if _own_directory(self.memo):
+                write_atomically(self.memo / f"{key}.json", json.dumps(entry).encode())
+                self._prune()
 
     def _prune(self) -> None:
         assert self.memo is not None
@@ -141,17 +165,87 @@ class Judge:
                 os.unlink(entry.path)
 
 
+def steady(periods: Iterable[tuple[datetime, datetime]], now: datetime) -> tuple[datetime, datetime] | None:
+    """The stretch of time around `now` in which none of these validity periods (not_before,
+    not_after) begins or ends, less a second at each end; None when one does within a second of now.
+    Inside it every certificate is valid, or not, exactly as at `now` — to the verifier too."""
+    earliest, latest = datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
+    for period in periods:
+        for edge in period:
+            if edge <= now:
+                earliest = max(earliest, edge)
+            else:
+                latest = min(latest, edge)
+    if earliest > datetime.min.replace(tzinfo=timezone.utc):
+        earliest += _MARGIN
+    if latest < datetime.max.replace(tzinfo=timezone.utc):
+        latest -= _MARGIN
+    return (earliest, latest) if earliest <= now <= latest else None
+
+
+def _own_directory(directory: Path) -> bool:
+    """The user's own directory, not a symlink, writable by nobody else: or the memo is not used."""
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _read_own(directory: Path, name: str) -> bytes | None:
+    """A memo entry: a small regular file of the user's, writable by nobody else, in such a directory.
+    Never follows a symlink, never waits on a FIFO, never reads without bound."""
+    if not _own_directory(directory):
+        return None
+    try:
+        fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
+        if info.st_size > _MAX_ENTRY:
+            return None
+        return os.read(fd, _MAX_ENTRY + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _sha256(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _pem_ders(data: bytes) -> list[bytes]:
+    """The DER inside each PEM certificate block (RFC 7468 §2); a block that does not decode is skipped."""
+    ders = []
+    for block in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
+        body, end, _ = block.partition(b"-----END CERTIFICATE-----")
+        if end:
+            with contextlib.suppress(binascii.Error):
+                ders.append(binascii.a2b_base64(body))  # line breaks and other whitespace are skipped
+    return ders
+
+
 @cache
 def _judges() -> bytes:
-    """Who judged: this mailpin, and this cryptography (an upgrade may judge differently)."""
+    """Who judged: this mailpin (its version, and the source of the code that judges), and this
+    cryptography (an upgrade may judge differently)."""
     from importlib.util import find_spec
 
+    parts = [__version__.encode()]
+    here = Path(__file__).parent
     spec = find_spec("cryptography")
-    about = b""
-    if spec is not None and spec.origin:
-        with contextlib.suppress(OSError):
-            about = (Path(spec.origin).parent / "__about__.py").read_bytes()
-    return __version__.encode() + b"\0" + about
+    about = Path(spec.origin).parent / "__about__.py" if spec is not None and spec.origin else None
+    for path in (here / "certs.py", here / "judge.py", about):
+        data = b""
+        if path is not None:
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+        parts.append(hashlib.sha256(data).digest())
+    return b"\0".join(parts)
 
 
 def _plain(cert: CertFacts) -> dict[str, Any]:
