@@ -242,7 +242,7 @@ def _tamper(entry: dict, how: str) -> bytes:
         entry["path_der"] = ["***"]
     elif how == "other-path":
         entry["path"][0]["sha256"] = "cd" * 32
-    elif how == "no-path":
+    elif how == "no-path":  # as if the leaf were an anchor itself: it is not in this trust
         entry["path"], entry["path_der"] = [], []
     elif how == "nested":
         return b"[" * 100_000
@@ -357,6 +357,21 @@ def test_a_memo_directory_others_can_write_is_not_used(pki, memo: Path, counted:
     entry.unlink()
     judged(pki.cert("good").chain_der, "localhost", NOW)
     assert not list(memo.glob("*.json"))  # nor written to
+
+
+def test_a_self_signed_certificate_in_the_trust_file_is_remembered_too(pki, memo: Path, counted: list[int]) -> None:
+    """msmtp users point tls_trust_file at the server's own certificate: the path is the leaf alone."""
+    served = pki.cert("self-signed")
+    judged = Judge(anchors.locate(str(served.chain_pem), {}), memo)
+    want = full(pki, "self-signed", "localhost", served.chain_pem)
+    assert want[1].chain_valid and want[1].ca_certs == ()
+    counted.clear()
+    assert judged(served.chain_der, "localhost", NOW) == want
+    assert judged(served.chain_der, "localhost", NOW) == want
+    assert len(counted) == 1  # the second was remembered
+    # The same certificate under a trust that does not hold it: judged in full, and untrusted.
+    _, verdict = Judge(anchors.locate(str(pki.ca_pem), {}), memo)(served.chain_der, "localhost", NOW)
+    assert verdict.reasons == ("untrusted-chain",)
 
 
 def test_a_remembered_path_must_end_at_one_of_the_anchors(pki, memo: Path, counted: list[int]) -> None:

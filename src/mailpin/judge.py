@@ -120,12 +120,13 @@ class Judge:
             path_der = tuple(base64.b64decode(item, validate=True) for item in entry["path_der"])
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
-        # The facts must be those of these very certificates, and the path must end at an anchor.
+        # The facts must be those of these very certificates, and the path must end at an anchor
+        # (an empty path: the leaf is one itself, a self-signed certificate in the trust file).
         if [c.sha256 for c in served] != [_sha256(der) for der in chain_der]:
             return None
-        if not path or [c.sha256 for c in path] != [_sha256(der) for der in path_der]:
+        if [c.sha256 for c in path] != [_sha256(der) for der in path_der]:
             return None
-        if _sha256(path_der[-1]) not in self._anchor_hashes():
+        if _sha256(path_der[-1] if path_der else chain_der[0]) not in self._anchor_hashes():
             return None
         verdict = ChainVerdict(self.source.description, True, True, None, ca_certs=path, ca_der=path_der)
         return served, verdict
