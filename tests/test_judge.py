@@ -6,15 +6,23 @@ bytes, the clock, the judge's version, a damaged memo — and the chain is judge
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mailpin import anchors, certs, judge
+from mailpin.errors import ConfigError
 from mailpin.judge import Judge
 from tests.lab.verdicts import EXPECTED
 
@@ -115,15 +123,16 @@ def test_the_memo_window_stops_short_of_the_next_edge(pki, memo: Path, counted: 
     assert len(counted) == 2
 
 
-def _issuer(name: str, key, signer=None, signer_name: str | None = None, starts: datetime.datetime = NOW):  # type: ignore[no-untyped-def]
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
+def _issuer(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    signer: ec.EllipticCurvePrivateKey | None = None,
+    signer_name: str | None = None,
+    starts: datetime.datetime = NOW,
+) -> x509.Certificate:
+    """A CA certificate for `key`, self-signed unless `signer` (named `signer_name`) signs it."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_name or name)])
-    del ec
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -141,11 +150,6 @@ def test_a_second_path_that_becomes_valid_later_is_judged_in_full(tmp_path: Path
     """Two roots, one intermediate key certified by both; root 1's certificate for it starts in ten
     days. Judged today the path goes through root 2; once both are valid the verifier may prefer
     root 1 — the memo must not answer with today's path then (CA pins differ)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)]
     root1, root2 = _issuer("root one", keys[0]), _issuer("root two", keys[1])
     later = NOW + datetime.timedelta(days=10)
@@ -299,8 +303,6 @@ def test_the_memo_keeps_the_newest_entries(pki, memo: Path, monkeypatch: pytest.
 
 
 def test_a_trust_file_without_certificates_is_a_config_error_before_any_connection(pki, tmp_path: Path) -> None:
-    from mailpin.errors import ConfigError
-
     empty = tmp_path / "empty.pem"
     empty.write_text("nothing here\n")
     with pytest.raises(ConfigError, match="no PEM certificates"):
@@ -321,9 +323,6 @@ def _remembered(pki, memo: Path) -> tuple[Judge, Path]:
 
 
 def test_a_memo_entry_that_is_not_a_plain_file_of_ours_is_never_read(pki, memo: Path, counted: list[int]) -> None:
-    import os
-    import threading
-
     judged, entry = _remembered(pki, memo)
     chain_der = pki.cert("good").chain_der
     kept = entry.read_bytes()
@@ -379,7 +378,7 @@ def test_a_remembered_path_must_end_at_one_of_the_anchors(pki, memo: Path, count
     data = json.loads(entry.read_text())
     foreign = certs.facts(certs.parse_chain([pki.foreign_root_der])[0])
     data["path"][-1] = judge._plain(foreign)
-    data["path_der"][-1] = __import__("base64").b64encode(pki.foreign_root_der).decode()
+    data["path_der"][-1] = base64.b64encode(pki.foreign_root_der).decode()
     entry.write_text(json.dumps(data))
     counted.clear()
     _, verdict = judged(pki.cert("good").chain_der, "localhost", NOW)

@@ -46,6 +46,7 @@ _RULES = b"mailpin-chain-memo 2"
 _KEEP = 256  # memo files kept; the oldest go first
 _MAX_ENTRY = 256 * 1024  # bytes: a served chain's facts and its path's DER fit many times over
 _MARGIN = timedelta(seconds=1)  # cryptography's verifier counts whole seconds
+_ALWAYS = (datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc))
 
 Judged = tuple[tuple[CertFacts, ...], ChainVerdict]  # the served chain's facts (leaf first), the verdict
 
@@ -170,17 +171,10 @@ def steady(periods: Iterable[tuple[datetime, datetime]], now: datetime) -> tuple
     """The stretch of time around `now` in which none of these validity periods (not_before,
     not_after) begins or ends, less a second at each end; None when one does within a second of now.
     Inside it every certificate is valid, or not, exactly as at `now` — to the verifier too."""
-    earliest, latest = datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
-    for period in periods:
-        for edge in period:
-            if edge <= now:
-                earliest = max(earliest, edge)
-            else:
-                latest = min(latest, edge)
-    if earliest > datetime.min.replace(tzinfo=timezone.utc):
-        earliest += _MARGIN
-    if latest < datetime.max.replace(tzinfo=timezone.utc):
-        latest -= _MARGIN
+    edges = [edge for period in periods for edge in period]
+    before, after = [e for e in edges if e <= now], [e for e in edges if e > now]
+    earliest = max(before) + _MARGIN if before else _ALWAYS[0]
+    latest = min(after) - _MARGIN if after else _ALWAYS[1]
     return (earliest, latest) if earliest <= now <= latest else None
 
 

@@ -27,9 +27,9 @@ def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verif
     """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c)."""
     verifier = Verifier(env)
     if config is None:
-        tool = name.partition(":")[0]
         # mbsync and offlineimap name their account as TOOL:NAME: the other tools' configs are not read
-        targets, _ = verifier.targets([name], [Tool(tool)] if tool in {t.value for t in Tool} else tuple(Tool))
+        tool = _tool_of(name)
+        targets, _ = verifier.targets([name], [tool] if tool is not None else tuple(Tool))
     else:
         targets = _targets_from(verifier, name, config)
     if len(targets) != 1:
@@ -44,14 +44,20 @@ def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verif
     return verifier, session
 
 
+def _tool_of(name: str) -> Tool | None:
+    """The tool of a `TOOL:NAME` account name; None for a bare NAME."""
+    tool, sep, _ = name.partition(":")
+    return Tool(tool) if sep and tool in {t.value for t in Tool} else None
+
+
 def _targets_from(verifier: Verifier, name: str, config: str) -> list[Target]:
     from mailpin.commands.verify import select
     from mailpin.configs.discover import reader
 
-    tool, sep, _ = name.partition(":")
-    if not sep or tool not in {t.value for t in Tool}:
+    tool = _tool_of(name)
+    if tool is None:
         raise UsageError("with --config, name the account as TOOL:NAME")
-    loaded = reader(Tool(tool)).load(["-c", config], verifier.env)
+    loaded = reader(tool).load(["-c", config], verifier.env)
     return select([name], loaded.accounts, verifier.profiles)
 
 
