@@ -390,7 +390,7 @@ def run_queue_meta(data: bytes) -> None:
 
 def run_queue_sent(data: bytes) -> None:
     queue = held_queue.Queue(_scratch("sent.json", data).parent)
-    sent = queue._sent()
+    sent = queue._delivered()
     _expect(sent, dict)
     for when in sent.values():
         _expect(when, datetime)
@@ -495,7 +495,10 @@ AUDIT = [
     b'{"time":"2026-11-29T17:06:00+00:00","event":"verified","account":"mbsync:home"}\n{"time":"2026-11-',
     b'{"time":"2026-11-29T17:05:00+00:00","event":"pinned","account":"offlineimap:w","level":"ca","n":[1,2.5,null]}\n',
 ]
-SENT = [b'{\n "0123abcd": "2026-11-29T17:05:00+00:00",\n "ffff": "2026-11-28T01:02:03.456789+01:00"\n}', b"{}"]
+SENT = [
+    b'{\n "mid:' + b"0" * 64 + b'": "2026-11-29T17:05:00+00:00",\n "ffff": "2026-11-28T01:02:03.456789+01:00"\n}',
+    b"{}",
+]
 NOTIFIED = [
     b'{"msmtp:work": {"at": "2026-11-29T16:30:00+00:00", "kind": "blocked", "reasons": ["cert-changed"]},'
     b' "mbsync:home": {"at": "2026-11-29T17:00:00", "kind": "unverified", "reasons": []}}',
@@ -518,6 +521,7 @@ def _queue_seeds() -> list[bytes]:
         accounts=("msmtp:work",), reasons=("cert-changed",), detail="msmtp:work: the key changed [key-changed]",
         held_at=datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc), size=1234, digest="0123456789ab" + "0" * 52,
         subject="hi \\x07 there", recipients=("bob@example.org",), state=held_queue.HELD,
+        message_id="x@example.org", identity=("mid:" + "a" * 64, "text:" + "b" * 64),
     )  # fmt: skip
     return [held_queue._encode(held)]
 
@@ -608,7 +612,7 @@ TARGETS = [
     Target("envelope-from", "msmtp_argv.envelope_from", run_envelope_from, (), lambda: MESSAGES),
     Target("audit", "audit.AuditLog.events (JSON lines)", run_audit, (), lambda: AUDIT),
     Target("queue-meta", "queue._decode (a held message's metadata)", run_queue_meta, ValueError, _queue_seeds),
-    Target("queue-sent", "queue.Queue._sent (sent.json)", run_queue_sent, (), lambda: SENT),
+    Target("queue-sent", "queue.Queue._delivered (sent.json)", run_queue_sent, (), lambda: SENT),
     Target("ratelimit", "ratelimit.RateLimit.is_news (notified.json)", run_ratelimit, (), lambda: NOTIFIED),
     Target("der", "certs.parse_chain (DER from the wire)", run_der, ValueError, lambda: _cert_seeds(False)),
     Target("pem", "certs._load_pems (trust files)", run_pem, ValueError, lambda: _cert_seeds(True)),

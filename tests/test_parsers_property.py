@@ -109,14 +109,14 @@ def test_audit_log_reads_any_bytes_as_records(tmp_path: Path, data: bytes) -> No
 @given(_STATE_BYTES)
 def test_sent_ledger_reads_any_bytes_as_a_dict_of_times(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "sent.json").write_bytes(data)
-    sent = held_queue.Queue(tmp_path)._sent()
+    sent = held_queue.Queue(tmp_path)._delivered()
     assert isinstance(sent, dict) and all(isinstance(when, datetime) for when in sent.values())
 
 
 def test_sent_ledger_nested_too_deep_is_no_memory(tmp_path: Path) -> None:
-    """Regression (bench/fuzz_parsers.py): json's RecursionError escaped `_sent`."""
+    """Regression (bench/fuzz_parsers.py): json's RecursionError escaped `_sent` (now `_delivered`)."""
     (tmp_path / "sent.json").write_bytes(b"[" * 100_000)
-    assert held_queue.Queue(tmp_path)._sent() == {}
+    assert held_queue.Queue(tmp_path)._delivered() == {}
 
 
 @FAST
@@ -150,6 +150,8 @@ _HELD = held_queue.Held(
     subject="hi",
     recipients=("bob@example.org",),
     state=held_queue.HELD,
+    identity=("mid:" + "a" * 64, "text:" + "b" * 64),
+    message_id="x@example.org",
 )
 
 

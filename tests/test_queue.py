@@ -14,10 +14,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,10 +25,13 @@ import pytest
 
 from mailpin.cli import main
 from mailpin.commands import queue as queue_command
+from mailpin.commands.queue import Attempt
 from mailpin.env import Env
 from mailpin.errors import UsageError
-from mailpin.queue import Held, Queue, QueueError
+from mailpin.identity import identify
+from mailpin.queue import Held, Queue, QueueError, _encode, digest
 
+# Data only: nothing here meets a certificate or the wall clock (the real-msmtp test takes its own).
 T0 = datetime(2026, 11, 29, 18, 15, 0, tzinfo=timezone.utc)
 ARGV = ("-oi", "-oem", "--", "rcpt@example.org")
 MESSAGE = (
@@ -55,9 +58,9 @@ def queue(env: Env) -> Queue:
 
 
 def hold(queue: Queue, message: bytes = MESSAGE, argv: tuple[str, ...] = ARGV, now: datetime = T0) -> Held:
-    held, new = queue.hold(message, "msmtp", argv, ["msmtp:work"], ["key-changed"], "key changed", now)
-    assert new
-    return held
+    done = queue.hold(message, "msmtp", argv, ["msmtp:work"], ["key-changed"], "key changed", now)
+    assert done.how == "new"
+    return done.held
 
 
 def files(queue: Queue) -> list[str]:
@@ -89,7 +92,8 @@ def test_hold_writes_the_exact_bytes_and_metadata_in_private_files(queue: Queue,
     for directory in (queue.directory, queue.directory.parent, state, state.parent):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     meta = json.loads((queue.directory / f"{held.id}.json").read_text())
-    assert meta["version"] == 1 and meta["state"] == "held" and meta["argv"] == list(ARGV)
+    assert meta["version"] == 2 and meta["state"] == "held" and meta["argv"] == list(ARGV)
+    assert meta["identity"] == list(identify("msmtp", ARGV, MESSAGE).keys) and meta["message_id"] == ""
     assert meta["held_at"] == "2026-11-29T18:15:00+00:00" and meta["size"] == len(MESSAGE)
     assert held.subject == "Café € report"
     assert held.recipients == ("rcpt@example.org", "other@example.org", "cc@example.org")
@@ -115,14 +119,47 @@ def test_subject_is_decoded_escaped_and_capped(queue: Queue) -> None:
     assert (bare.subject, bare.recipients) == ("", ())
 
 
-def test_the_same_message_and_argv_is_held_once(queue: Queue) -> None:
-    first = hold(queue)
-    again, new = queue.hold(MESSAGE, "msmtp", ARGV, ["msmtp:work"], ["expired"], "x", T0 + timedelta(hours=1))
-    assert (again, new) == (first, False)
-    other_argv = hold(queue, argv=("-a", "work", "rcpt@example.org"))
-    other_bytes = hold(queue, MESSAGE.replace(b"\r\n", b"\n"))
-    assert len({first.id, other_argv.id, other_bytes.id}) == 3
-    assert len(queue.list()) == 3
+RETRY = (
+    b"Date: Sun, 29 Nov 2026 18:15:00 +0000\r\nMessage-ID: <a1@example.org>\r\nFrom: me@example.org\r\n"
+    b"To: rcpt@example.org\r\nSubject: retried\r\n\r\nthe text\r\n"
+)
+
+
+def test_the_same_message_is_held_once(queue: Queue) -> None:
+    first = hold(queue, RETRY)
+    again = queue.hold(RETRY, "msmtp", ARGV, ["msmtp:work"], ["expired"], "x", T0 + timedelta(hours=1))
+    assert (again.held, again.how) == (first, "already")
+    # neomutt's retry: a new Date. It replaces the held copy (the newest bytes are what the user sent last).
+    later = RETRY.replace(b"18:15:00", b"18:16:00")
+    neomutt = queue.hold(later, "msmtp", ARGV, [], [], "", T0 + timedelta(minutes=1))
+    assert (neomutt.how, neomutt.replaced) == ("replaced", (first.id,))
+    assert [entry.id for entry in queue.list()] == [neomutt.held.id] and queue.message(neomutt.held) == later
+    # git send-email's retry: a new Date and a new Message-ID, the same text to the same envelope.
+    git = later.replace(b"a1@", b"b2@").replace(b"18:16:00", b"18:17:00")
+    assert queue.hold(git, "msmtp", ARGV, [], [], "", T0 + timedelta(minutes=2)).how == "replaced"
+    # An edited retry (same Message-ID, new text) replaces it too: what the user last asked to send.
+    edited = git.replace(b"the text", b"the text, corrected")
+    assert queue.hold(edited, "msmtp", ARGV, [], [], "", T0 + timedelta(minutes=3)).how == "replaced"
+    assert [queue.message(entry) for entry in queue.list()] == [edited]
+
+
+def test_other_messages_are_held_apart(queue: Queue) -> None:
+    first = hold(queue, RETRY)
+    others = [
+        hold(queue, RETRY, argv=("-oi", "--", "someone-else@example.org")),  # another envelope
+        hold(queue, RETRY, argv=(*ARGV, "-f", "other@example.org")),  # another envelope-from
+        hold(queue, RETRY.replace(b"a1@", b"c3@").replace(b"the text", b"other text")),  # another message
+        hold(queue, RETRY.replace(b"Message-ID: <a1@example.org>\r\n", b"").replace(b"text", b"txt")),  # no Message-ID
+    ]
+    assert len({first.id, *(held.id for held in others)}) == 5 and len(queue.list()) == 5
+
+
+def test_without_a_message_id_the_same_text_is_one_message(queue: Queue) -> None:
+    cron = b"From: root\nTo: me@example.org\nSubject: backup report\n\nall good\n"
+    first = hold(queue, cron)
+    dated = queue.hold(b"Date: Mon, 30 Nov 2026 06:00:00 +0000\n" + cron, "msmtp", ARGV, [], [], "", T0)
+    assert (dated.how, dated.replaced) == ("replaced", (first.id,))
+    assert hold(queue, cron.replace(b"all good", b"disk full")).id != dated.held.id
 
 
 def test_the_digest_does_not_confuse_argument_boundaries(queue: Queue) -> None:
@@ -149,14 +186,55 @@ def test_get_and_drop(queue: Queue) -> None:
         queue.drop(held.id)
 
 
-def test_discard_matching_removes_held_copies_but_never_one_being_sent(queue: Queue) -> None:
-    held = hold(queue)
-    other = hold(queue, argv=("-a", "home", "rcpt@example.org"))
-    assert queue.discard_matching(MESSAGE, "msmtp", ARGV) == [held]
+def test_a_retry_sent_directly_takes_its_held_copies_once_the_tool_accepted_it(queue: Queue) -> None:
+    held, other = hold(queue, RETRY), hold(queue, RETRY, argv=("-a", "home", "other@example.org"))
+    identity = identify("msmtp", ARGV, RETRY.replace(b"18:15:00", b"18:20:00"))  # the retry: a new Date
+    assert queue.matching(identity) == [held]
+    with queue.locked():
+        claimed = queue.claim_matching(identity)
+        assert claimed == [held] and queue.get(held.id).state == "sending"
+        assert queue.settle(claimed, False, T0) == []  # the tool refused it: held again, as it was
+    assert queue.get(held.id).state == "held"
+    with queue.locked():
+        claimed = queue.claim_matching(identity)
+        assert queue.settle(claimed, True, T0) == [held.id]
     assert queue.list() == [other]
-    queue.mark(other.id, "sending")
-    assert queue.discard_matching(MESSAGE, "msmtp", other.argv) == []
-    assert [entry.state for entry in queue.list()] == ["sending"]
+    # Not sent from the queue by a flush: a later send of the same Message-ID is never suppressed.
+    assert queue.delivered(identity, T0) is None
+
+
+def test_a_retry_also_takes_a_copy_an_interrupted_send_left_sending(queue: Queue) -> None:
+    held = hold(queue, RETRY)
+    queue.mark(held.id, "sending")
+    identity = identify("msmtp", ARGV, RETRY)
+    with queue.locked():
+        claimed = queue.claim_matching(identity)
+        queue.settle(claimed, False, T0)
+    assert queue.get(held.id).state == "sending"  # still "may have gone out"
+    with queue.locked():
+        assert queue.settle(queue.claim_matching(identity), True, T0) == [held.id]
+    assert queue.list() == []
+
+
+def test_only_a_message_id_delivered_by_a_flush_within_the_window_is_suppressed(queue: Queue) -> None:
+    from mailpin.queue import DELIVERED_WINDOW
+
+    held = hold(queue, RETRY)
+    with queue.locked():
+        queue.settle([queue.claim(held.id)], True, T0, by_flush=True)
+    retry = identify("msmtp", ARGV, RETRY.replace(b"18:15:00", b"18:19:00"))
+    assert queue.delivered(retry, T0 + DELIVERED_WINDOW) == T0
+    assert queue.delivered(retry, T0 + DELIVERED_WINDOW + timedelta(seconds=1)) is None
+    assert queue.delivered(retry, T0 - timedelta(seconds=1)) is None  # a clock that went back: no memory
+    other_envelope = identify("msmtp", ("-oi", "--", "someone-else@example.org"), RETRY)
+    assert queue.delivered(other_envelope, T0) is None
+    # git's retry (a new Message-ID) and a message without one are never suppressed.
+    assert queue.delivered(identify("msmtp", ARGV, RETRY.replace(b"a1@", b"b2@")), T0) is None
+    cron = b"To: rcpt@example.org\n\nsame text\n"
+    cron_held = hold(queue, cron)
+    with queue.locked():
+        queue.settle([queue.claim(cron_held.id)], True, T0, by_flush=True)
+    assert queue.delivered(identify("msmtp", ARGV, cron), T0) is None
 
 
 def test_an_incomplete_hold_is_ignored_then_cleaned_up(queue: Queue) -> None:
@@ -261,8 +339,11 @@ def test_mark_rewrites_the_state_atomically(queue: Queue) -> None:
 # -- flush ------------------------------------------------------------------------------------------
 
 
-def _never(held: Held, message: bytes) -> tuple[int, str]:
+def _never(held: Held, message: bytes) -> Attempt:
     raise AssertionError(f"{held.id} must not be sent")
+
+
+_OUTCOME = {0: "sent", 69: "blocked", 75: "unverified", 78: "config"}
 
 
 class FakeSender:
@@ -273,12 +354,13 @@ class FakeSender:
         self.sent: list[tuple[str, bytes, str]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, held: Held, message: bytes) -> tuple[int, str]:
+    def __call__(self, held: Held, message: bytes) -> Attempt:
         with self.lock:
             self.sent.append((held.id, message, self.queue.get(held.id).state))
             status = self.statuses.pop(0) if self.statuses else 0
         time.sleep(self.delay)
-        return status, f"mailpin: msmtp:work {'' if status else 'ok'}status {status}"
+        outcome = _OUTCOME.get(status, "failed")
+        return Attempt(outcome, status, f"msmtp failed (status {status})" if outcome == "failed" else f"why {status}")
 
 
 def test_flush_sends_each_held_message_once_and_removes_it(queue: Queue, env: Env) -> None:
@@ -294,9 +376,9 @@ def test_flush_sends_each_held_message_once_and_removes_it(queue: Queue, env: En
 @pytest.mark.parametrize(
     ("statuses", "outcomes", "exit_status", "said"),
     [
-        ([69], ["blocked"], 69, "still blocked: mailpin: msmtp:work status 69"),
-        ([75], ["unverified"], 75, "could not verify: mailpin: msmtp:work status 75"),
-        ([1], ["failed"], 1, "msmtp failed (status 1): mailpin: msmtp:work status 1"),
+        ([69], ["blocked"], 69, "blocked: why 69; still held"),
+        ([75], ["unverified"], 75, "could not verify: why 75; still held"),
+        ([1], ["failed"], 1, "msmtp failed (status 1); still held"),
         ([0, 1, 75, 69], ["sent", "failed", "unverified", "blocked"], 69, "sent"),
         ([1, 75, 0], ["failed", "unverified", "sent"], 75, "sent"),
     ],
@@ -317,7 +399,7 @@ def test_a_refused_send_stays_held_and_the_worst_status_wins(
 def test_an_interrupted_send_is_never_sent_again_without_force(queue: Queue, env: Env) -> None:
     held = hold(queue)
 
-    def crash(entry: Held, message: bytes) -> tuple[int, str]:
+    def crash(entry: Held, message: bytes) -> Attempt:
         raise RuntimeError("killed mid-send")
 
     with pytest.raises(RuntimeError):
@@ -380,32 +462,22 @@ def test_a_hold_does_not_wait_for_a_running_flush(queue: Queue) -> None:
         assert done, "hold waited for the flush lock"
 
 
-def test_the_subprocess_sender_runs_mailpin_run_with_the_message_on_stdin(
-    queue: Queue, env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Stand in for the Python interpreter: record what `python -m mailpin run …` would be given.
-    fake = tmp_path / "python"
-    fake.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/args\ncat > {tmp_path}/stdin\n'
-        f'echo "$MAILPIN_FLUSHING" > {tmp_path}/flushing\necho first >&2\n'
-        'echo "mailpin: msmtp:work blocked: key changed" >&2\necho >&2\nexit 69\n'
-    )
-    fake.chmod(0o700)
-    monkeypatch.setattr("sys.executable", str(fake))
-    big = MESSAGE * 20_000  # larger than a pipe buffer
-    held = hold(queue, big)
-    result = queue_command.flush(env)
-    safe = "-P" if sys.version_info >= (3, 11) else "-I"  # never the current directory on sys.path
-    assert (tmp_path / "args").read_text().splitlines() == [safe, "-m", "mailpin", "run", "msmtp", *ARGV]
-    assert (tmp_path / "stdin").read_bytes() == big
-    assert (tmp_path / "flushing").read_text() == f"{held.id}\n"  # "do not hold it again: it is this one"
-    assert result.flushed[0].detail == "still blocked: mailpin: msmtp:work blocked: key changed"
-    assert queue.get(held.id).state == "held"
-
-    monkeypatch.setattr("sys.executable", str(tmp_path / "missing"))
-    result = queue_command.flush(env)
-    assert result.flushed[0].outcome == "failed" and "cannot run" in result.flushed[0].detail
-    assert queue.get(held.id).state == "held"
+def test_a_flush_sends_one_copy_of_a_message_held_twice(queue: Queue, env: Env) -> None:
+    """Two entries of one message (a crash between a replacement and the removal of the copy it
+    replaced, or an entry written by an older mailpin): one goes out, the other goes with it."""
+    first = hold(queue, RETRY)
+    later = RETRY.replace(b"18:15:00", b"18:16:00")
+    key = digest("msmtp", ARGV, later)
+    copy = replace(first, id=f"20261129T181600Z-{key[:8]}", held_at=T0 + timedelta(minutes=1), digest=key)
+    (queue.directory / f"{copy.id}.eml").write_bytes(later)
+    (queue.directory / f"{copy.id}.json").write_bytes(_encode(copy))
+    assert len(queue.list()) == 2
+    sender = FakeSender(queue)
+    result = queue_command.flush(env, sender=sender)
+    assert [id for id, _, _ in sender.sent] == [first.id]
+    assert [item.outcome for item in result.flushed] == ["sent", "gone"]
+    assert f"the same message as {first.id}, sent just now" in queue_command.flush_text(result)
+    assert queue.list() == []
 
 
 # -- command line -----------------------------------------------------------------------------------
@@ -435,12 +507,10 @@ def test_cli_flush(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env()
     held = hold(queue)
     sender = FakeSender(queue, 69)
-    monkeypatch.setattr(queue_command, "run_sender", lambda _: sender)
+    monkeypatch.setattr(queue_command, "tool_sender", lambda _: sender)
     code, out, _ = cli(env, "queue", "flush", "--json")
     assert code == 69
-    assert json.loads(out)["flushed"] == [
-        {"id": held.id, "outcome": "blocked", "status": 69, "detail": "still blocked: mailpin: msmtp:work status 69"}
-    ]
+    assert json.loads(out)["flushed"] == [{"id": held.id, "outcome": "blocked", "status": 69, "detail": "why 69"}]
     code, out, _ = cli(env, "queue", "flush")
     assert (code, out) == (0, f'{held.id} "Café € report": sent\n')
     assert cli(env, "queue", "flush", "--force")[0] == 2
@@ -460,7 +530,8 @@ def test_flush_delivers_a_held_message_once_through_real_msmtp(isolated_env: Pat
 
     msmtp = need("msmtp")
     write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
-    env = make_env()
+    now = datetime.now(timezone.utc)  # the clock the lab certificates were made with: any date
+    env = make_env(now)
     assert cli(env, "init", "--yes")[0] == 0
     argv = ("-a", "smtps", "-oi", "rcpt@example.org")
     # With Date and Message-ID present msmtp adds no header: what arrives is what was held.
@@ -469,13 +540,16 @@ def test_flush_delivers_a_held_message_once_through_real_msmtp(isolated_env: Pat
         b"To: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n.dot\r\n\xe9\r\n"
     )
     queue = Queue.for_env(env)
-    held, _ = queue.hold(message, "msmtp", argv, ["msmtp:smtps"], ["ca-changed"], "foreign CA", T0)
+    held = queue.hold(message, "msmtp", argv, ["msmtp:smtps"], ["ca-changed"], "foreign CA", now).held
     before = len(smtp_server.received())
 
     smtp_server.serve("foreign-ca")
     code, out, err = cli(env, "queue", "flush")
     assert code == 69, (out, err)
-    assert "still blocked" in out and [entry.id for entry in queue.list()] == [held.id]
+    assert f'{held.id} "held": blocked: msmtp:smtps: ' in out and out.endswith(
+        "[untrusted-chain, ca-changed]; still held\n"
+    )
+    assert [entry.id for entry in queue.list()] == [held.id]
     assert queue.get(held.id).state == "held" and len(smtp_server.received()) == before
 
     smtp_server.serve("good")

@@ -17,8 +17,7 @@ from mailpin.model import Status, Tool
 if TYPE_CHECKING:
     from mailpin.commands.run import Decision
     from mailpin.commands.verify import Outcome
-    from mailpin.queue import Queue
-    from mailpin.settings import Settings
+    from mailpin.enforce import Plan
 
 
 def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
@@ -53,55 +52,25 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
 
     if decision.passed:
         announce(env, decision.outcomes, configured.notify)  # clears the accounts that verified again
-        if decision.message is not None:
-            duplicate = _already_sent(env, tool, argv, decision.message)
-            if duplicate:
-                print(f"mailpin: not sent again: {duplicate}", file=env.stderr)
-                return 0  # the MUA's (or msmtpq's) retry of a message that went out from the queue
-            _forget_held_copies(env, tool, argv, decision.message)
         if env.stderr.isatty():  # an expiry warning is for a person, not for cron's mail
             for outcome in decision.outcomes:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {outcome.target.key}: {warning}", file=env.stderr)
-        held_to = _enforcement(env, tool, argv, decision, configured)
-        wrap.exec_tool(tool.value, path, held_to, decision.message, env.environ)
+        from mailpin import enforce
+
+        plan = enforce.plan(env, tool, argv, decision, configured)
+        if decision.message is not None:
+            status = _send_retry(env, tool, path, argv, plan, decision.message)
+            if status is not None:
+                return status
+        wrap.exec_tool(tool.value, path, plan.argv, decision.message, env.environ)
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
         print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)
     env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
     announce(env, decision.outcomes, configured.notify, held)
     return int(decision.exit_status)
-
-
-def _enforcement(env: Env, tool: Tool, argv: list[str], decision: Decision, configured: Settings) -> list[str]:
-    """The tool's arguments with the additions that hold its own session to the profile (enforce.py)."""
-    import sys
-
-    from mailpin import enforce
-    from mailpin.configs.discover import reader
-
-    if not enforce.available():
-        return argv  # no in-memory files here (macOS): the pre-flight check alone
-    held = [
-        o for o in decision.outcomes
-        if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
-        and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
-    ]  # fmt: skip
-    if not held:
-        return argv
-    if tool is Tool.MSMTP:
-        outcome = held[0]
-        assert outcome.observation is not None
-        return enforce.msmtp(argv, decision.profiles[outcome.target.key], outcome.observation, env.environ).argv
-    from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
-
-    accounts = [o.target.account for o in held if o.target.account is not None]
-    paths = reader(tool).config_paths(argv, env)
-    mailpin = this_mailpin(sys.argv[0], sys.executable)
-    if tool is Tool.MBSYNC:
-        return enforce.mbsync(argv, accounts, paths[0], mailpin).argv if paths else argv
-    return enforce.offlineimap(argv, accounts, mailpin, paths[0] if paths else None).argv
 
 
 def blocked_line(outcome: Outcome, held: str) -> str:
@@ -115,57 +84,73 @@ def blocked_line(outcome: Outcome, held: str) -> str:
     return line
 
 
+RETRY_WAIT = 30.0  # seconds a mail program's retry of a held message waits for a running flush
+
+
+def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan, message: bytes) -> int | None:
+    """A verified send that is a retry of a message in mailpin's queue: sent once. None when the
+    queue has nothing of it (the caller execs the tool, as for any send); else the status to exit
+    with, after the tool ran as a child and the held copies were settled (queue.py)."""
+    from mailpin import wrap
+    from mailpin.identity import identify
+    from mailpin.queue import Queue, QueueError
+
+    identity = identify(tool.value, argv, message)  # the caller's arguments, as held
+    queue = Queue.for_env(env)
+    try:
+        if queue.delivered(identity, env.now()) is None and not queue.matching(identity):
+            return None
+    except QueueError as exc:  # cannot tell: send, as the tool alone would
+        print(f"mailpin: {exc} (sending anyway)", file=env.stderr)
+        return None
+    with queue.locked(RETRY_WAIT):  # Busy (75) after that: not sent, the mail program keeps it
+        when = queue.delivered(identity, env.now())
+        if when is not None:
+            print(
+                f"mailpin: not sent again: <{identity.message_id}> went out from mailpin's queue at "
+                f"{when:%H:%M:%S} UTC (`mailpin queue flush`); this is your mail program's retry of it",
+                file=env.stderr,
+            )
+            return 0
+        claimed = queue.claim_matching(identity)
+        if not claimed:
+            return None
+        try:
+            status = wrap.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds)
+        except BaseException:  # the tool could not be started: nothing went out
+            queue.settle(claimed, False, env.now())
+            raise
+        ids = " ".join(entry.id for entry in claimed)
+        try:
+            queue.settle(claimed, status == 0, env.now())
+        except QueueError as exc:
+            then = f"`mailpin queue drop {ids}`" if status == 0 else f"`mailpin queue flush --force {ids}`"
+            print(f"mailpin: {exc}: it stays in the queue marked sending; {then}", file=env.stderr)
+            return status
+    if status == 0 and env.stderr.isatty():
+        print(f"mailpin: sent; the copy held as {ids} is no longer in mailpin's queue", file=env.stderr)
+    return status
+
+
 def _hold(env: Env, decision: Decision) -> str:
     """Hold the blocked message (never lost); returns what to tell the user about it."""
-    from mailpin.queue import FLUSHING, SENDING, Queue, QueueError, digest
+    from mailpin.queue import Queue, QueueError
 
-    assert decision.message is not None
-    queue = Queue.for_env(env)
-    flushing = env.environ.get(FLUSHING, "")
-    if flushing:  # `mailpin queue flush` retries a held message: it stays held, as that ID
-        try:
-            held = queue.get(flushing)
-            if held.state == SENDING and held.digest == digest(decision.tool.value, decision.argv, decision.message):
-                return f"the message stays held as {held.id}"
-        except MailpinError:
-            pass  # not what the flush said it was sending: hold it like any other
-    try:
-        return _held_text(env, queue, decision)
-    except QueueError as exc:  # the status still says "not sent", so the MUA keeps its copy
-        return f"NOT held ({exc}): your mail program still has it — send it again once that is fixed"
-
-
-def _held_text(env: Env, queue: Queue, decision: Decision) -> str:
     assert decision.message is not None
     reasons = tuple(dict.fromkeys(reason for outcome in decision.blocked for reason in outcome.verdict.reasons))
     detail = "; ".join(f"{outcome.target.key}: {outcome.verdict.detail}" for outcome in decision.blocked)
-    held, new = queue.hold(
-        decision.message,
-        decision.tool.value,
-        decision.argv,
-        tuple(outcome.target.key for outcome in decision.blocked),
-        reasons,
-        detail,
-        env.now(),
+    accounts = tuple(outcome.target.key for outcome in decision.blocked)
+    try:
+        done = Queue.for_env(env).hold(
+            decision.message, decision.tool.value, decision.argv, accounts, reasons, detail, env.now()
+        )
+    except QueueError as exc:  # the status still says "not sent", so the MUA keeps its copy
+        return f"NOT held ({exc}): your mail program still has it — send it again once that is fixed"
+    id = done.held.id
+    if done.how == "sending":
+        return f"the same message is being sent by `mailpin queue flush` now; if that fails, it stays held as {id}"
+    how = {"already": " (already held)", "replaced": f" (replacing the older copy {' '.join(done.replaced)})"}
+    return (
+        f"message held as {id}{how.get(done.how, '')}, safe in mailpin's queue; sending it again from your mail "
+        f"program is harmless (held once, sent once); after review: `mailpin queue flush {id}`"
     )
-    again = "" if new else " (already held: not held twice)"
-    return f"message held as {held.id}{again} — send it after review with `mailpin queue flush {held.id}`"
-
-
-def _already_sent(env: Env, tool: Tool, argv: Sequence[str], message: bytes) -> str | None:
-    from mailpin.queue import FLUSHING, Queue
-
-    try:
-        return Queue.for_env(env).already(message, tool.value, argv, env.now(), env.environ.get(FLUSHING, ""))
-    except MailpinError:
-        return None  # a guard against duplicates only: an unreadable queue sends as usual
-
-
-def _forget_held_copies(env: Env, tool: Tool, argv: Sequence[str], message: bytes) -> None:
-    """A message that was held and is now sent by the MUA's own retry must not go out twice."""
-    from mailpin.queue import Queue
-
-    try:
-        Queue.for_env(env).discard_matching(message, tool.value, argv)
-    except MailpinError as exc:
-        print(f"mailpin: {exc}", file=env.stderr)

@@ -25,8 +25,14 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailpin.model import Account, Level, Mode, Observation, Profile, Tool
+from mailpin.model import Account, Level, Mode, Observation, Profile, Status, Tool
+
+if TYPE_CHECKING:
+    from mailpin.commands.run import Decision
+    from mailpin.env import Env
+    from mailpin.settings import Settings
 
 # mbsync keywords that say where and how an account connects: replaced by the tunnel.
 _MBSYNC_CONNECTION = {
@@ -54,6 +60,36 @@ def _memory_file(name: str, data: bytes) -> int:
     os.lseek(fd, 0, os.SEEK_SET)
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
     return fd
+
+
+def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configured: Settings) -> Plan:
+    """The tool's arguments with the additions that hold its own session to the profile, for the
+    accounts this run verified (and whose enforcement the settings leave on)."""
+    import sys
+
+    from mailpin.configs.discover import reader
+
+    if not available():
+        return Plan(list(argv))  # no in-memory files here (macOS): the pre-flight check alone
+    held = [
+        o for o in decision.outcomes
+        if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
+        and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
+    ]  # fmt: skip
+    if not held:
+        return Plan(list(argv))
+    if tool is Tool.MSMTP:
+        outcome = held[0]
+        assert outcome.observation is not None
+        return msmtp(argv, decision.profiles[outcome.target.key], outcome.observation, env.environ)
+    from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
+
+    accounts = [o.target.account for o in held if o.target.account is not None]
+    paths = reader(tool).config_paths(argv, env)
+    mailpin = this_mailpin(sys.argv[0], sys.executable)
+    if tool is Tool.MBSYNC:
+        return mbsync(argv, accounts, paths[0], mailpin) if paths else Plan(list(argv))
+    return offlineimap(argv, accounts, mailpin, paths[0] if paths else None)
 
 
 def available() -> bool:

@@ -6,14 +6,27 @@ metadata. The `.json` is the commit marker: written last on hold, removed first 
 an `.eml` alone is a hold that did not finish (the wrapper died; it exited non-zero, so the mail
 client still has the message) and is ignored, then removed by the next hold.
 
+Held once, sent once. A held message is the same message as a mail program's retry of it
+(identity.py: the Message-ID with the envelope, or the text without the fields a program
+regenerates), so:
+- a retry that is blocked again is not held twice: it replaces the held copy (the newest bytes are
+  what the user last asked to send — they may have edited it in the compose screen);
+- a retry that is verified is sent by the tool directly, and its held copies go once the tool has
+  accepted it (`claim_matching`, then `settle`): a later flush cannot send it again;
+- a send is never suppressed because it resembles one sent before — with one exception, which says
+  why: a send with the Message-ID and envelope of a message that a flush delivered in the last
+  DELIVERED_WINDOW (`delivered`).
+
 Two locks (flock, so they bind threads with their own descriptors as well as processes):
 `.write.lock` for a moment around every change of the directory (so holds deduplicate, and a
-discard and a flush cannot both claim one message), and `.lock` for the whole of a flush (so two
-flushes never send the same message). Order: `.lock`, then `.write.lock`.
+discard and a flush cannot both claim one message), and `.lock` while messages are being sent from
+the queue (a whole flush, or a mail program's retry of a held message), so two senders never send
+the same entry. Order: `.lock`, then `.write.lock`.
 
-A message goes `held` → `sending` (written to disk before the tool runs) → removed once sent, or
-back to `held` when the send was refused. An entry left `sending` was interrupted and may have
-gone out: only an explicit `flush --force ID` sends it again.
+A message goes `held` → `sending` (written to disk, under `.lock`, before the tool runs) → removed
+once sent, or back to `held` when the send was refused. Only a holder of `.lock` marks an entry
+`sending`, so an entry found `sending` by a holder of `.lock` was interrupted and may have gone out:
+only an explicit `flush --force ID`, or the mail program's own successful retry, sends it again.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -34,14 +48,22 @@ from typing import Any
 from mailpin.durable import make_private_dirs, sync_dir, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
+from mailpin.identity import Identity, identify
 from mailpin.net.replies import printable
 
-QUEUE_VERSION = 1
+QUEUE_VERSION = 2  # 2: identity keys and Message-ID (version 1 entries are read, their identity computed)
 HELD, SENDING = "held", "sending"
-SENT_MEMORY = timedelta(days=14)  # how long a message sent from the queue is remembered (duplicate guard)
-FLUSHING = "MAILPIN_FLUSHING"  # set by `queue flush` for its `mailpin run` child: the held ID being sent
+# A mail program told "held" keeps the message and may send it again: neomutt leaves it in the
+# compose screen, msmtpq re-runs its own queue, a user presses send right after `mailpin queue
+# flush`. A send with the Message-ID and envelope of a message a flush delivered within this window
+# is that retry: it went out already, and it exits 0 "not sent again". Later, sending the same
+# Message-ID again is the user's decision and goes out: a repeated Message-ID is folded into one
+# message by the recipients' programs (RFC 5322 §3.6.4), a swallowed send is lost. Without a
+# Message-ID (cron) nothing is ever suppressed.
+DELIVERED_WINDOW = timedelta(minutes=10)
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8,64}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_KEY = re.compile(r"(mid|text):[0-9a-f]{64}")
 _HEAD_LIMIT = 256 * 1024  # headers are read for the listing only: never the whole of a huge message
 
 
@@ -64,10 +86,23 @@ class Held:
     detail: str  # one line: what the block said
     held_at: datetime
     size: int
-    digest: str
+    digest: str  # of tool, argv and the exact bytes: checked before the message is sent
     subject: str  # informational: decoded, control characters escaped, at most 100 characters
     recipients: tuple[str, ...]  # informational: To and Cc from the headers
     state: str  # HELD, or SENDING (a flush started and did not finish: it may have gone out)
+    message_id: str = ""  # informational: the Message-ID, "" when there is none
+    identity: tuple[str, ...] = ()  # identity.py keys: a retry of this message shares one
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What `Queue.hold` did: `new`, `already` (these very bytes are held), `replaced` (an older copy
+    of the same message was; `replaced` names it), or `sending` (a flush is sending the same message
+    right now: not held again; if that send fails, it stays held as `held.id`)."""
+
+    held: Held
+    how: str
+    replaced: tuple[str, ...] = ()
 
 
 def digest(tool: str, argv: Sequence[str], message: bytes) -> str:
@@ -78,6 +113,10 @@ def digest(tool: str, argv: Sequence[str], message: bytes) -> str:
         raise ValueError("a tool name or argument with a NUL character")
     head = b"".join(part.encode("utf-8", "surrogateescape") + b"\0" for part in parts)
     return hashlib.sha256(head + message).hexdigest()
+
+
+class Busy(QueueError):
+    """Another sender (a flush) holds the queue for longer than a mail program should wait."""
 
 
 class Queue:
@@ -97,17 +136,21 @@ class Queue:
         reasons: Sequence[str],
         detail: str,
         now: datetime,
-    ) -> tuple[Held, bool]:
-        """Keep MESSAGE; (the entry, True), or (the entry already there, False) for the same tool, argv and
-        message: a retry from the mail client never holds twice. QueueError leaves nothing behind."""
+    ) -> Hold:
+        """Keep MESSAGE, once per message (see the module's docstring). QueueError leaves the queue as
+        it was: a replaced copy goes only after its replacement is complete on disk."""
         if now.tzinfo is None:
             raise ValueError(f"naive datetime {now!r}: hold times are UTC")
         key = digest(tool, argv, message)
+        identity = identify(tool, argv, message)
         with self._lock(".write.lock"):
-            entries, _ = self._scan()
-            for entry in entries:
+            same = [entry for entry in self._scan()[0] if identity.same(entry.identity)]
+            for entry in same:
                 if entry.digest == key:
-                    return entry, False
+                    return Hold(entry, "already")
+            sending = [entry for entry in same if entry.state == SENDING]
+            if sending and self._sender_running():
+                return Hold(sending[0], "sending")
             with contextlib.suppress(OSError):  # tidying only
                 self._clean_incomplete()
             when = now.astimezone(timezone.utc).replace(microsecond=0)
@@ -125,6 +168,8 @@ class Queue:
                 subject=subject,
                 recipients=recipients,
                 state=HELD,
+                message_id=printable(identity.message_id, 200),
+                identity=identity.keys,
             )
             eml, meta = self._paths(held.id)
             try:
@@ -137,7 +182,13 @@ class Queue:
                 if isinstance(exc, OSError):
                     raise QueueError(f"{self.directory}: cannot hold the message: {_why(exc)}") from None
                 raise
-        return held, True
+            # Older copies of the same message give way to this one; one left `sending` by an
+            # interrupted send stays (it may have gone out: the user decides).
+            replaced = tuple(entry.id for entry in same if entry.state == HELD)
+            for id in replaced:
+                with contextlib.suppress(MailpinError):  # it stays as well: flush sends one, then drops the other
+                    self._remove(id)
+        return Hold(held, "replaced" if replaced else "new", replaced)
 
     def scan(self) -> tuple[builtins.list[Held], builtins.list[str]]:
         """The complete entries oldest first, and one line per entry that cannot be read (named by file)."""
@@ -153,13 +204,17 @@ class Queue:
     def get(self, id: str) -> Held:
         if not _ID.fullmatch(id):
             raise _absent(id)
-        meta = self._paths(id)[1]
+        eml, meta = self._paths(id)
         try:
-            return _decode(meta.read_bytes(), id)
+            held = _decode(meta.read_bytes(), id)
+            if not held.identity:  # version 1: computed from the message held
+                found = identify(held.tool, held.argv, eml.read_bytes())
+                held = replace(held, identity=found.keys, message_id=printable(found.message_id, 200))
+            return held
         except FileNotFoundError:
             raise _absent(id) from None
         except OSError as exc:
-            raise QueueError(f"{meta}: cannot read: {_why(exc)}") from None
+            raise QueueError(f"{exc.filename or meta}: cannot read: {_why(exc)}") from None
         except ValueError as exc:
             raise QueueError(f"{meta}: corrupt ({exc})") from None
 
@@ -174,78 +229,119 @@ class Queue:
             raise QueueError(f"{eml}: changed since it was held (digest mismatch); not sent")
         return data
 
-    def drop(self, id: str, *, sent_at: datetime | None = None) -> Held:
-        """Delete ID (dropped, or sent): the metadata first, so a crash leaves an ignored `.eml`.
-        With `sent_at`, remember its digest: a later retry of the very same message (msmtpq resends
-        what it queued once the wrapper succeeds) must not send it a second time."""
+    def drop(self, id: str) -> Held:
+        """Delete ID without sending it: the metadata first, so a crash leaves an ignored `.eml`."""
         with self._lock(".write.lock"):
             held = self.get(id)
-            if sent_at is not None:
-                self._remember_sent(held.digest, sent_at)
             self._remove(id)
         return held
 
-    def already(self, message: bytes, tool: str, argv: Sequence[str], now: datetime, flushing: str = "") -> str | None:
-        """Is this exact message being sent by a flush right now (other than `flushing`, the entry
-        this very run is sending for the flush), or was it sent from the queue in the last
-        SENT_MEMORY? Then sending it again would deliver it twice: says when/how, else None."""
-        key = digest(tool, argv, message)
-        if not self.directory.is_dir():
-            return None
-        with self._lock(".write.lock"):
-            entries = self._scan()[0]
-            if any(held.digest == key and held.state == SENDING and held.id != flushing for held in entries):
-                return "it is being sent by `mailpin queue flush` right now"
-            when = self._sent().get(key)
-        if when is not None and timedelta(0) <= now - when <= SENT_MEMORY:
-            return f"it was sent from mailpin's queue at {when:%Y-%m-%d %H:%M} UTC"
-        return None
-
-    def discard_matching(self, message: bytes, tool: str, argv: Sequence[str]) -> builtins.list[Held]:
-        """The same message is being sent now, verified: its held copies go. Never one in state
-        `sending` (a flush has claimed it; it is the flush's to finish)."""
-        key = digest(tool, argv, message)
+    def matching(self, identity: Identity) -> builtins.list[Held]:
+        """The entries holding the same message (any state), oldest first; [] when there is no queue."""
         if not self.directory.is_dir():
             return []
-        gone = []
+        return [entry for entry in self.scan()[0] if identity.same(entry.identity)]
+
+    def delivered(self, identity: Identity, now: datetime) -> datetime | None:
+        """When a flush delivered a message with this Message-ID and envelope, if within
+        DELIVERED_WINDOW of `now`: then this send is a retry of it. None without a Message-ID."""
+        key = identity.mid_key
+        if key is None or not self.directory.is_dir():
+            return None
         with self._lock(".write.lock"):
-            for held in self._scan()[0]:
-                if held.digest == key and held.state == HELD:
-                    self._remove(held.id)
-                    gone.append(held)
-        return gone
+            when = self._delivered().get(key)
+        return when if when is not None and timedelta(0) <= now - when <= DELIVERED_WINDOW else None
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Exclusive for a whole flush (waits for another flush to finish)."""
-        with self._lock(".lock"):
+    def locked(self, wait: float | None = None) -> Iterator[None]:
+        """Exclusive while sending from the queue. Waits for another sender to finish; with `wait`,
+        at most that many seconds, then Busy."""
+        with self._lock(".lock", wait):
             yield
+
+    def claim(self, id: str, force: bool = False) -> Held:
+        """Mark ID `sending`, under `.lock` (the caller's), if it is `held` — or, with `force`, left
+        `sending` by an interrupted send. UsageError when it is gone; QueueError when the disk refuses."""
+        with self._lock(".write.lock"):
+            held = self.get(id)
+            if held.state == SENDING and not force:
+                raise QueueError(f"{id} is marked {SENDING}: an interrupted send (see `mailpin queue list`)")
+            return self._mark(held, SENDING)
+
+    def claim_matching(self, identity: Identity) -> builtins.list[Held]:
+        """Under `.lock` (the caller's): mark `sending` every entry of this message — held ones, and
+        ones an interrupted send left `sending` — for a mail program's retry that is about to be
+        sent. Returns them as they were, for `settle`."""
+        claimed = []
+        with self._lock(".write.lock"):
+            for entry in self._scan()[0]:
+                if identity.same(entry.identity):
+                    if entry.state == HELD:
+                        self._mark(entry, SENDING)
+                    claimed.append(entry)
+        return claimed
+
+    def settle(self, claimed: Sequence[Held], sent: bool, now: datetime, by_flush: bool = False) -> builtins.list[str]:
+        """After the tool ran for the claimed entries: sent → they go, with every other entry of the
+        same message; `by_flush` also remembers the Message-ID (see `delivered`). Not sent → each
+        goes back to the state it had. Returns the IDs removed. QueueError when the disk refuses."""
+        removed: builtins.list[str] = []
+        with self._lock(".write.lock"):
+            if not sent:
+                for entry in claimed:
+                    with contextlib.suppress(UsageError):  # dropped meanwhile
+                        self._mark(self.get(entry.id), entry.state)
+                return removed
+            keys = {key for entry in claimed for key in entry.identity}
+            ids = {entry.id for entry in claimed}
+            for entry in self._scan()[0]:
+                if entry.id in ids or not keys.isdisjoint(entry.identity):
+                    self._remove(entry.id)
+                    removed.append(entry.id)
+            if by_flush:
+                self._remember_delivered([key for key in keys if key.startswith("mid:")], now)
+        return removed
 
     def mark(self, id: str, state: str) -> Held:
         """Rewrite ID's metadata atomically with STATE; UsageError when it is gone (dropped, sent)."""
         if state not in (HELD, SENDING):
             raise ValueError(f"unknown state {state!r}")
         with self._lock(".write.lock"):
-            held = replace(self.get(id), state=state)
-            try:
-                write_atomically(self._paths(id)[1], _encode(held))
-            except OSError as exc:
-                raise QueueError(f"{self.directory}: cannot mark {id} {state}: {_why(exc)}") from None
-        return held
+            return self._mark(self.get(id), state)
 
     # -- inside the write lock ---------------------------------------------------------------------
 
-    def _sent(self) -> dict[str, datetime]:
+    def _mark(self, held: Held, state: str) -> Held:
+        marked = replace(held, state=state)
+        try:
+            write_atomically(self._paths(held.id)[1], _encode(marked))
+        except OSError as exc:
+            raise QueueError(f"{self.directory}: cannot mark {held.id} {state}: {_why(exc)}") from None
+        return marked
+
+    def _sender_running(self) -> bool:
+        """Does someone hold `.lock` (a flush, a retry being sent)? Never waits."""
+        try:
+            with self._lock(".lock", 0):
+                return False
+        except Busy:
+            return True
+
+    def _delivered(self) -> dict[str, datetime]:
         try:
             raw = json.loads((self.directory / "sent.json").read_text(encoding="utf-8"))
-            return {key: datetime.fromisoformat(when) for key, when in raw.items()}
+            found = {key: datetime.fromisoformat(when) for key, when in raw.items()}
         except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # RecursionError: [[[[…
             return {}  # only a guard against duplicates: unreadable means no memory, not an error
+        # Version 1 kept whole-message digests here: never an identity key, so never a match.
+        return {key: when for key, when in found.items() if _KEY.fullmatch(key) and when.tzinfo is not None}
 
-    def _remember_sent(self, key: str, when: datetime) -> None:
-        sent = {k: t for k, t in self._sent().items() if timedelta(0) <= when - t <= SENT_MEMORY}
-        sent[key] = when
-        data = json.dumps({k: t.isoformat() for k, t in sorted(sent.items())}, indent=1).encode("utf-8")
+    def _remember_delivered(self, keys: Sequence[str], when: datetime) -> None:
+        if not keys:
+            return
+        kept = {k: t for k, t in self._delivered().items() if timedelta(0) <= when - t <= DELIVERED_WINDOW}
+        kept.update(dict.fromkeys(keys, when))
+        data = json.dumps({k: t.isoformat() for k, t in sorted(kept.items())}, indent=1).encode("utf-8")
         with contextlib.suppress(OSError):  # the message is out; failing to remember it is not failing to send
             write_atomically(self.directory / "sent.json", data)
 
@@ -308,7 +404,7 @@ class Queue:
             raise QueueError(f"{self.directory}: cannot remove {id}: {_why(exc)}") from None
 
     @contextlib.contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
+    def _lock(self, name: str, wait: float | None = None) -> Iterator[None]:
         path = self.directory / name
         try:
             make_private_dirs(self.directory)
@@ -319,10 +415,25 @@ class Queue:
         except OSError as exc:
             raise QueueError(f"{path}: cannot open the queue's lock: {_why(exc)}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if wait is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(fd, wait, path)
             yield
         finally:
             os.close(fd)  # releases the flock
+
+
+def _flock_within(fd: int, wait: float, path: Path) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{path}: mailpin queue flush is sending held messages; try again in a minute") from None
+            time.sleep(0.05)
 
 
 def _absent(id: str) -> UsageError:
@@ -351,8 +462,8 @@ def _decode(data: bytes, id: str) -> Held:
         raw = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise ValueError("not JSON") from None
-    if not isinstance(raw, dict) or raw.get("version") != QUEUE_VERSION:
-        raise ValueError(f"not version {QUEUE_VERSION} metadata (written by a newer mailpin?)")
+    if not isinstance(raw, dict) or raw.get("version") not in (1, QUEUE_VERSION):
+        raise ValueError(f"not version 1 or {QUEUE_VERSION} metadata (written by a newer mailpin?)")
     for name in _TEXTS:
         if not isinstance(raw.get(name), str):
             raise ValueError(f"`{name}` is not a string")
@@ -367,7 +478,16 @@ def _decode(data: bytes, id: str) -> Held:
     if raw["state"] not in (HELD, SENDING):
         raise ValueError(f"unknown state {raw['state']!r}")
     lists: dict[str, Any] = {name: tuple(raw[name]) for name in _LISTS}
-    return Held(id=id, size=size, held_at=held_at, **{name: raw[name] for name in _TEXTS[:-1]}, **lists)
+    message_id, identity = raw.get("message_id", ""), raw.get("identity", [])
+    if raw["version"] > 1 and not (
+        isinstance(message_id, str)
+        and isinstance(identity, list)
+        and identity
+        and all(isinstance(key, str) and _KEY.fullmatch(key) for key in identity)
+    ):
+        raise ValueError("`message_id` or `identity` is not what mailpin writes")
+    texts = {name: raw[name] for name in _TEXTS[:-1]}
+    return Held(id=id, size=size, held_at=held_at, **texts, **lists, message_id=message_id, identity=tuple(identity))
 
 
 def _headers(message: bytes) -> tuple[str, tuple[str, ...]]:

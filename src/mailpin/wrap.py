@@ -5,6 +5,7 @@ and the signals sent to it (Ctrl-C in a terminal, SIGTERM from systemd) are its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -17,7 +18,6 @@ from mailpin.errors import ConfigError
 SHIM_MARKER = b"mailpin-shim"  # every shim mailpin writes carries it near the top
 DEPTH = "MAILPIN_RUN_DEPTH"  # how many `mailpin run`s this process descends from: a loop guard
 MAX_DEPTH = 2  # a wrapper (msmtpq) configured as the real tool may call the shim once; a third time is a loop
-_OURS = ("MAILPIN_FLUSHING",)  # variables mailpin sets for its own children, never the tool's business
 
 
 def is_shim(path: str) -> bool:
@@ -72,15 +72,25 @@ def _stdin_from(data: bytes) -> int:
 
 
 def callers_environ(environ: Mapping[str, str]) -> dict[bytes, bytes]:
-    """The environment this process was started with, byte for byte. Python may have added to its
-    own (LC_CTYPE=C.UTF-8 when the locale is C — cron, systemd): the tool gets the caller's. Linux
-    keeps the original in /proc/self/environ; elsewhere the current one is the best there is."""
+    """`environ` (this process's, as Env read it), byte for byte, less what Python added to it:
+    PEP 538 sets LC_CTYPE=C.UTF-8 when the locale is C (cron, systemd), and the tool must get the
+    caller's locale. Linux keeps what this process was started with in /proc/self/environ."""
+    tool_environ = {os.fsencode(name): os.fsencode(value) for name, value in environ.items()}
     try:
         with open("/proc/self/environ", "rb") as handle:
-            pairs = [item.partition(b"=") for item in handle.read().split(b"\0") if item]
-        return {name: value for name, _, value in pairs}
+            started = {item.partition(b"=")[0] for item in handle.read().split(b"\0") if item}
     except OSError:
-        return {os.fsencode(name): os.fsencode(value) for name, value in environ.items()}
+        return tool_environ  # elsewhere the current one is the best there is
+    if b"LC_CTYPE" not in started:
+        tool_environ.pop(b"LC_CTYPE", None)
+    return tool_environ
+
+
+def _tool_environ(environ: Mapping[str, str]) -> dict[bytes, bytes]:
+    tool_environ = callers_environ(environ)
+    depth = environ.get(DEPTH, "0")
+    tool_environ[DEPTH.encode()] = str(int(depth) + 1 if depth.isdigit() else 1).encode()
+    return tool_environ
 
 
 def exec_tool(name: str, path: str, argv: Sequence[str], stdin: bytes | None, environ: Mapping[str, str]) -> NoReturn:
@@ -91,11 +101,7 @@ def exec_tool(name: str, path: str, argv: Sequence[str], stdin: bytes | None, en
         fd = _stdin_from(stdin)
         os.dup2(fd, 0)
         os.close(fd)
-    tool_environ = callers_environ(environ)
-    for variable in _OURS:
-        tool_environ.pop(variable.encode(), None)
-    depth = environ.get(DEPTH, "0")
-    tool_environ[DEPTH.encode()] = str(int(depth) + 1 if depth.isdigit() else 1).encode()
+    tool_environ = _tool_environ(environ)
     # Python ignores SIGPIPE and SIGXFSZ for itself; ignored dispositions survive exec, and the tool
     # (and what it starts: passwordeval, a Tunnel) must get the defaults its caller gave it.
     for number in (signal.SIGPIPE, signal.SIGXFSZ):
@@ -103,6 +109,53 @@ def exec_tool(name: str, path: str, argv: Sequence[str], stdin: bytes | None, en
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(path, [name, *argv], tool_environ)
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def run_tool(
+    name: str,
+    path: str,
+    argv: Sequence[str],
+    stdin: bytes,
+    environ: Mapping[str, str],
+    keep_fds: Sequence[int] = (),
+    stderr: int | None = None,
+) -> int:
+    """Run the real tool as a child, as `exec_tool` would become it, and wait: for when mailpin has
+    something to do once the tool has accepted the message (a held copy to remove). The signals
+    that would have reached the tool (Ctrl-C, systemd's SIGTERM) are passed on, and mailpin waits
+    for it to finish. Returns its exit status; killed by signal N: 128 + N, as a shell says."""
+    import subprocess
+    import threading
+
+    fd = _stdin_from(stdin)
+    previous = {}
+
+    def forward(number: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(number)
+
+    try:
+        # restore_signals: SIGPIPE and SIGXFSZ back to their defaults in the child, as in exec_tool.
+        child = subprocess.Popen(
+            [name, *argv], executable=path, stdin=fd, stderr=stderr, env=_tool_environ(environ),
+            pass_fds=tuple(keep_fds), restore_signals=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot run {name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        if threading.current_thread() is threading.main_thread():  # where Python lets handlers be set
+            for number in _FORWARDED:
+                previous[number] = signal.signal(number, forward)
+        status = child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 128 - status if status < 0 else status
 
 
 def real_tool_name(path: str) -> str:

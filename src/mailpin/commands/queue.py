@@ -1,28 +1,42 @@
 """`mailpin queue [list|flush|drop]`: the outgoing messages held when a send was blocked.
 
-`flush` sends each one again through `mailpin run`, so through the same verification, exactly once:
-under the queue's flush lock, an entry is marked `sending` on disk before the tool runs and removed
-once it exited 0. An entry found `sending` was interrupted (crash, power loss, Ctrl-C) and may have
-gone out; it is sent again only when named with `--force`.
+`flush` sends each one again, in this process, through the same verification as `mailpin run`, and
+exactly once: under the queue's send lock, an entry is marked `sending` on disk before the tool
+runs and removed once the tool exited 0 — with every other entry of the same message (queue.py).
+An entry found `sending` was interrupted (crash, power loss, Ctrl-C) and may have gone out; it is
+sent again only when named with `--force`. Each outcome is reported as it happened: `sent` only
+when the tool accepted the message.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, UsageError
+from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.net.replies import printable
-from mailpin.queue import FLUSHING, HELD, SENDING, Held, Queue, QueueError
+from mailpin.queue import SENDING, Held, Queue, QueueError
 
-# Sends one held message: (exit status, the last line it wrote on stderr).
-Sender = Callable[[Held, bytes], tuple[int, str]]
+if TYPE_CHECKING:
+    from mailpin.commands.verify import Outcome
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One send of a held message: `sent` (the tool exited 0), `blocked`, `unverified` or `config`
+    (mailpin did not run the tool: the status is mailpin's), `failed` (the tool ran and refused:
+    its own status)."""
+
+    outcome: str
+    status: int
+    detail: str = ""
+
+
+Sender = Callable[[Held, bytes], Attempt]
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,8 @@ class ListResult:
 @dataclass(frozen=True)
 class Flushed:
     held: Held
-    outcome: str  # sent | blocked | unverified | failed | skipped (state sending) | gone (dropped meanwhile)
+    # sent | blocked | unverified | config | failed | skipped (state sending) | gone (sent or dropped meanwhile)
+    outcome: str
     status: int  # the send's exit status (0 for sent, skipped and gone)
     detail: str = ""
 
@@ -71,22 +86,27 @@ def flush(env: Env, ids: Sequence[str] = (), force: bool = False, sender: Sender
     """Send the held messages (all, or IDS), oldest first, one at a time."""
     if force and not ids:
         raise UsageError("--force sends again messages that may have gone out already: name them (ID…)")
-    send = sender or run_sender(env)
+    send = sender or tool_sender(env)
     queue = Queue.for_env(env)
     flushed: list[Flushed] = []
     problems: list[str] = []
-    with queue.locked():  # a second flush waits, then finds what this one sent gone
+    sent_as: dict[str, str] = {}  # ID -> the ID of the same message, sent by this flush
+    with queue.locked():  # a second flush, or a mail program's retry, waits, then finds what this one sent gone
         if ids:
             named = {id: queue.get(id) for id in ids}
             entries = sorted(named.values(), key=lambda held: (held.held_at, held.id))
         else:
             entries, problems = queue.scan()
         for held in entries:
-            if held.state == SENDING and not force:
+            if held.id in sent_as:
+                flushed.append(Flushed(held, "gone", 0, f"the same message as {sent_as[held.id]}, sent just now"))
+            elif held.state == SENDING and not force:
                 status = int(ExitStatus.USAGE) if ids else 0  # asked for by name and not sent: not a success
                 flushed.append(Flushed(held, "skipped", status, _INTERRUPTED.format(id=held.id)))
-                continue
-            flushed.append(_send_one(queue, held, send, problems, env.now))
+            else:
+                item, removed = _send_one(queue, held, send, problems, env.now, force)
+                flushed.append(item)
+                sent_as.update(dict.fromkeys(removed, held.id))
     return FlushResult(tuple(flushed), tuple(problems))
 
 
@@ -96,62 +116,86 @@ _INTERRUPTED = (
 )
 
 
-def _send_one(queue: Queue, held: Held, send: Sender, problems: list[str], env_now: Callable[[], datetime]) -> Flushed:
+def _send_one(
+    queue: Queue, held: Held, send: Sender, problems: list[str], now: Callable[[], datetime], force: bool
+) -> tuple[Flushed, list[str]]:
     try:
         data = queue.message(held)
-        claimed = queue.mark(held.id, SENDING)  # on disk before the tool runs: a crash leaves it `sending`
+        claimed = queue.claim(held.id, force)  # on disk before the tool runs: a crash leaves it `sending`
     except UsageError:
-        return Flushed(held, "gone", 0, "dropped or sent meanwhile")
+        return Flushed(held, "gone", 0, "dropped or sent meanwhile"), []
     except QueueError as exc:  # unreadable, or the disk refuses the mark: nothing was sent
-        return Flushed(held, "failed", int(exc.exit_status), str(exc))
-    status, line = send(claimed, data)  # an exception leaves it `sending`: it may have gone out
+        return Flushed(held, "failed", int(exc.exit_status), str(exc)), []
+    attempt = send(claimed, data)  # an exception leaves it `sending`: it may have gone out
+    removed: list[str] = []
     try:
-        if status == 0:
-            queue.drop(held.id, sent_at=env_now())
-        else:
-            queue.mark(held.id, HELD)
-    except UsageError:
-        pass  # dropped while it was being sent
+        removed = queue.settle([held], attempt.outcome == "sent", now(), by_flush=True)
     except QueueError as exc:  # it stays `sending`: never sent twice without --force
         then = f"sent, but stays queued as `sending` ({exc}): `mailpin queue drop {held.id}`"
-        if status:
+        if attempt.outcome != "sent":
             then = f"not sent, but stays queued as `sending` ({exc}): `mailpin queue flush --force {held.id}`"
         problems.append(f"{held.id} {then}")
-    if status == 0:
-        return Flushed(held, "sent", 0, line)
-    if status == ExitStatus.BLOCKED:
-        return Flushed(held, "blocked", status, f"still blocked: {line}" if line else "still blocked")
-    if status == ExitStatus.TEMPFAIL:
-        return Flushed(held, "unverified", status, f"could not verify: {line}" if line else "could not verify")
-    failed = f"{held.tool} failed (status {status})"
-    return Flushed(held, "failed", status, f"{failed}: {line}" if line else failed)
+    return Flushed(held, attempt.outcome, attempt.status, attempt.detail), [id for id in removed if id != held.id]
 
 
-def run_sender(env: Env) -> Sender:
-    """Send through `mailpin run TOOL ARGV…` in a child process, the message on its stdin."""
-    from mailpin.hooks import this_mailpin
+_OUTCOMES = {ExitStatus.BLOCKED: "blocked", ExitStatus.TEMPFAIL: "unverified", ExitStatus.CONFIG: "config"}
 
-    command = this_mailpin(sys.argv[0], sys.executable)
 
-    def send(held: Held, message: bytes) -> tuple[int, str]:
-        # The child must not hold it again when still blocked: it is held already, as this ID.
-        environ = {**env.environ, FLUSHING: held.id}
-        argv = [*command, "run", held.tool, *held.argv]
+def tool_sender(env: Env) -> Sender:
+    """Send as `mailpin run TOOL ARGV…` would — verify the accounts, then the tool with the held
+    bytes on stdin — but in this process, the tool as a child: what happened is known, not guessed
+    from an exit status that the tool and mailpin share (msmtp's 69 and 75 are its own too)."""
+    import tempfile
+
+    from mailpin import enforce, settings, wrap
+    from mailpin.commands import run
+    from mailpin.model import Tool
+    from mailpin.notify.alerts import announce
+
+    configured = settings.load(env)
+
+    def send(held: Held, message: bytes) -> Attempt:
+        tool = Tool(held.tool)
         try:
-            child = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ
-            )
-        except OSError as exc:  # nothing ran, nothing was sent
-            return int(os.EX_OSERR), f"cannot run {sys.executable}: {exc.strerror or exc}"
-        with child:
-            out, err = child.communicate(message)
-        return child.returncode, _last_line(err) or _last_line(out)
+            path = wrap.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
+            decision = run.decide(env, tool, held.argv, configured, message)
+        except MailpinError as exc:
+            return Attempt(_OUTCOMES.get(exc.exit_status, "failed"), int(exc.exit_status), str(exc))
+        for problem in decision.audit_problems:
+            print(f"mailpin: {problem}", file=env.stderr)
+        if not decision.passed:
+            announce(env, decision.outcomes, configured.notify, f"the message stays held as {held.id}")
+            why = "; ".join(_blocked(outcome) for outcome in decision.blocked)
+            return Attempt(_OUTCOMES.get(decision.exit_status, "failed"), int(decision.exit_status), why)
+        announce(env, decision.outcomes, configured.notify)
+        plan = enforce.plan(env, tool, held.argv, decision, configured)
+        try:
+            with tempfile.TemporaryFile() as said:
+                status = wrap.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds, said.fileno())
+                said.seek(0)
+                text = said.read().decode("utf-8", "replace")
+        except MailpinError as exc:
+            return Attempt("failed", int(exc.exit_status), str(exc))
+        finally:
+            for fd in plan.keep_fds:
+                os.close(fd)
+        env.stderr.write(text)  # the tool's own words, as it would have said them
+        if status == 0:
+            return Attempt("sent", 0)
+        last = _last_line(text)
+        return Attempt("failed", status, f"{tool.value} failed (status {status})" + (f": {last}" if last else ""))
 
     return send
 
 
-def _last_line(output: bytes) -> str:
-    lines = [line for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
+def _blocked(outcome: Outcome) -> str:
+    verdict = outcome.verdict
+    reasons = f" [{', '.join(verdict.reasons)}]" if verdict.reasons else ""
+    return f"{outcome.target.key}: {verdict.detail or '; '.join(verdict.warnings)}{reasons}"
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
     return printable(lines[-1].strip(), 300) if lines else ""
 
 
@@ -210,6 +254,7 @@ def held_json(held: Held) -> dict[str, Any]:
         "subject": held.subject,
         "recipients": list(held.recipients),
         "state": held.state,
+        "message_id": held.message_id or None,
     }
 
 
@@ -233,10 +278,11 @@ def _flush_line(item: Flushed) -> str:
     if item.outcome == "sent":
         return "sent"
     if item.outcome == "gone":
-        return "gone (dropped or sent meanwhile)"
+        return f"gone: {item.detail}"
     if item.outcome == "skipped":
         return f"not sent: {item.detail}"
-    return f"{item.detail}; still held"
+    what = {"blocked": "blocked: ", "unverified": "could not verify: ", "config": "cannot verify: "}
+    return f"{what.get(item.outcome, '')}{item.detail}; still held"
 
 
 def flush_json(result: FlushResult) -> dict[str, Any]:

@@ -57,11 +57,15 @@ def reads_message(tool: Tool, argv: Sequence[str]) -> bool:
         return False  # msmtp will refuse these arguments itself, before reading anything
 
 
-def decide(env: Env, tool: Tool, argv: Sequence[str], configured: Settings | None = None) -> Decision:
-    """Read the message if the tool would, work out the accounts it will use, verify them all at
-    once (pinning an unpinned one on first use when the settings allow it). A broken config raises
-    ConfigError (78): the tool would refuse it too, and the caller keeps the message."""
-    message = env.read_stdin_bytes() if reads_message(tool, argv) else None
+def decide(
+    env: Env, tool: Tool, argv: Sequence[str], configured: Settings | None = None, message: bytes | None = None
+) -> Decision:
+    """Read the message if the tool would (or take `message`: a held one), work out the accounts it
+    will use, verify them all at once (pinning an unpinned one on first use when the settings allow
+    it). A broken config raises ConfigError (78): the tool would refuse it too, and the caller keeps
+    the message."""
+    if message is None and reads_message(tool, argv):
+        message = env.read_stdin_bytes()
     verifier = Verifier(env, configured)
     module = reader(tool)
     config = module.load(argv, env)

@@ -78,6 +78,7 @@ class Invocation:
     host: str | None = None  # --host: command-line settings only, no config file
     envelope_from: str | None = None  # -f/--from
     read_envelope_from: bool = False
+    read_recipients: bool = False  # -t: recipients from To, Cc and Bcc as well
     file: str | None = None  # -C/--file
     overrides: tuple[tuple[str, str], ...] = ()  # (config command, value) in command-line order
     operands: tuple[str, ...] = ()  # recipients
@@ -143,7 +144,7 @@ def parse_argv(argv: Sequence[str]) -> Invocation:
     overrides: list[tuple[str, str]] = []
     operands: list[str] = []
     modes: list[str] = []
-    read_envelope_from = False
+    read_envelope_from = read_recipients = False
     for key, value in _options(argv):
         name = _SHORT_NAMES.get(key, key)
         if name == "":
@@ -154,6 +155,8 @@ def parse_argv(argv: Sequence[str]) -> Invocation:
             fields[name] = value
         elif name == "read-envelope-from":
             read_envelope_from = True
+        elif name == "read-recipients":
+            read_recipients = True
         elif name in ("serverinfo", "rmqs", "configure"):
             modes.append(name)
         elif name in ("version", "help"):
@@ -175,6 +178,7 @@ def parse_argv(argv: Sequence[str]) -> Invocation:
         host=fields.get("host"),
         envelope_from=fields.get("from"),
         read_envelope_from=read_envelope_from,
+        read_recipients=read_recipients,
         file=fields.get("file"),
         overrides=tuple(overrides),
         operands=tuple(operands),
@@ -209,7 +213,7 @@ def envelope_from(message: bytes) -> str | None:
     non-empty address of its list (msmtp.c `parse_address_list`, measured).
     """
     value = from_header(message)
-    return None if value is None else next(_addresses(value), None)
+    return None if value is None else next(addresses(value), None)
 
 
 def _skip_comment(text: str, i: int) -> int | None:
@@ -253,7 +257,7 @@ def _bracket(text: str, i: int) -> tuple[str, int]:
     return "".join(out), i
 
 
-def _addresses(value: str) -> Iterator[str]:
+def addresses(value: str) -> Iterator[str]:
     """The non-empty addresses of a header value, in order, msmtp-style (white space becomes "_")."""
     found: list[str] = []
     current: list[str] = []
