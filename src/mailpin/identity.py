@@ -11,8 +11,9 @@ share one:
 - `text:` a digest of the message without the fields a sending program regenerates — `Date:`,
   `Message-ID:`, the thread fields `In-Reply-To:`/`References:` (git send-email points a series at
   the first message's new Message-ID), `Resent-Date:`/`Resent-Message-ID:`, and the trace fields
-  `Received:`/`Return-Path:` (RFC 5322 §3.6.7) — with the envelope: a git send-email retry, or a
-  message without a Message-ID at all (cron), whose identical text is one message to the queue.
+  `Received:`/`Return-Path:` (RFC 5322 §3.6.7) — the other fields in any order, with the envelope:
+  a git send-email retry, or a message without a Message-ID at all (cron), whose identical text is
+  one message to the queue.
 
 The envelope is what the tool will use: the envelope-from given on its command line (or taken from
 `From:` with `--read-envelope-from`) and the recipients (the operands, plus `To:`/`Cc:`/`Bcc:` with
@@ -58,7 +59,8 @@ def identify(tool: str, argv: Sequence[str], message: bytes) -> Identity:
     keys = []
     if message_id:
         keys.append("mid:" + _digest([*envelope, message_id.encode("utf-8", "surrogateescape")]))
-    kept = b"".join(raw for name, raw in fields if name not in _NOT_TEXT)
+    # In any order: aerc writes its header fields in another order on a retry.
+    kept = b"".join(sorted(raw for name, raw in fields if name not in _NOT_TEXT))
     keys.append("text:" + _digest([*envelope, kept, body.replace(b"\r\n", b"\n")]))
     return Identity(message_id, tuple(keys))
 
@@ -76,7 +78,7 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
     end = re.search(rb"\r?\n\r?\n", message[:_HEAD_LIMIT])
     if end is None:  # no body: all header, unless too long to be one
         return (message, b"") if len(message) <= _HEAD_LIMIT else (b"", message)
-    return message[: end.start() + 1], message[end.end() :]
+    return message[: end.start()], message[end.end() :]
 
 
 def _fields(head: bytes) -> list[tuple[str, bytes]]:
