@@ -94,3 +94,26 @@ def test_any_message_and_argv_have_an_identity(message: bytes, argv: list[str]) 
     assert found == identify("msmtp", args, message)  # deterministic
     assert 1 <= len(found.keys) <= 2 and found.keys[-1].startswith("text:")
     assert (found.mid_key is not None) == bool(found.message_id)
+
+
+def test_a_multipart_message_encoded_again_is_the_same_text() -> None:
+    """A retry that encodes the parts again draws new boundaries (and here a new Message-ID)."""
+
+    def multipart(outer: bytes, inner: bytes, mid: bytes, attachment: bytes = b"QUJD") -> bytes:
+        return (
+            b"From: alice@example.org\nTo: bob@example.org\nSubject: files\nMessage-ID: <" + mid + b">\n"
+            b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="' + outer + b'"\n\n'
+            b"--" + outer + b"\nContent-Type: multipart/alternative; boundary=" + inner + b"\n\n"
+            b"--" + inner + b"\nContent-Type: text/plain\n\nhi\n--" + inner + b"--\n"
+            b"--"
+            + outer
+            + b"\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+            + attachment
+            + b"\n--"
+            + outer
+            + b"--\n"
+        )
+
+    first = multipart(b"=-=1a2b3c=-=", b"xyz789", b"1@vm")
+    assert same(first, multipart(b"=-=9f8e7d6c5b=-=", b"q1", b"2@vm")) == {"text"}
+    assert same(first, multipart(b"=-=9f8e7d6c5b=-=", b"q1", b"2@vm", attachment=b"QUJE")) == set()

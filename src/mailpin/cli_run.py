@@ -78,10 +78,10 @@ def blocked_line(outcome: Outcome, held: str) -> str:
     what = {Status.UNVERIFIED: "could not verify", Status.CONFIG_ERROR: "cannot verify"}.get(verdict.status, "blocked")
     why = verdict.detail or "; ".join(verdict.warnings)
     reasons = f" [{', '.join(verdict.reasons)}]" if verdict.reasons else ""
-    line = f"{key} {what}: {why}{reasons}; {held or 'nothing was sent'}"
+    line = f"{key} {what}: {why}{reasons}"
     if outcome.target.profile is not None:
         line += f"; review: mailpin review {key}"
-    return line
+    return f"{line}; {held or 'nothing was sent'}"
 
 
 RETRY_WAIT = 30.0  # seconds a mail program's retry of a held message waits for a running flush
@@ -95,8 +95,10 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
     from mailpin.identity import identify
     from mailpin.queue import Queue, QueueError
 
-    identity = identify(tool.value, argv, message)  # the caller's arguments, as held
     queue = Queue.for_env(env)
+    if queue.idle():
+        return None
+    identity = identify(tool.value, argv, message)  # the caller's arguments, as held
     try:
         if queue.delivered(identity, env.now()) is None and not queue.matching(identity):
             return None
@@ -152,5 +154,5 @@ def _hold(env: Env, decision: Decision) -> str:
     how = {"already": " (already held)", "replaced": f" (replacing the older copy {' '.join(done.replaced)})"}
     return (
         f"message held as {id}{how.get(done.how, '')}, safe in mailpin's queue; sending it again from your mail "
-        f"program is harmless (held once, sent once); after review: `mailpin queue flush {id}`"
+        f"program is harmless (held once, sent once); then `mailpin queue flush {id}`"
     )

@@ -11,7 +11,8 @@ share one:
 - `text:` a digest of the message without the fields a sending program regenerates — `Date:`,
   `Message-ID:`, the thread fields `In-Reply-To:`/`References:` (git send-email points a series at
   the first message's new Message-ID), `Resent-Date:`/`Resent-Message-ID:`, and the trace fields
-  `Received:`/`Return-Path:` (RFC 5322 §3.6.7) — the other fields in any order, with the envelope:
+  `Received:`/`Return-Path:` (RFC 5322 §3.6.7) — the other fields in any order, MIME boundaries by
+  rank (they are drawn anew each time a program encodes the message), with the envelope:
   a git send-email retry, or a message without a Message-ID at all (cron), whose identical text is
   one message to the queue.
 
@@ -61,8 +62,22 @@ def identify(tool: str, argv: Sequence[str], message: bytes) -> Identity:
         keys.append("mid:" + _digest([*envelope, message_id.encode("utf-8", "surrogateescape")]))
     # In any order: aerc writes its header fields in another order on a retry.
     kept = b"".join(sorted(raw for name, raw in fields if name not in _NOT_TEXT))
-    keys.append("text:" + _digest([*envelope, kept, body.replace(b"\r\n", b"\n")]))
+    text = _unbounded(kept + b"\n" + body.replace(b"\r\n", b"\n"))
+    keys.append("text:" + _digest([*envelope, text]))
     return Identity(message_id, tuple(keys))
+
+
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s";]{1,200}))', re.IGNORECASE)
+
+
+def _unbounded(text: bytes) -> bytes:
+    """TEXT with each MIME boundary (RFC 2046 §5.1.1) replaced by its rank: a program that encodes
+    a multipart message again on a retry draws new random boundaries for the same parts."""
+    found = list(dict.fromkeys(match.group(1) or match.group(2) for match in _BOUNDARY.finditer(text)))
+    ranks = {boundary: rank for rank, boundary in enumerate(found)}  # in order of appearance
+    for boundary in sorted(found, key=len, reverse=True):  # longest first: one that contains another goes whole
+        text = text.replace(boundary, b"\0boundary %d\0" % ranks[boundary])
+    return text
 
 
 def _digest(parts: Sequence[str | bytes]) -> str:

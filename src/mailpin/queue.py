@@ -236,6 +236,13 @@ class Queue:
             self._remove(id)
         return held
 
+    def idle(self) -> bool:
+        """Nothing held and nothing delivered lately: one directory listing, no lock (every send asks)."""
+        try:
+            return not any(name.endswith(".json") for name in os.listdir(self.directory))
+        except OSError:
+            return not self.directory.exists()  # unreadable: the caller's next step reports it
+
     def matching(self, identity: Identity) -> builtins.list[Held]:
         """The entries holding the same message (any state), oldest first; [] when there is no queue."""
         if not self.directory.is_dir():
@@ -249,7 +256,11 @@ class Queue:
         if key is None or not self.directory.is_dir():
             return None
         with self._lock(".write.lock"):
-            when = self._delivered().get(key)
+            delivered = self._delivered()
+            if all(now - when > DELIVERED_WINDOW for when in delivered.values()):
+                with contextlib.suppress(OSError):  # all past: sends need not look again (`idle`)
+                    (self.directory / "sent.json").unlink()
+        when = delivered.get(key)
         return when if when is not None and timedelta(0) <= now - when <= DELIVERED_WINDOW else None
 
     @contextlib.contextmanager
