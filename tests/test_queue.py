@@ -453,6 +453,35 @@ def test_two_concurrent_flushes_never_send_one_message_twice(queue: Queue) -> No
     assert files(queue) == []
 
 
+def test_a_retry_waits_for_a_running_flush_at_most_as_long_as_it_is_told(queue: Queue) -> None:
+    from mailpin.queue import Busy
+
+    with queue.locked():
+        started = time.monotonic()
+        busy = pytest.raises(Busy, match="mailpin queue flush is sending held messages; try again")
+        with busy as caught, queue.locked(0.3):
+            pass
+        assert 0.3 <= time.monotonic() - started < 5 and caught.value.exit_status == 75
+    with queue.locked(0.3):  # free again: taken at once
+        pass
+
+
+def test_a_blocked_retry_of_a_message_a_flush_is_sending_is_not_held_again(queue: Queue) -> None:
+    held = hold(queue, RETRY)
+    retry = RETRY.replace(b"18:15:00", b"18:15:30")
+    with queue.locked():
+        queue.claim(held.id)
+        done = queue.hold(retry, "msmtp", ARGV, [], [], "", T0)  # from another process, in real life
+        assert (done.how, done.held.id) == ("sending", held.id)
+        queue.settle([held], False, T0)  # the flush's send was refused: it stays held
+    assert [entry.id for entry in queue.list()] == [held.id]
+    # The same, once no flush is running: an entry left `sending` was interrupted; the retry is held
+    # beside it (the interrupted one may have gone out: the user decides).
+    queue.mark(held.id, "sending")
+    again = queue.hold(retry, "msmtp", ARGV, [], [], "", T0)
+    assert again.how == "new" and len(queue.list()) == 2
+
+
 def test_a_hold_does_not_wait_for_a_running_flush(queue: Queue) -> None:
     with queue.locked():
         done: list[Held] = []

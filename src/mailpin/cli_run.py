@@ -1,8 +1,10 @@
 """The wrapper's own entry: `mailpin run TOOL ARGS…` — what the shims exec.
 
 Kept apart from argparse: every argument after the tool name belongs to the tool, untouched
-(`--`, `-h`, `--version` included). Verified → this process becomes the real tool (exec). Blocked
-→ the message is held, one line per account goes to stderr, and the status says why (DESIGN §4).
+(`--`, `-h`, `--version` included). Verified → this process becomes the real tool (exec) — except
+for a mail program's retry of a held message, where the tool runs as a child so that the held copy
+goes once the tool has accepted the message. Blocked → the message is held, one line per account
+goes to stderr, and the status says why (DESIGN §4).
 """
 
 from __future__ import annotations
