@@ -155,9 +155,12 @@ def test_offlineimap_starttls_never_logs_in_on_a_hostile_session(
         # store; mailpin's pin needs the lab CA to have validated once, so it is pinned with it.
         assert cli("init", "--yes", "--accept-untrusted", "offlineimap:lab")[0] == 0
         settings(isolated_env, "offlineimap:lab", enforce)
-        # offlineimap3's own STARTTLS path fails now and then by itself (real-components.md): the gap is
-        # shown when one of three runs reaches the login; with enforcement, none of three may.
-        for _ in range(3):
+        # offlineimap3's own STARTTLS path fails now and then by itself (real-components.md); against
+        # this lab server about one run in two fails on a busy 2-core machine, today or 13 months on
+        # (.ci/run's second pass), so three tries missed the gap one time in eight. The gap is shown
+        # when one of eight runs reaches the login (a failed run costs 11 s at most); with
+        # enforcement, none of three may.
+        for _ in range(3 if enforce else 8):
             split.connections = 0
             tool(["offlineimap", "-o", "-u", "quiet", "-a", "lab"], shim_env(shims))
             if leaked(evil):
