@@ -55,6 +55,20 @@ def need(component: str) -> str:
     return found
 
 
+# What datefudge puts in the environment (`MAILPIN_SHIFT=... bash tests/run`): its library, where
+# to find it, and the shift. A program started without them runs at the real date.
+CLOCK_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "DATEFUDGE", "DATEFUDGE_DOSTATIC")
+
+
+def clock_environ() -> dict[str, str]:
+    """The variables that keep the suite's clock, for an environment a test builds from scratch.
+
+    A program that checks certificates against the lab PKI (made at the suite's "now") must run on
+    the suite's clock: ``env={**clock_environ(), "PATH": ..., "HOME": ...}``.
+    """
+    return {name: os.environ[name] for name in CLOCK_VARIABLES if name in os.environ}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
