@@ -17,6 +17,7 @@ from mailpin.audit import AuditError, AuditLog
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
 
+# Data only: the log writes the time it is given and compares it with no clock.
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
 
 

@@ -24,6 +24,7 @@ from mailpin.model import Level, Mode, Profile, Protocol
 from mailpin.store import PinStore
 from tests.conftest import need
 
+# Data only: doctor prints a profile's pin date and compares no date with the clock.
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
 MSMTPRC = """\
 defaults

@@ -35,6 +35,7 @@ from mailpin.notify import notmuch
 from mailpin.notify.notmuch import DEFAULT_TAGS, NotmuchAlertError, alert_message, insert, user_address
 from tests.conftest import need
 
+# Data only: the alert's Date header; nothing compares it with the clock.
 NOW = datetime(2026, 11, 29, 17, 3, 12, tzinfo=timezone(timedelta(hours=1)))
 SUBJECT = "[mailpin] blocked: msmtp:work — certificate from a different CA"
 BODY = (

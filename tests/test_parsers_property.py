@@ -31,6 +31,7 @@ from mailpin.notify import desktop, notmuch
 from mailpin.notify.ratelimit import RateLimit
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Data only: the rate limit, queue and pin records are given this time, never the wall clock.
 NOW = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
 
 # --- command lines -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from mailpin.model import (
     Tool,
 )
 
+# The policy's clock: every certificate and profile here is dated from it, and evaluate() is given it.
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 ENDPOINT = Endpoint("mail.example.org", 993, Protocol.IMAP, Mode.IMPLICIT)
 

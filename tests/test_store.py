@@ -27,6 +27,7 @@ from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol
 from mailpin.store import PINS_VERSION, PinStore
 
+# Data only: the pin store writes and reads the times it is given and compares them with no clock.
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
 
 
