@@ -598,5 +598,7 @@ def test_flush_delivers_a_held_message_once_through_real_msmtp(isolated_env: Pat
 
 
 def _bare_msmtp(msmtp: str, argv: tuple[str, ...], message: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:
-    environ = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LC_ALL": "C"}
+    from tests.conftest import clock_environ  # msmtp on the suite's clock, as the lab certificates are
+
+    environ = {**clock_environ(), "PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LC_ALL": "C"}
     return subprocess.run([msmtp, *argv], input=message, capture_output=True, timeout=30, env=environ, check=False)
