@@ -95,6 +95,7 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
     with, after the tool ran as a child and the held copies were settled (queue.py)."""
     from mailpin import wrap
     from mailpin.identity import identify
+    from mailpin.net.replies import printable
     from mailpin.queue import Queue, QueueError
 
     queue = Queue.for_env(env)
@@ -111,7 +112,7 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
         when = queue.delivered(identity, env.now())
         if when is not None:
             print(
-                f"mailpin: not sent again: <{identity.message_id}> went out from mailpin's queue at "
+                f"mailpin: not sent again: <{printable(identity.message_id, 200)}> went out from mailpin's queue at "
                 f"{when:%H:%M:%S} UTC (`mailpin queue flush`); this is your mail program's retry of it",
                 file=env.stderr,
             )
