@@ -67,3 +67,59 @@ def test_the_tunnel_relays_nothing_on_a_mismatch(isolated_env: Path, pki, varian
         assert done.returncode == 69 and reason in done.stderr, done.stderr
         assert done.stdout == b""  # not a byte to the tool
         assert not leaked(evil), evil.received  # and not a byte of the tool's to the server
+
+
+def _unpinned_tunnel_target(isolated_env: Path, pki, port: int):  # type: ignore[no-untyped-def]
+    """A tunnel that has read the store (nothing pinned) and not yet connected."""
+    from mailpin.commands.verify import Verifier
+    from mailpin.env import Env
+    from mailpin.model import Tool
+
+    mbsyncrc(isolated_env, pki.ca_pem, port, "IMAPS")
+    verifier = Verifier(Env.from_os())
+    targets, _ = verifier.targets(["mbsync:lab"], [Tool.MBSYNC])
+    assert [target.profile for target in targets] == [None]
+    return verifier, targets[0]
+
+
+@pytest.mark.parametrize("meanwhile", ["good", "new-key"])
+def test_the_tunnels_first_use_pin_never_replaces_a_pin_written_meanwhile(
+    isolated_env: Path, pki, dovecot_server, meanwhile: str
+) -> None:
+    """Issue 17 item 5: the user's `init --level leaf`, written while an unattended tunnel was on
+    its way to pin on first use, stays — and decides: the same certificate passes; another one (the
+    user pinned while the server served a new key) blocks, nothing relayed."""
+    from mailpin.commands import tunnel as tunnel_command
+    from mailpin.env import Env
+    from mailpin.model import Status
+    from mailpin.store import PinStore
+
+    verifier, target = _unpinned_tunnel_target(isolated_env, pki, dovecot_server.imaps_port)
+    dovecot_server.serve(meanwhile)
+    assert cli("init", "--yes", "--level", "leaf", "mbsync:lab")[0] == 0
+    dovecot_server.serve("good")
+    store = PinStore.for_env(Env.from_os())
+    written = store.load()["mbsync:lab"]
+    session = tunnel_command._open(verifier, target)
+    if session.chan is not None:
+        session.chan.close()
+    assert store.load()["mbsync:lab"] == written and written.level.value == "leaf"
+    if meanwhile == "good":
+        assert session.outcome.verdict.status is Status.VERIFIED and session.chan is not None
+    else:
+        assert session.outcome.verdict.status is Status.BLOCKED and session.chan is None
+        assert "cert-changed" in session.outcome.verdict.reasons
+
+
+def test_the_tunnel_still_pins_on_first_use_when_nothing_was_written(isolated_env: Path, pki, dovecot_server) -> None:
+    from mailpin.commands import tunnel as tunnel_command
+    from mailpin.env import Env
+    from mailpin.model import Status
+    from mailpin.store import PinStore
+
+    verifier, target = _unpinned_tunnel_target(isolated_env, pki, dovecot_server.imaps_port)
+    session = tunnel_command._open(verifier, target)
+    assert session.chan is not None
+    session.chan.close()
+    assert session.outcome.verdict.status is Status.PINNED
+    assert PinStore.for_env(Env.from_os()).load()["mbsync:lab"].level.value == "ca"

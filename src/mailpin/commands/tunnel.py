@@ -83,7 +83,7 @@ def _open(verifier: Verifier, target: Target) -> Session:
         verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
         if verdict.status is Status.PINNED:
             certcheck = account.certcheck if account else True
-            verifier.pin(target.key, observation, verifier.settings.level_for(target.key), certcheck=certcheck)
+            target, verdict = verifier.pin_first_use(target, observation, verdict, certcheck)
     else:
         days = verifier.settings.expiry_warning_days
         verdict = policy.evaluate(profile, observation, expiry_warning_days=days, now=verifier.env.now())

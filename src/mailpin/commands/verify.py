@@ -189,17 +189,23 @@ class Verifier:
         verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
         if verdict.status is Status.PINNED:
             if pin_first_use:
-                level = self.settings.level_for(target.key)
-                profile = self.pin(target.key, observation, level, certcheck=account.certcheck, first_use=True)
-                if profile.pinned_at != self._pinned_now.get(target.key):
-                    # Another process pinned it meanwhile (a user's `init`, a parallel run): that
-                    # profile decides, never this unattended one.
-                    target = Target(target.key, account, profile)
-                    expiry = self.settings.expiry_warning_days
-                    verdict = policy.evaluate(profile, observation, expiry_warning_days=expiry, now=self.env.now())
+                target, verdict = self.pin_first_use(target, observation, verdict, account.certcheck)
             else:
                 verdict = Verdict(target.key, Status.UNPINNED, (Finding("unpinned", _WOULD_PIN),))
         return Outcome(target, live, verdict, observation)
+
+    def pin_first_use(
+        self, target: Target, observation: Observation, verdict: Verdict, certcheck: bool
+    ) -> tuple[Target, Verdict]:
+        """Pin an unpinned account unattended — unless a profile appeared meanwhile (a user's `init
+        --level leaf`, a parallel run): that profile decides, never this one, and it is never replaced."""
+        level = self.settings.level_for(target.key)
+        profile = self.pin(target.key, observation, level, certcheck=certcheck, first_use=True)
+        if profile.pinned_at == self._pinned_now.get(target.key):
+            return target, verdict
+        expiry = self.settings.expiry_warning_days
+        judged = policy.evaluate(profile, observation, expiry_warning_days=expiry, now=self.env.now())
+        return Target(target.key, target.account, profile), judged
 
     # -- writing --------------------------------------------------------------------------------
 
