@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailpin.configs import msmtp
+from mailpin.configs import msmtp, msmtp_argv
 from mailpin.configs.msmtp_argv import envelope_from, parse_argv
 from mailpin.env import Env
 from mailpin.errors import ConfigError
@@ -502,3 +502,39 @@ def test_any_argv_parses_or_raises_config_error(argv: list[str]) -> None:
 def test_any_message_gives_an_address_or_none(message: bytes) -> None:
     result = envelope_from(b"From: " + message)
     assert result is None or (result and " " not in result)
+
+
+ENFORCED = "/mailpin/pinned-cas"  # stands in for enforce.msmtp's --tls-trust-file=/proc/self/fd/N
+
+
+@pytest.mark.parametrize("posix", [False, True], ids=["gnu", "POSIXLY_CORRECT"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-t"],
+        ["--tls-trust-file=/u", "-t"],
+        ["--tls-trust-file", "/u", "rcpt@example.org"],
+        ["-oi", "--tls-trust-file=/u", "--", "rcpt@example.org", "--tls-trust-file=/v"],
+        ["rcpt@example.org", "--tls-trust-file=/u"],
+        ["--tls-trust-file=/u", "rcpt@example.org", "--tls-trust-file=/v", "other@example.org"],
+        ["-a", "default", "-f", "me@example.org", "rcpt@example.org"],
+        ["-t", "--"],
+    ],
+)
+def test_mailpins_flags_come_after_every_option_of_the_callers(
+    isolated_env: Path, argv: list[str], posix: bool
+) -> None:
+    """Issue 17 item 3: msmtp keeps the last value of an option, so the flags that hold msmtp to the
+    verified session must come after the caller's options — with POSIXLY_CORRECT too, where getopt
+    stops at the first recipient. Asked of the real msmtp (--pretend), and the recipients unchanged."""
+    (isolated_env / ".msmtprc").write_text("account default\nhost localhost\nfrom me@example.org\ntls on\n")
+    (isolated_env / ".msmtprc").chmod(0o600)
+    extra = {"POSIXLY_CORRECT": "1"} if posix else {}
+    at = msmtp_argv.options_end(argv, posix)
+    enforced = [*argv[:at], f"--tls-trust-file={ENFORCED}", *argv[at:]]
+    rc_before, before = run_msmtp(argv, isolated_env, **extra)
+    rc, after = run_msmtp(enforced, isolated_env, **extra)
+    assert rc == rc_before == 0, after
+    assert pretended(after)["tls_trust_file"] == ENFORCED, after
+    recipients = [line for line in before.splitlines() if "recipient" in line]
+    assert [line for line in after.splitlines() if "recipient" in line] == recipients

@@ -73,12 +73,15 @@ def test_msmtp_never_sends_to_a_key_that_was_not_verified(
             assert leaked(evil), evil.received
 
 
-@pytest.mark.parametrize("enforce", [True, False], ids=["enforced", "pre-flight-only"])
+@pytest.mark.parametrize(
+    ("enforce", "posix"), [(True, False), (True, True), (False, False)], ids=["enforced", "posix", "pre-flight-only"]
+)
 def test_msmtp_at_level_ca_trusts_only_the_pinned_cas(
-    isolated_env: Path, shims: Path, pki, smtp_server, tmp_path: Path, enforce: bool
+    isolated_env: Path, shims: Path, pki, smtp_server, tmp_path: Path, enforce: bool, posix: bool
 ) -> None:
     """The user's bundle trusts two CAs; the pin is of one. msmtp's own session gets only that one,
-    even with the bundle given again on msmtp's command line."""
+    even with the bundle given again on msmtp's command line — with POSIXLY_CORRECT too, where
+    mailpin's flags once went first and the user's later --tls-trust-file won (issue 17 item 3)."""
     need("msmtp")
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(pki.ca_pem.read_bytes() + pki.foreign_ca_pem.read_bytes())
@@ -94,7 +97,8 @@ def test_msmtp_at_level_ca_trusts_only_the_pinned_cas(
         assert cli("init", "--yes", "msmtp:lab")[0] == 0  # level ca
         settings(isolated_env, "msmtp:lab", enforce)
         split.connections = 0
-        tool(["msmtp", "-a", "lab", f"--tls-trust-file={bundle}", "-t"], shim_env(shims), MESSAGE)
+        env = shim_env(shims, **({"POSIXLY_CORRECT": "1"} if posix else {}))
+        tool(["msmtp", "-a", "lab", f"--tls-trust-file={bundle}", "-t"], env, MESSAGE)
         assert split.connections == 2
         assert bool(leaked(evil)) is not enforce, evil.received
 

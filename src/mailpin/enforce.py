@@ -193,12 +193,11 @@ def msmtp(argv: Sequence[str], profile: Profile, observation: Observation, envir
         plan.how[profile.account] = "mode"
     # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
     # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
-    # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go first instead.
-    if "POSIXLY_CORRECT" in environ:
-        plan.argv = [*flags, *argv]
-    else:
-        at = argv.index("--") if "--" in argv else len(argv)
-        plan.argv = [*argv[:at], *flags, *argv[at:]]
+    # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
+    from mailpin.configs.msmtp_argv import options_end
+
+    at = options_end(argv, posix="POSIXLY_CORRECT" in environ)
+    plan.argv = [*argv[:at], *flags, *argv[at:]]
     return plan
 
 

@@ -84,14 +84,28 @@ class Invocation:
     operands: tuple[str, ...] = ()  # recipients
 
 
-def _options(argv: Sequence[str]) -> Iterator[tuple[str, str | None]]:
+def options_end(argv: Sequence[str], posix: bool) -> int:
+    """Where msmtp stops reading options: the index of `--`, or — with POSIXLY_CORRECT, where GNU
+    getopt stops at the first operand — of the first recipient; else the end (options may follow
+    recipients). An option placed there comes after every option of the caller's."""
+    end = next((i for i, (key, _) in _indexed(argv, posix) if key == ""), len(argv)) if posix else len(argv)
+    return argv.index("--") if "--" in argv[:end] else end
+
+
+def _options(argv: Sequence[str], posix: bool = False) -> Iterator[tuple[str, str | None]]:
     """Yield (long name or short letter, value) like GNU getopt_long; operands as ("", value)."""
+    for _, option in _indexed(argv, posix):
+        yield option
+
+
+def _indexed(argv: Sequence[str], posix: bool) -> Iterator[tuple[int, tuple[str, str | None]]]:
+    """`_options`, each with the index of the argument it starts at."""
     i = 0
     while i < len(argv):
-        arg = argv[i]
+        start, arg = i, argv[i]
         i += 1
         if arg == "--":
-            yield from (("", rest) for rest in argv[i:])
+            yield from ((n, ("", rest)) for n, rest in enumerate(argv[i:], i))
             return
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
@@ -103,7 +117,7 @@ def _options(argv: Sequence[str]) -> Iterator[tuple[str, str | None]]:
                 if i >= len(argv):
                     raise ConfigError(CLI, None, f"option '--{full}' requires an argument")
                 value, eq, i = argv[i], "=", i + 1
-            yield full, (value if eq else None)
+            yield start, (full, (value if eq else None))
         elif arg.startswith("-") and arg != "-":
             j = 1
             while j < len(arg):
@@ -112,18 +126,21 @@ def _options(argv: Sequence[str]) -> Iterator[tuple[str, str | None]]:
                 if letter not in _SHORT:
                     raise ConfigError(CLI, None, f"invalid option -- '{letter}'")
                 if not _SHORT[letter]:
-                    yield letter, None
+                    yield start, (letter, None)
                     continue
                 if j < len(arg):
-                    yield letter, arg[j:]
+                    yield start, (letter, arg[j:])
                 elif i < len(argv):
-                    yield letter, argv[i]
+                    yield start, (letter, argv[i])
                     i += 1
                 else:
                     raise ConfigError(CLI, None, f"option requires an argument -- '{letter}'")
                 break
+        elif posix:  # POSIXLY_CORRECT: getopt stops at the first operand; the rest are recipients
+            yield from ((n, ("", rest)) for n, rest in enumerate(argv[start:], start))
+            return
         else:
-            yield "", arg  # getopt_long permutes: options may follow recipients
+            yield start, ("", arg)  # getopt_long permutes: options may follow recipients
 
 
 def _long_name(name: str) -> str:
