@@ -55,7 +55,7 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
         return ()
     names = [f"DNS:{name}" for name in san.get_values_for_type(x509.DNSName)]
     names += [f"IP:{addr}" for addr in san.get_values_for_type(x509.IPAddress)]
-    return tuple(names)
+    return tuple(printable(name) for name in names)  # IA5String allows ESC, BEL, CR: server text
 
 
 def facts(cert: x509.Certificate) -> CertFacts:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailpin.errors import ExitStatus
 from mailpin.model import Account, CertFacts, Mode, host_port
+from mailpin.net.replies import printable
 
 if TYPE_CHECKING:  # result types only: importing their commands would pull in their dependencies
     from mailpin.commands.accounts import AccountsResult
@@ -106,7 +107,10 @@ def probe_text(result: ProbeResult) -> str:
     rows.append(("host name", f"{matches} {ep.name_to_check}"))
     rows.append(("findings", ", ".join(chain.reasons) or "none"))
     head = f"{ep.protocol.value} {ep}  {mode}  {obs.tls_version}  {obs.cipher}"
-    return "\n".join([head, *(f"  {label:<12} {value}".rstrip() for label, value in rows)])
+    # Every value here comes from the server or is about it: escaped once more where it is shown,
+    # whatever made it (a library's error message may quote a certificate's name).
+    lines = [head, *(f"  {label:<12} {printable(value, 2000)}".rstrip() for label, value in rows)]
+    return "\n".join(lines)
 
 
 def _endpoint(account: Account) -> str:
