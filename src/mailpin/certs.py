@@ -153,12 +153,21 @@ def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, usage: x5
         raise ValueError(f"{printable(cert.subject.rfc4514_string())}: keyUsage does not allow signing certificates")
 
 
+def _ca_server_purpose(_: verification.Policy, cert: x509.Certificate, usage: x509.ExtendedKeyUsage | None) -> None:
+    """A CA whose extendedKeyUsage is present must allow TLS server authentication: OpenSSL's
+    purpose check (mbsync, offlineimap: "unsuitable certificate purpose") rejects a chain through a
+    sub-CA restricted to, say, emailProtection, and anyExtendedKeyUsage alone does not satisfy it."""
+    if usage is not None and ExtendedKeyUsageOID.SERVER_AUTH not in usage:
+        raise ValueError(f"{printable(cert.subject.rfc4514_string())}: extendedKeyUsage does not allow TLS servers")
+
+
 def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verification.ClientVerifier:
     agnostic = verification.Criticality.AGNOSTIC
     ca_policy = (
         verification.ExtensionPolicy.permit_all()
         .require_present(x509.BasicConstraints, agnostic, None)
         .may_be_present(x509.KeyUsage, agnostic, _ca_key_usage)
+        .may_be_present(x509.ExtendedKeyUsage, agnostic, _ca_server_purpose)
     )
     builder = (
         verification.PolicyBuilder()

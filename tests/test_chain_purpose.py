@@ -1,0 +1,90 @@
+"""Chain rules at least as strict as the tools' TLS library (issue 17 item 1, extendedKeyUsage).
+
+mbsync and offlineimap verify with OpenSSL and its "sslserver" purpose: a CA in the path whose
+extendedKeyUsage leaves out serverAuth makes the chain "unsuitable". A differential: each chain of
+the matrix goes to `openssl verify -purpose sslserver` (the library the tools use, at the same
+clock) and to mailpin's validation; whatever OpenSSL refuses, mailpin refuses — and the chains it
+accepts, mailpin accepts (no false blocks).
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mailpin import certs
+from tests.conftest import need
+
+SERVER, CLIENT, EMAIL = (
+    ExtendedKeyUsageOID.SERVER_AUTH,
+    ExtendedKeyUsageOID.CLIENT_AUTH,
+    ExtendedKeyUsageOID.EMAIL_PROTECTION,
+)
+ANY = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
+NOW = datetime.datetime.now(datetime.timezone.utc)  # certificates and both verifiers at this clock
+
+
+def _issue(name: str, key, issuer: tuple[x509.Name, object] | None, ca: bool, eku) -> x509.Certificate:  # type: ignore[no-untyped-def]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = issuer if issuer is not None else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())  # type: ignore[attr-defined]
+        builder = builder.add_extension(aki, critical=False)
+    if ca:
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        builder = builder.add_extension(usage, critical=True)
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+CASES = {
+    "sub-ca-no-eku": (None, None, [SERVER]),
+    "sub-ca-server": (None, [SERVER], [SERVER]),
+    "sub-ca-server-and-client": (None, [CLIENT, SERVER], [SERVER]),
+    "sub-ca-email-only": (None, [EMAIL], [SERVER]),
+    "sub-ca-client-only": (None, [CLIENT], [SERVER]),
+    "sub-ca-any-only": (None, [ANY], [SERVER]),
+    "root-email-only": ([EMAIL], None, [SERVER]),
+    "leaf-client-only": (None, None, [CLIENT]),
+    "leaf-no-eku": (None, None, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_whatever_openssl_refuses_mailpin_refuses(tmp_path: Path, case: str) -> None:
+    openssl = need("openssl")
+    root_eku, sub_eku, leaf_eku = CASES[case]
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    root = _issue("purpose root", keys[0], None, True, root_eku)
+    sub = _issue("purpose sub-CA", keys[1], (root.subject, keys[0]), True, sub_eku)
+    leaf = _issue("localhost", keys[2], (sub.subject, keys[1]), False, leaf_eku)
+    files = {}
+    for name, cert in (("root", root), ("sub", sub), ("leaf", leaf)):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    command = [openssl, "verify", "-purpose", "sslserver", "-CAfile", files["root"], "-untrusted", files["sub"]]
+    done = subprocess.run([*map(str, command), str(files["leaf"])], capture_output=True, text=True, check=False)
+    openssl_ok = done.returncode == 0
+    verdict = certs.validate([leaf, sub], "localhost", certs.Trust("test root", (root,)), NOW)
+    assert verdict.chain_valid is openssl_ok, (case, done.stdout + done.stderr, verdict.error)
