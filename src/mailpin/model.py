@@ -115,6 +115,7 @@ class Observation:
     greeting: str
     capabilities: tuple[str, ...] = field(default=())  # as announced over TLS
     elapsed_ms: float = 0.0
+    leaf_der: bytes = b""  # the leaf as served: the tools' own fingerprints are of these bytes
 
 
 class Tool(str, Enum):

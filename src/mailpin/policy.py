@@ -53,6 +53,34 @@ def ca_keys(observation: Observation) -> set[str]:
     return {ca.spki_sha256 for ca in shown}
 
 
+# The hashes each tool accepts in its own fingerprint setting, by the length of the digest:
+# offlineimap3 (imaplibutil.WrappedIMAP4_SSL.open) compares cert_fingerprint with the hex SHA-512,
+# -384, -256, -224 and SHA-1 of the leaf's DER; msmtp (conf.c get_fingerprint) takes SHA-256, or the
+# deprecated SHA-1 and MD5, as colon hex.
+_TOOL_HASHES = {64: "sha512", 48: "sha384", 32: "sha256", 28: "sha224", 20: "sha1", 16: "md5"}
+
+
+def tool_pin(verdict: Verdict, account: Account | None, observation: Observation) -> Verdict:
+    """Never weaker than the tool alone (DESIGN §3): when the tool's own config pins the server's
+    certificate (msmtp `tls_fingerprint`, offlineimap `cert_fingerprint`), a session that passes
+    mailpin's profile must also meet that pin — mailpin's enforcement replaces the tool's own TLS
+    check, so a pin left to the tool would be dropped. Both pins hold, or the account is blocked."""
+    if account is None or not account.fingerprints or verdict.status not in (Status.VERIFIED, Status.PINNED):
+        return verdict
+    import hashlib
+
+    if not observation.leaf_der:
+        raise ValueError("an observation without the leaf's bytes cannot meet a fingerprint")
+    for pin in account.fingerprints:
+        wanted = pin.replace(":", "").replace(" ", "").lower()
+        name = _TOOL_HASHES.get(len(wanted) // 2)
+        if name is not None and hashlib.new(name, observation.leaf_der, usedforsecurity=False).hexdigest() == wanted:
+            return verdict
+    setting = "tls_fingerprint" if account.tool.value == "msmtp" else "cert_fingerprint"
+    text = f"the certificate is not the one your {account.tool.value} config pins ({setting} in {account.source})"
+    return Verdict(verdict.account, Status.BLOCKED, (Finding("cert-changed", text),), verdict.warnings)
+
+
 def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days: int, now: datetime) -> Verdict:
     """Does this live connection (made to the pinned endpoint in the pinned mode) meet the profile?"""
     findings: list[Finding] = []

@@ -174,7 +174,7 @@ class Verifier:
             verdict = policy.evaluate(
                 profile, observation, expiry_warning_days=self.settings.expiry_warning_days, now=self.env.now()
             )
-            return Outcome(target, endpoint, verdict, observation)
+            return Outcome(target, endpoint, policy.tool_pin(verdict, account, observation), observation)
         assert account is not None  # a target has an account, a profile, or both
         skipped = nothing_to_verify(account)
         if skipped is not None:
@@ -186,7 +186,9 @@ class Verifier:
         except ProbeError as exc:
             return Outcome(target, live, policy.failed(None, target.key, exc), error=exc)
         allowed = self.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
-        verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed)
+        verdict = policy.tool_pin(
+            policy.first_use(target.key, observation, pin_if_trusted=allowed), account, observation
+        )
         if verdict.status is Status.PINNED:
             if pin_first_use:
                 target, verdict = self.pin_first_use(target, observation, verdict, account.certcheck)
@@ -205,7 +207,7 @@ class Verifier:
             return target, verdict
         expiry = self.settings.expiry_warning_days
         judged = policy.evaluate(profile, observation, expiry_warning_days=expiry, now=self.env.now())
-        return Target(target.key, target.account, profile), judged
+        return Target(target.key, target.account, profile), policy.tool_pin(judged, target.account, observation)
 
     # -- writing --------------------------------------------------------------------------------
 

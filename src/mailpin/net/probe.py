@@ -140,5 +140,6 @@ def open_session(
         greeting=greeting,
         capabilities=announced,
         elapsed_ms=deadline.elapsed_ms(),
+        leaf_der=chain_der[0],
     )
     return chan, observation
