@@ -71,3 +71,33 @@ def make_private_dirs(directory: Path) -> None:
     for parent in reversed((directory, *directory.parents)):
         if not parent.is_dir():
             parent.mkdir(mode=0o700, exist_ok=True)
+
+
+def foreign(path: Path, what: str) -> str | None:
+    """What makes PATH (mailpin's own state: pins, settings, the queue) unfit to trust, with the fix —
+    ssh's StrictModes: whoever can write it decides what mailpin accepts. None when it is fine or
+    absent (the read that follows reports other trouble).
+
+    The file (a symlink's target: dotfiles) must be owned by the user or root and not writable by
+    group or others; so must the directory that holds it, unless that directory is sticky (others
+    cannot replace what is in it: /nix/store, where home-manager puts a read-only file)."""
+    import stat
+
+    try:
+        info = os.stat(path)
+        real = Path(os.path.realpath(path))
+        holder = os.stat(real.parent)
+    except OSError:
+        return None
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        return f"{what} is owned by uid {info.st_uid}, not by you: `chown {me} {real}` if it is yours, else remove it"
+    if info.st_mode & 0o022:
+        return f"{what} can be changed by group or others (mode {stat.S_IMODE(info.st_mode):o}): `chmod go-w {real}`"
+    if holder.st_uid not in (me, 0):
+        return (
+            f"{real.parent}, which holds {what}, is owned by uid {holder.st_uid}: move {what} to a directory of yours"
+        )
+    if holder.st_mode & 0o022 and not holder.st_mode & stat.S_ISVTX:
+        return f"{real.parent}, which holds {what}, can be changed by group or others: `chmod go-w {real.parent}`"
+    return None

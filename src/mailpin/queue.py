@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from mailpin.durable import make_private_dirs, sync_dir, write_atomically
+from mailpin.durable import foreign, make_private_dirs, sync_dir, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.identity import Identity, identify
@@ -113,6 +113,13 @@ def digest(tool: str, argv: Sequence[str], message: bytes) -> str:
         raise ValueError("a tool name or argument with a NUL character")
     head = b"".join(part.encode("utf-8", "surrogateescape") + b"\0" for part in parts)
     return hashlib.sha256(head + message).hexdigest()
+
+
+class ForeignQueue(QueueError):
+    """The queue directory is not the user's alone (durable.foreign): a message held there could be
+    read or replaced by another user. 78, with the fix."""
+
+    exit_status = ExitStatus.CONFIG
 
 
 class Busy(QueueError):
@@ -421,6 +428,9 @@ class Queue:
             make_private_dirs(self.directory)
         except OSError as exc:
             raise QueueError(f"{self.directory}: cannot create the queue directory: {_why(exc)}") from None
+        unfit = foreign(self.directory, "the queue directory")
+        if unfit:
+            raise ForeignQueue(f"{self.directory}: {unfit}")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:

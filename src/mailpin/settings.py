@@ -183,6 +183,11 @@ def load(env: Env) -> Settings:
     """The settings file parsed; the defaults when there is none."""
     file = path(env)
     source = str(file)
+    from mailpin.durable import foreign
+
+    unfit = foreign(file, "mailpin's settings")
+    if unfit:
+        raise ConfigError(source, None, unfit)
     try:
         data = file.read_bytes()
     except FileNotFoundError:

@@ -27,7 +27,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
 from mailpin.configobj_lines import LineError, configobj_lines
-from mailpin.durable import make_private_dirs, remove_stray_temps, write_atomically
+from mailpin.durable import foreign, make_private_dirs, remove_stray_temps, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
@@ -88,6 +88,9 @@ class PinStore:
 
     def load(self) -> dict[str, Profile]:
         """The profiles by account key; no file is no profiles. No lock: writes replace the file whole."""
+        unfit = foreign(self.path, "the pin store")
+        if unfit:
+            raise ConfigError(str(self.path), None, unfit)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
