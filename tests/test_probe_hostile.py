@@ -42,7 +42,25 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "imap/starttls-continuation": (69, "protocol-error"),
     "imap/preauth": (69, "preauth"),
     "imap/inject-after-ok": (69, "plaintext-injection"),
-    "imap/untagged-before-ok": (69, "plaintext-injection"),  # tampering: untagged data beside the upgrade
+    # RFC 3501 §7: untagged data may precede the tagged answer; it is plaintext, read before the
+    # handshake and discarded (never shown), so no injection. After the tagged OK it is one (above).
+    "imap/untagged-before-ok": (0, None),
+    # The STARTTLS client suite's controls (USENIX Security 2021): what a server sends unasked after
+    # its greeting is pre-TLS state, discarded — the probe verifies. Each has a sibling below it: the
+    # same bytes after the go-ahead, which is the attack and still blocks.
+    "imap/control-untagged-waiting": (0, None),  # waiting before STARTTLS is sent
+    "imap/control-untagged-late": (0, None),  # arrives after STARTTLS is sent, before the tagged OK
+    "imap/control-untagged-then-capability": (0, None),  # no capabilities in the greeting: one round trip
+    "imap/control-capability-lines": (0, None),
+    "imap/control-referral": (0, None),
+    "imap/inject-untagged-after-ok": (69, "plaintext-injection"),
+    "imap/inject-untagged-late": (69, "plaintext-injection"),  # a second packet, where the ServerHello is due
+    "imap/inject-capability-after-ok": (69, "plaintext-injection"),
+    "imap/inject-referral-after-ok": (69, "plaintext-injection"),
+    "smtp/control-reply-waiting": (0, None),  # a stray 220 waiting before STARTTLS is not its go-ahead
+    "smtp/inject-reply-after-220": (69, "plaintext-injection"),
+    "pop3/control-status-waiting": (0, None),
+    "pop3/inject-status-after-ok": (69, "plaintext-injection"),
     "imap/accept-then-silent": (75, "timeout"),
     "imap/endless-line": (69, "protocol-error"),
     "imap/bye-greeting": (75, "unreachable"),  # RFC 3501 §7.1.5: server refuses the connection now
@@ -91,6 +109,9 @@ def test_hostile_scenario(key: str, pki, capsys) -> None:
     else:
         assert data["error"]
         assert "cert_sha256" not in data
+    if protocol == "imap":  # RFC 3501 §2.2.1: a fresh tag for every command of the connection
+        tags = [line.split(b" ")[0] for line in sent]
+        assert len(tags) == len(set(tags)), sent
     # Whatever happened, mailpin never sent a credential or mail.
     assert not any(line.split(b" ")[1:2] in ([b"LOGIN"], [b"AUTHENTICATE"]) for line in sent)
     assert not any(line.upper().startswith((b"AUTH", b"MAIL FROM", b"USER", b"PASS")) for line in sent)

@@ -46,8 +46,13 @@ def test_smtp_reply_with_mixed_codes_is_an_error() -> None:
         (b"a1 NO [ALERT] no", "a1", "NO", "ALERT"),
         (b"* CAPABILITY IMAP4rev1 STARTTLS", "*", None, None),
         (b"+ go ahead", "+", None, None),
+        # Untagged data servers send unasked after the greeting (the STARTTLS suite's controls).
+        (b'* LIST (\\HasNoChildren) "/" INBOX', "*", None, None),
+        (b"* 54321 EXISTS", "*", None, None),
+        (b"* OK [REFERRAL imap://user;AUTH=*@imap2.example/] there too", "*", "OK",
+         "REFERRAL imap://user;AUTH=*@imap2.example/"),
     ],
-)
+)  # fmt: skip
 def test_imap_lines(raw: bytes, tag: str, status: str | None, code: str | None) -> None:
     line = replies.parse_imap_line(raw)
     assert (line.tag, line.status, line.code) == (tag, status, code)

@@ -538,6 +538,42 @@ def injected_late(proto: str, extra: bytes) -> Script:
     return dialogue(proto, on_starttls=react)
 
 
+def unasked(proto: str, data: bytes, *, greeting: bytes | None = None, delay: float = 0.0) -> Script:
+    """Control of the STARTTLS client suite: ``data`` sent unasked right after the greeting — in the
+    same send (already waiting when the client says STARTTLS), or ``delay`` seconds later (arriving
+    after the client's STARTTLS, before its answer). Pre-TLS state a client discards (RFC 3501
+    §6.2.1, RFC 3207 §4.2), not an injection; its sibling attack sends the same bytes after the go-ahead."""
+    default_greeting, caps = _DEFAULTS[proto]
+
+    def script(peer: Peer) -> None:
+        peer.send((default_greeting if greeting is None else greeting) + (b"" if delay else data))
+        if delay:
+            peer.sleep(delay)
+            peer.send(data)
+        _DIALOGUES[proto](peer, b"", caps, starttls_reply(GO_AHEAD[proto]))
+
+    return script
+
+
+def unasked_after_capabilities(proto: str, data: bytes) -> Script:
+    """Control (SMTP, POP3): ``data`` sent unasked in the same send as the EHLO reply / CAPA listing,
+    so it is waiting when the client says STARTTLS / STLS: pre-TLS state, not the go-ahead."""
+    greeting, caps = _DEFAULTS[proto]
+    if proto == "smtp":
+        answer = _multiline(250, ["hostile.test greets you", *caps])
+    else:
+        answer = b"+OK Capability list follows\r\n" + b"".join(f"{cap}\r\n".encode() for cap in caps) + b".\r\n"
+
+    def script(peer: Peer) -> None:
+        peer.send(greeting)
+        if peer.line(COMMAND_TIMEOUT) is None:  # EHLO / CAPA, whatever it says
+            return
+        peer.send(answer + data)
+        _DIALOGUES[proto](peer, b"", caps, starttls_reply(GO_AHEAD[proto]))
+
+    return script
+
+
 def reset_on_hello(peer: Peer) -> None:
     """Connection reset mid-handshake on an Implicit TLS port (serve with implicit_tls=False): the
     ClientHello is read, then the connection is aborted with a RST."""
@@ -580,6 +616,11 @@ _INJECT = {
     "imap": b"{tag} OK Begin TLS negotiation now\r\n* 1 EXISTS\r\n",
     "pop3": b"+OK Begin TLS negotiation\r\n+OK injected\r\n",
 }
+# The STARTTLS client suite's controls: what legitimate servers send unasked after the greeting.
+_UNTAGGED = b'* LIST (\\HasNoChildren) "/" INBOX\r\n* 54321 EXISTS\r\n* 3 RECENT\r\n'
+_CAPABILITY_LINES = b"* CAPABILITY IMAP4rev1 STARTTLS IDLE\r\n* OK [CAPABILITY IMAP4rev1 STARTTLS IDLE] more\r\n"
+_REFERRAL = b"* OK [REFERRAL imap://user;AUTH=*@imap2.hostile.test/] mailboxes live there too\r\n"
+_STRAY = {"smtp": b"220 hostile.test ESMTP still ready\r\n", "pop3": b"+OK hostile.test still ready\r\n"}
 _TAMPER = b"* 5 EXISTS\r\n* OK [ALERT] Your mailbox is full, log in at http://hostile.test\r\n" + GO_AHEAD["imap"]
 
 # key -> (script, what a correct client concludes).
@@ -593,6 +634,8 @@ _CATALOGUE: dict[str, tuple[Script, str]] = {
     "smtp/starttls-502": (refused("smtp", b"502 5.5.1 Command not implemented\r\n"), "starttls-refused"),
     "smtp/starttls-554": (refused("smtp", b"554 5.7.3 Unable to initialize TLS\r\n"), "starttls-refused"),
     "smtp/inject-after-220": (injected("smtp", _INJECT["smtp"]), "response-injection"),
+    "smtp/control-reply-waiting": (unasked_after_capabilities("smtp", _STRAY["smtp"]), "ok"),
+    "smtp/inject-reply-after-220": (injected("smtp", GO_AHEAD["smtp"] + _STRAY["smtp"]), "response-injection"),
     "smtp/accept-then-silent": (accept_then_silent("smtp"), "timeout"),
     "smtp/drip": (drip(b"220-tarpit\r\n"), "timeout"),
     "smtp/endless-line": (endless_line(b"220 "), "malformed-reply"),
@@ -609,6 +652,15 @@ _CATALOGUE: dict[str, tuple[Script, str]] = {
     "imap/preauth": (preauth(), "preauth"),
     "imap/inject-after-ok": (injected("imap", _INJECT["imap"]), "response-injection"),
     "imap/untagged-before-ok": (tampered(_TAMPER), "ok"),
+    "imap/control-untagged-waiting": (unasked("imap", _UNTAGGED, greeting=_CAPS_GREETING), "ok"),
+    "imap/control-untagged-late": (unasked("imap", _UNTAGGED, greeting=_CAPS_GREETING, delay=0.2), "ok"),
+    "imap/control-untagged-then-capability": (unasked("imap", _UNTAGGED), "ok"),
+    "imap/control-capability-lines": (unasked("imap", _CAPABILITY_LINES, greeting=_CAPS_GREETING), "ok"),
+    "imap/control-referral": (unasked("imap", _REFERRAL, greeting=_CAPS_GREETING), "ok"),
+    "imap/inject-untagged-after-ok": (injected("imap", GO_AHEAD["imap"] + _UNTAGGED), "response-injection"),
+    "imap/inject-untagged-late": (injected_late("imap", _UNTAGGED), "response-injection"),
+    "imap/inject-capability-after-ok": (injected("imap", GO_AHEAD["imap"] + _CAPABILITY_LINES), "response-injection"),
+    "imap/inject-referral-after-ok": (injected("imap", GO_AHEAD["imap"] + _REFERRAL), "response-injection"),
     "imap/accept-then-silent": (accept_then_silent("imap"), "timeout"),
     "imap/endless-line": (endless_line(b"* OK "), "malformed-reply"),
     "imap/bye-greeting": (bad_greeting(b"* BYE go away\r\n"), "service-refused"),
@@ -619,6 +671,8 @@ _CATALOGUE: dict[str, tuple[Script, str]] = {
     "pop3/starttls-not-advertised": (stripped("pop3"), "starttls-not-offered"),
     "pop3/stls-err": (refused("pop3", b"-ERR STLS not available\r\n"), "starttls-refused"),
     "pop3/inject-after-ok": (injected("pop3", _INJECT["pop3"]), "response-injection"),
+    "pop3/control-status-waiting": (unasked_after_capabilities("pop3", _STRAY["pop3"]), "ok"),
+    "pop3/inject-status-after-ok": (injected("pop3", GO_AHEAD["pop3"] + _STRAY["pop3"]), "response-injection"),
     "pop3/accept-then-silent": (accept_then_silent("pop3"), "timeout"),
     "pop3/err-greeting": (bad_greeting(b"-ERR go away\r\n"), "service-refused"),
     "pop3/plaintext-on-implicit": (plaintext_greeting(POP3_GREETING), "tls-handshake-failed"),

@@ -11,7 +11,7 @@ from mailpin.errors import ProbeError
 from mailpin.judge import Judge
 from mailpin.model import Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
-from mailpin.net.starttls import dialogue_for
+from mailpin.net.starttls import Dialogue, dialogue_for
 from mailpin.net.tlsctx import observing_context, served_chain
 
 DEFAULT_TIMEOUT = 10.0
@@ -63,11 +63,14 @@ def probe(
     (verification before a tool runs) skips asking for the capabilities over TLS: one round trip
     less, and nothing a verdict depends on — the session is already authenticated by then.
     """
+    # One dialogue for the whole connection: IMAP tags must be unique in it (RFC 3501 §2.2.1),
+    # so LOGOUT takes the next tag after STARTTLS and CAPABILITY, not a fresh "m1".
+    dialogue = dialogue_for(endpoint.protocol)
     chan, observation = open_session(
-        endpoint, judge, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities
+        endpoint, judge, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities, dialogue=dialogue
     )
     try:
-        dialogue_for(endpoint.protocol).quit(chan)
+        dialogue.quit(chan)
     except ProbeError:
         pass  # the observation is complete; a server that hangs up first is not our concern
     finally:
@@ -84,15 +87,18 @@ def open_session(
     now: Callable[[], datetime],
     greet: bool,
     capabilities: bool = True,
+    dialogue: Dialogue | None = None,
 ) -> tuple[Channel, Observation]:
     """Connect, upgrade or handshake, and judge the chain — leaving the session open.
 
     `greet=False` (the tunnel): after an Implicit TLS handshake nothing is read, so the server's
     greeting is still there for the client the session is handed to; after STARTTLS the session
     stands where a client expects to be after its own handshake (RFC 3501 §6.2.1: it asks again).
+    `dialogue` is the caller's when it goes on speaking on the session (see `probe`).
     """
     deadline = Deadline(timeout, step)
-    dialogue = dialogue_for(endpoint.protocol)
+    if dialogue is None:
+        dialogue = dialogue_for(endpoint.protocol)
     chan: Channel | None = None
     try:
         chan = Channel(_connect(endpoint, deadline), deadline)

@@ -6,6 +6,11 @@ classes of Poddebniak et al., "Why TLS is better without STARTTLS", USENIX Secur
 nothing learned before TLS is trusted after it, a STARTTLS capability that is missing or an
 upgrade that is refused is a block and never a reason to continue in plaintext, and any byte
 the server sent after its "go ahead" and before the handshake is an injection attempt.
+
+What the server sent *before* we said STARTTLS is the other side of that line: pre-TLS state,
+read and discarded with everything else learned in plaintext (RFC 3207 §4.2, RFC 2595 §4,
+RFC 3501 §6.2.1), never taken for the answer to STARTTLS — and found without a round trip, by
+taking only the lines already here (`_discard_waiting`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,23 @@ def _require_drained(chan: Channel, what: str) -> None:
     if extra:
         shown = printable(extra[:60].decode("ascii", "backslashreplace"), 80)
         raise ProbeError("plaintext-injection", f"server sent data after accepting {what}: {shown!r}")
+
+
+def _discard_waiting(chan: Channel, what: str) -> list[bytes]:
+    """The complete lines the server has already sent, consumed before we send `what`.
+
+    RFC 3207 §4.2 / RFC 2595 §4 / RFC 3501 §6.2.1: whatever the server said in plaintext is
+    discarded once TLS starts; lines waiting before STARTTLS is even sent cannot be part of its
+    answer. Nothing is waited for (no round trip, no timeout): only lines whose end is in our
+    buffer or already queued in the kernel are taken. A line still on its way when we look is
+    read with the answer and judged there, conservatively, per protocol."""
+    lines: list[bytes] = []
+    while waiting := chan.leftover().count(b"\n"):
+        for _ in range(waiting):  # each line's end is here: readline returns without waiting
+            if len(lines) >= MAX_LINES:
+                raise ProbeError("protocol-error", f"more than {MAX_LINES} unsolicited lines before {what}")
+            lines.append(chan.readline(what))
+    return lines
 
 
 class Dialogue(TypingProtocol):
@@ -96,7 +118,15 @@ class Smtp:
             raise ProbeError("starttls-missing", f"EHLO refused, so STARTTLS is impossible: {ehlo.summary()}")
         if "STARTTLS" not in ehlo.keywords:
             raise ProbeError("starttls-missing", "STARTTLS not offered in the EHLO reply")
+        # RFC 5321 §4.2: a reply answers a command; one already here answers none we have sent.
+        # Pre-TLS state, discarded (RFC 3207 §4.2), never the answer to STARTTLS.
+        _discard_waiting(chan, "STARTTLS")
         chan.send(b"STARTTLS\r\n", "STARTTLS")
+        # RFC 5321 §4.2 / RFC 2920 §3.1: one reply per command, in order, and STARTTLS ends any
+        # pipelined group, so the first complete reply now *is* the answer. SMTP has nothing like
+        # IMAP's untagged data: a stray reply still in flight is taken for it and blocks — as no
+        # go-ahead (not 220), or, if it said 220, by the real answer left over after it (below,
+        # or where the ServerHello is due).
         answer = self._reply(chan, "STARTTLS")
         if answer.code != 220:  # RFC 3207 §4: 220 ready; 454 / 501 / 5xx: no TLS
             reason = "starttls-refused" if answer.code >= 400 else "protocol-error"
@@ -133,7 +163,20 @@ class Imap:
         except ReplyError as exc:
             raise ProbeError("protocol-error", f"{what}: {exc}") from None
 
-    def _command(self, chan: Channel, command: str, *, untagged_ok: bool) -> tuple[ImapLine, list[ImapLine]]:
+    @staticmethod
+    def _untagged(line: ImapLine, what: str) -> None:
+        """Untagged data the server may send at any time (RFC 3501 §7, §2.2.2: EXISTS, LIST,
+        CAPABILITY, an `OK [REFERRAL …]`…); only the ones that end or contradict the session stop us."""
+        if line.tag == "+":
+            raise ProbeError("protocol-error", f"unexpected continuation request ({what})")
+        if line.tag != "*":
+            raise ProbeError("protocol-error", f"answer with a foreign tag ({what}): {line.summary()}")
+        if line.status == "BYE":  # RFC 3501 §7.1.5: the server is closing the connection
+            raise ProbeError("unreachable", f"server closed the session ({what}): {line.summary()}")
+        if line.status == "PREAUTH":  # RFC 3501 §7.1.4: only ever a greeting
+            raise ProbeError("protocol-error", f"PREAUTH after the greeting ({what}): {line.summary()}")
+
+    def _command(self, chan: Channel, command: str) -> tuple[ImapLine, list[ImapLine]]:
         tag = self._tag()
         chan.send(f"{tag} {command}\r\n".encode("ascii"), command)
         untagged: list[ImapLine] = []
@@ -141,19 +184,20 @@ class Imap:
             line = self._line(chan, command)
             if line.tag == tag:
                 return line, untagged
-            if line.tag == "+":
-                raise ProbeError("protocol-error", f"unexpected continuation request to {command}")
-            if line.tag != "*":
-                raise ProbeError("protocol-error", f"answer to {command} with a foreign tag: {line.summary()}")
-            if not untagged_ok:
-                # RFC 3501 §6.2.1 admits only the tagged OK; untagged data here sits in
-                # plaintext beside the upgrade (response injection / tampering).
-                # Quoted short, as evidence, never at length: the attacker wrote it ([ALERT] spoofing).
-                shown = printable(line.summary(), 60)
-                raise ProbeError("plaintext-injection", f"untagged data before the answer to {command}: {shown!r}")
+            self._untagged(line, command)
             if len(untagged) >= MAX_LINES:
                 raise ProbeError("protocol-error", f"more than {MAX_LINES} untagged lines for {command}")
             untagged.append(line)
+
+    def _discard_unasked(self, chan: Channel, what: str) -> None:
+        """Lines that came after the greeting, unasked, are untagged data (RFC 3501 §7): a tagged
+        line answers no command of ours (RFC 3501 §2.2.2)."""
+        for raw in _discard_waiting(chan, what):
+            try:
+                line = parse_imap_line(raw)
+            except ReplyError as exc:
+                raise ProbeError("protocol-error", f"before {what}: {exc}") from None
+            self._untagged(line, f"before {what}")
 
     @staticmethod
     def _announced(done: ImapLine, untagged: list[ImapLine]) -> frozenset[str] | None:
@@ -181,20 +225,25 @@ class Imap:
         greeting = self._greeting(chan, implicit=False)
         caps = self._greeting_caps
         if caps is None:
-            done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
+            done, untagged = self._command(chan, "CAPABILITY")
             if done.status != "OK":
                 raise ProbeError("protocol-error", f"CAPABILITY failed: {done.summary()}")
             caps = self._announced(done, untagged)
         if not caps or "STARTTLS" not in caps:
             raise ProbeError("starttls-missing", "STARTTLS not offered in the IMAP capabilities")
-        done, _ = self._command(chan, "STARTTLS", untagged_ok=False)
+        self._discard_unasked(chan, "STARTTLS")
+        # RFC 3501 §7 / §6.2.1: untagged data may come before the tagged answer — sent before the
+        # server read our STARTTLS, it cannot tell us apart from a line waiting above. It is
+        # plaintext, read before the handshake and discarded with the rest (never shown: an
+        # [ALERT] here is the attacker's text). Only what follows the tagged OK is an injection.
+        done, _ = self._command(chan, "STARTTLS")
         if done.status != "OK":
             raise ProbeError("starttls-refused", f"STARTTLS refused: {done.summary()}")
         _require_drained(chan, "STARTTLS")
         return greeting.summary()
 
     def capabilities(self, chan: Channel) -> tuple[str, ...]:
-        done, untagged = self._command(chan, "CAPABILITY", untagged_ok=True)
+        done, untagged = self._command(chan, "CAPABILITY")
         if done.status != "OK":
             raise ProbeError("protocol-error", f"CAPABILITY over TLS failed: {done.summary()}")
         caps = self._announced(done, untagged) or frozenset()
@@ -240,7 +289,13 @@ class Pop3:
         caps = self._capa(chan, "CAPA")
         if caps is None or "STLS" not in caps:
             raise ProbeError("starttls-missing", "STLS not offered in the POP3 capabilities")
+        # RFC 1939 §3: a status line answers a command; one already here answers none of ours.
+        # Pre-TLS state, discarded (RFC 2595 §4), never the answer to STLS.
+        _discard_waiting(chan, "STLS")
         chan.send(b"STLS\r\n", "STLS")
+        # RFC 1939 §3 / RFC 2449 §6.6: responses come in order, so the next status line is the
+        # answer; a stray one still in flight is taken for it and blocks (-ERR: no go-ahead; +OK:
+        # the real answer is left over after it, below or where the ServerHello is due).
         answer = self._status(chan, "STLS")
         if not answer.ok:
             raise ProbeError("starttls-refused", f"STLS refused: {answer.summary()}")
