@@ -67,6 +67,8 @@ CASES = {
     "sub-ca-any-only": (None, [ANY], [SERVER]),
     "root-email-only": ([EMAIL], None, [SERVER]),
     "leaf-client-only": (None, None, [CLIENT]),
+    "leaf-any-only": (None, None, [ANY]),
+    "leaf-any-and-server": (None, None, [ANY, SERVER]),
     "leaf-no-eku": (None, None, None),
 }
 

@@ -143,8 +143,6 @@ def trust_for(trust_file: str | None, system: bool, environ: Mapping[str, str]) 
 
 # --- validation -----------------------------------------------------------------------------
 
-_SERVER_AUTH_OK = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
-
 
 def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
     """RFC 5280 §4.2.1.3: a CA key that signs certificates must have keyCertSign when keyUsage is present
@@ -189,12 +187,14 @@ def _path(
 
 
 def _eku_allows_server(leaf: x509.Certificate) -> bool:
-    """RFC 5280 §4.2.1.12: when present, the EKU must admit TLS server authentication."""
+    """RFC 5280 §4.2.1.12: when present, the EKU must admit TLS server authentication — by name:
+    OpenSSL's sslserver purpose (mbsync, offlineimap) refuses a leaf whose only EKU is
+    anyExtendedKeyUsage, and mailpin is never weaker than the tool."""
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return True
-    return any(usage in _SERVER_AUTH_OK for usage in usages)
+    return ExtendedKeyUsageOID.SERVER_AUTH in usages
 
 
 def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime) -> ChainVerdict:
