@@ -81,8 +81,16 @@ def tool_pin(verdict: Verdict, account: Account | None, observation: Observation
     return Verdict(verdict.account, Status.BLOCKED, (Finding("cert-changed", text),), verdict.warnings)
 
 
-def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days: int, now: datetime) -> Verdict:
-    """Does this live connection (made to the pinned endpoint in the pinned mode) meet the profile?"""
+def evaluate(
+    profile: Profile,
+    observation: Observation,
+    *,
+    expiry_warning_days: int,
+    now: datetime,
+    config: Account | None = None,
+) -> Verdict:
+    """Does this live connection (made to the pinned endpoint in the pinned mode) meet the profile —
+    and the certificate pin of the tool's own config (`config`, see `tool_pin`)?"""
     findings: list[Finding] = []
     leaf, chain = observation.leaf, observation.chain
 
@@ -131,7 +139,7 @@ def evaluate(profile: Profile, observation: Observation, *, expiry_warning_days:
                 f"{after} will need `mailpin accept {profile.account}`"
             )
     status = Status.BLOCKED if findings else Status.VERIFIED
-    return Verdict(profile.account, status, tuple(findings), tuple(warnings))
+    return tool_pin(Verdict(profile.account, status, tuple(findings), tuple(warnings)), config, observation)
 
 
 def failed(profile: Profile | None, account: str, error: ProbeError) -> Verdict:
@@ -228,7 +236,9 @@ def is_mailpin_tunnel(account: Account) -> bool:
     return rest == [account.key]
 
 
-def first_use(account: str, observation: Observation, *, pin_if_trusted: bool) -> Verdict:
+def first_use(
+    account: str, observation: Observation, *, pin_if_trusted: bool, config: Account | None = None
+) -> Verdict:
     """No profile yet. Like ssh's accept-new: a chain that validates for the name may be pinned
     unattended; anything else needs the user (RFC 8314 §5.3: an unvalidated certificate never
     meets a minimum level of confidentiality on its own)."""
@@ -242,7 +252,7 @@ def first_use(account: str, observation: Observation, *, pin_if_trusted: bool) -
             for reason in chain.reasons
         ]
         return Verdict(account, Status.BLOCKED, tuple(findings))
-    return Verdict(account, Status.PINNED)
+    return tool_pin(Verdict(account, Status.PINNED), config, observation)  # never pinned past the tool's own pin
 
 
 def pin_level(requested: Level | None, observation: Observation) -> Level:

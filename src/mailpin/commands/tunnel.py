@@ -80,16 +80,15 @@ def _open(verifier: Verifier, target: Target) -> Session:
         return Session(Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc), None)
     if profile is None:
         allowed = verifier.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
-        verdict = policy.tool_pin(
-            policy.first_use(target.key, observation, pin_if_trusted=allowed), account, observation
-        )
+        verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed, config=account)
         if verdict.status is Status.PINNED:
             certcheck = account.certcheck if account else True
             target, verdict = verifier.pin_first_use(target, observation, verdict, certcheck)
     else:
         days = verifier.settings.expiry_warning_days
-        verdict = policy.evaluate(profile, observation, expiry_warning_days=days, now=verifier.env.now())
-        verdict = policy.tool_pin(verdict, account, observation)
+        verdict = policy.evaluate(
+            profile, observation, expiry_warning_days=days, now=verifier.env.now(), config=account
+        )
     outcome = Outcome(target, endpoint, verdict, observation)
     if verdict.status not in (Status.VERIFIED, Status.PINNED):
         chan.close()

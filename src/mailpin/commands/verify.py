@@ -171,10 +171,11 @@ class Verifier:
                 observation = self.observe(endpoint, account)
             except ProbeError as exc:
                 return Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc)
+            expiry = self.settings.expiry_warning_days
             verdict = policy.evaluate(
-                profile, observation, expiry_warning_days=self.settings.expiry_warning_days, now=self.env.now()
+                profile, observation, expiry_warning_days=expiry, now=self.env.now(), config=account
             )
-            return Outcome(target, endpoint, policy.tool_pin(verdict, account, observation), observation)
+            return Outcome(target, endpoint, verdict, observation)
         assert account is not None  # a target has an account, a profile, or both
         skipped = nothing_to_verify(account)
         if skipped is not None:
@@ -186,9 +187,7 @@ class Verifier:
         except ProbeError as exc:
             return Outcome(target, live, policy.failed(None, target.key, exc), error=exc)
         allowed = self.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
-        verdict = policy.tool_pin(
-            policy.first_use(target.key, observation, pin_if_trusted=allowed), account, observation
-        )
+        verdict = policy.first_use(target.key, observation, pin_if_trusted=allowed, config=account)
         if verdict.status is Status.PINNED:
             if pin_first_use:
                 target, verdict = self.pin_first_use(target, observation, verdict, account.certcheck)
@@ -206,8 +205,10 @@ class Verifier:
         if profile.pinned_at == self._pinned_now.get(target.key):
             return target, verdict
         expiry = self.settings.expiry_warning_days
-        judged = policy.evaluate(profile, observation, expiry_warning_days=expiry, now=self.env.now())
-        return Target(target.key, target.account, profile), policy.tool_pin(judged, target.account, observation)
+        judged = policy.evaluate(
+            profile, observation, expiry_warning_days=expiry, now=self.env.now(), config=target.account
+        )
+        return Target(target.key, target.account, profile), judged
 
     # -- writing --------------------------------------------------------------------------------
 
