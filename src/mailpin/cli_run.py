@@ -78,9 +78,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
 def blocked_line(outcome: Outcome, held: str) -> str:
     verdict, key = outcome.verdict, outcome.target.key
     what = {Status.UNVERIFIED: "could not verify", Status.CONFIG_ERROR: "cannot verify"}.get(verdict.status, "blocked")
-    why = verdict.detail or "; ".join(verdict.warnings)
-    reasons = f" [{', '.join(verdict.reasons)}]" if verdict.reasons else ""
-    line = f"{key} {what}: {why}{reasons}"
+    line = f"{key} {what}: {verdict.why_and_reasons}"
     if outcome.target.profile is not None:
         line += f"; review: mailpin review {key}"
     return f"{line}; {held or 'nothing was sent'}"

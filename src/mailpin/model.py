@@ -250,3 +250,13 @@ class Verdict:
     @property
     def detail(self) -> str:
         return "; ".join(finding.text for finding in self.findings)
+
+    @property
+    def why(self) -> str:
+        """The findings in words, or the warnings when there is none (a config error, a skip)."""
+        return self.detail or "; ".join(self.warnings)
+
+    @property
+    def why_and_reasons(self) -> str:
+        """`why`, then the reason codes in brackets: what a block line says."""
+        return f"{self.why} [{', '.join(self.reasons)}]" if self.reasons else self.why

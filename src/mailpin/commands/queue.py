@@ -14,15 +14,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.net.replies import printable
 from mailpin.queue import SENDING, Held, Queue, QueueError
-
-if TYPE_CHECKING:
-    from mailpin.commands.verify import Outcome
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ def tool_sender(env: Env) -> Sender:
             print(f"mailpin: {problem}", file=env.stderr)
         if not decision.passed:
             announce(env, decision.outcomes, configured.notify, f"the message stays held as {held.id}")
-            why = "; ".join(_blocked(outcome) for outcome in decision.blocked)
+            why = "; ".join(f"{outcome.target.key}: {outcome.verdict.why_and_reasons}" for outcome in decision.blocked)
             return Attempt(_OUTCOMES.get(decision.exit_status, "failed"), int(decision.exit_status), why)
         announce(env, decision.outcomes, configured.notify)
         plan = enforce.plan(env, tool, held.argv, decision, configured)
@@ -186,12 +183,6 @@ def tool_sender(env: Env) -> Sender:
         return Attempt("failed", status, f"{tool.value} failed (status {status})" + (f": {last}" if last else ""))
 
     return send
-
-
-def _blocked(outcome: Outcome) -> str:
-    verdict = outcome.verdict
-    reasons = f" [{', '.join(verdict.reasons)}]" if verdict.reasons else ""
-    return f"{outcome.target.key}: {verdict.detail or '; '.join(verdict.warnings)}{reasons}"
 
 
 def _last_line(output: str) -> str:

@@ -60,7 +60,7 @@ def what_changed(outcome: Outcome) -> str:
 def body(outcome: Outcome, held: str = "") -> str:
     key = outcome.target.key
     lines = [str(outcome.endpoint) if outcome.endpoint else key]
-    lines.append(outcome.verdict.detail or "; ".join(outcome.verdict.warnings))
+    lines.append(outcome.verdict.why)
     if held:
         lines.append(held)
     lines.append(f"Review: mailpin review {key}" if outcome.target.profile else f"Pin it: mailpin init {key}")
