@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailpin import certs
 from mailpin.errors import ConfigError
+from tests.lab.pki import crafted
 from tests.lab.verdicts import EXPECTED
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -76,22 +77,10 @@ def test_unreadable_or_empty_trust_file_is_a_config_error(tmp_path, content: byt
 
 
 def _cert(sans: list[x509.GeneralName], cn: str = "ignored", eku: list[x509.ObjectIdentifier] | None = None):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=1))
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    extensions = [(x509.SubjectAlternativeName(sans), False)] if sans else []
     if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    return builder.sign(key, hashes.SHA256())
+        extensions.append((x509.ExtendedKeyUsage(eku), False))
+    return crafted(cn, ec.generate_private_key(ec.SECP256R1()), *extensions, now=NOW)
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mailpin import certs
 from tests.conftest import need
+from tests.lab.pki import crafted
 
 SERVER, CLIENT, EMAIL = (
     ExtendedKeyUsageOID.SERVER_AUTH,
@@ -32,30 +33,20 @@ NOW = datetime.datetime.now(datetime.timezone.utc)  # certificates and both veri
 
 
 def _issue(name: str, key, issuer: tuple[x509.Name, object] | None, ca: bool, eku) -> x509.Certificate:  # type: ignore[no-untyped-def]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_name, issuer_key = issuer if issuer is not None else (subject, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
+    extensions = [
+        (x509.BasicConstraints(ca=ca, path_length=None), True),
+        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+    ]
     if issuer is not None:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())  # type: ignore[attr-defined]
-        builder = builder.add_extension(aki, critical=False)
+        extensions.append((x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), False))  # type: ignore[attr-defined]
     if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
+        extensions.append((x509.KeyUsage(False, False, False, False, False, True, True, False, False), True))
     else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        extensions.append((x509.SubjectAlternativeName([x509.DNSName("localhost")]), False))
     if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+        extensions.append((x509.ExtendedKeyUsage(eku), False))
+    valid = (datetime.timedelta(days=1), datetime.timedelta(days=30))
+    return crafted(name, key, *extensions, issuer=issuer, valid=valid, now=NOW)  # type: ignore[arg-type]
 
 
 CASES = {

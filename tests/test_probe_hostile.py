@@ -178,27 +178,15 @@ def test_server_that_hangs_up_is_could_not_verify_not_an_attack(protocol, script
 
 def _malformed_san_cert(tmp_path):
     """A certificate whose subjectAltName is not valid DER (a crafted chain member)."""
-    import datetime
-
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtensionOID, NameOID
+    from cryptography.x509.oid import ExtensionOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crafted")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x82\x01"), False)
-        .sign(key, hashes.SHA256())
-    )
+    from tests.lab.pki import crafted
+
+    malformed = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x82\x01")
+    cert = crafted("crafted", ec.generate_private_key(ec.SECP256R1()), (malformed, False))
     return cert.public_bytes(serialization.Encoding.PEM)
 
 

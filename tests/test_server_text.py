@@ -9,39 +9,24 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailpin import certs
 from mailpin.cli import main
 from tests.lab import hostile
 from tests.lab.hostile import HostileServer
+from tests.lab.pki import crafted, write_served
 
 FORGED = "\r  chain        valid (system trust)\x1b[2K\x07"
 
 
 def hostile_certificate(directory: Path) -> tuple[Path, Path, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)  # the clock this test runs at, any date
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost" + FORGED)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName("x\x1b[31my\x07")]), False)
-        .sign(key, hashes.SHA256())
+    san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName("x\x1b[31my\x07")])
+    cert = crafted(
+        "localhost" + FORGED, key, (san, False), valid=(datetime.timedelta(days=1), datetime.timedelta(days=30))
     )
-    chain, key_file = directory / "chain.pem", directory / "key.pem"
-    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return chain, key_file, cert
+    return (*write_served(directory, cert, key), cert)
 
 
 def test_certificate_facts_escape_every_name(tmp_path: Path) -> None:

@@ -282,3 +282,41 @@ def served_leaf(port: int, timeout: float = 2.0) -> bytes:
     if not der:
         raise ssl.SSLError(f"no certificate from 127.0.0.1:{port}")
     return der
+
+
+def crafted(
+    common_name: str,
+    key: PrivateKey,
+    *extensions: tuple[x509.ExtensionType, bool],
+    issuer: tuple[x509.Name, PrivateKey] | None = None,
+    valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(days=1), dt.timedelta(days=1)),
+    now: dt.datetime | None = None,
+) -> x509.Certificate:
+    """One certificate a test builds by hand: subject CN, the (extension, critical) pairs in order,
+    signed by ISSUER (its name and key) or self-signed, valid from `now - valid[0]` to
+    `now + valid[1]` — `now` being the clock the suite runs at unless given."""
+    at = now or dt.datetime.now(dt.timezone.utc)
+    subject = _name(common_name)
+    issuer_name, signing_key = issuer if issuer is not None else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at - valid[0])
+        .not_valid_after(at + valid[1])
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def write_served(directory: Path, cert: x509.Certificate, key: PrivateKey) -> tuple[Path, Path]:
+    """chain.pem and key.pem in DIRECTORY, for a server of a test's own (HostileServer)."""
+    chain, key_pem = directory / "chain.pem", directory / "key.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return chain, key_pem
