@@ -34,6 +34,7 @@ from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
 from configobj.validate import ValidateError, Validator  # type: ignore[import-untyped]
 
 from mailpin.configobj_lines import LineError, configobj_lines
+from mailpin.durable import foreign
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Level, Tool
@@ -183,8 +184,6 @@ def load(env: Env) -> Settings:
     """The settings file parsed; the defaults when there is none."""
     file = path(env)
     source = str(file)
-    from mailpin.durable import foreign
-
     unfit = foreign(file, "mailpin's settings")
     if unfit:
         raise ConfigError(source, None, unfit)
