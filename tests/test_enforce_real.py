@@ -5,6 +5,7 @@ test shows both the gap and what enforcement buys."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -104,6 +105,59 @@ def test_msmtp_at_level_ca_trusts_only_the_pinned_cas(
 
 
 @pytest.mark.parametrize(
+    ("enforce", "priorities"),
+    [(True, ""), (True, "tls_priorities NORMAL:+VERS-TLS1.2\n"), (False, "")],
+    ids=["enforced", "enforced-user-priorities", "pre-flight-only"],
+)
+def test_msmtp_session_keeps_the_pinned_tls_version(
+    isolated_env: Path, shims: Path, pki, smtp_server, enforce: bool, priorities: str
+) -> None:
+    """The review's downgrade: pinned with TLS 1.3, the probe meets TLS 1.3 and msmtp's own session
+    a server that offers at most TLS 1.2, with the very certificate that was pinned. The pinned floor
+    goes to msmtp as `--tls-priorities` (on top of the user's own priority string)."""
+    need("msmtp")
+    good = pki.cert("good")
+    with (
+        serving(pki, "good", hostile.benign("smtp"), True) as evil,
+        SplitServer(smtp_server.smtps_port, evil.port) as split,
+    ):
+        evil.use_tls(good.chain_pem, good.key_pem, maximum=ssl.TLSVersion.TLSv1_2)
+        (isolated_env / ".msmtprc").write_text(
+            f"account lab\nhost localhost\nport {split.port}\ntls on\ntls_starttls off\n{priorities}"
+            f"tls_trust_file {pki.ca_pem}\nfrom alice@example.org\nauth plain\nuser test\npassword secret\n"
+        )
+        (isolated_env / ".msmtprc").chmod(0o600)
+        assert cli("init", "--yes", "msmtp:lab")[0] == 0
+        assert "TLSv1.3" in (isolated_env / ".config" / "mailpin" / "pins.conf").read_text()
+        settings(isolated_env, "msmtp:lab", enforce)
+        split.connections = 0
+        done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+        assert split.connections == 2
+        if enforce:
+            assert done.returncode != 0 and not leaked(evil) and evil.handshakes == 0, evil.received
+        else:  # the gap: msmtp alone takes TLS 1.2, and the password and the message go over it
+            assert leaked(evil), evil.received
+
+
+def test_msmtp_with_its_own_priorities_still_sends_when_the_floor_holds(
+    isolated_env: Path, shims: Path, pki, smtp_server
+) -> None:
+    """The sibling: the same user priority string, a server that keeps TLS 1.3 — the combined
+    `--tls-priorities` is a string GnuTLS takes, and the message goes out."""
+    need("msmtp")
+    (isolated_env / ".msmtprc").write_text(
+        f"account lab\nhost localhost\nport {smtp_server.smtps_port}\ntls on\ntls_starttls off\n"
+        f"tls_priorities NORMAL:+VERS-TLS1.2\ntls_trust_file {pki.ca_pem}\nfrom alice@example.org\n"
+    )
+    (isolated_env / ".msmtprc").chmod(0o600)
+    assert cli("init", "--yes", "msmtp:lab")[0] == 0
+    before = len(smtp_server.received())
+    done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+    assert done.returncode == 0, done.stderr
+    assert len(smtp_server.received()) == before + 1
+
+
+@pytest.mark.parametrize(
     ("enforce", "argv"),
     [(True, ["-a"]), (True, ["-Vc", "RC", "-a"]), (True, ["-c", "RC", "--", "lab"]), (False, ["-a"])],
     ids=["enforced", "enforced-c-in-a-cluster", "enforced-channel-after-dashes", "pre-flight-only"],
@@ -134,6 +188,19 @@ def test_mbsync_logs_in_only_on_the_verified_session(
             assert not leaked(evil) and b"key-changed" in done.stderr
         else:
             assert leaked(evil), evil.received
+
+
+def mbsyncrc(home: Path, port: int, ca: Path, ssltype: str = "IMAPS") -> Path:
+    """One IMAP account `lab` (user test) and a channel `lab` pulling its INBOX; returns the maildir."""
+    box = home / "Mail" / "lab"
+    box.mkdir(parents=True)
+    (home / ".mbsyncrc").write_text(
+        f"IMAPAccount lab\nHost localhost\nPort {port}\nUser test\nPass secret\nSSLType {ssltype}\n"
+        f"CertificateFile {ca}\nSystemCertificates no\n\nIMAPStore lab-remote\nAccount lab\n\n"
+        f"MaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
+        "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+    )
+    return box
 
 
 def offlineimaprc(home: Path, port: int) -> None:
@@ -220,14 +287,7 @@ def test_with_enforcement_no_tool_logs_in_on_a_hostile_starttls_session(
             argv, stdin = ["msmtp", "-a", "lab", "-t"], MESSAGE
             assert cli("init", "--yes", key)[0] == 0
         elif tool_name == "mbsync":
-            box = isolated_env / "Mail" / "lab"
-            box.mkdir(parents=True)
-            (isolated_env / ".mbsyncrc").write_text(
-                f"IMAPAccount lab\nHost localhost\nPort {split.port}\nUser test\nPass secret\nSSLType STARTTLS\n"
-                f"CertificateFile {pki.ca_pem}\nSystemCertificates no\n\nIMAPStore lab-remote\nAccount lab\n\n"
-                f"MaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
-                "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
-            )
+            mbsyncrc(isolated_env, split.port, pki.ca_pem, "STARTTLS")
             argv, stdin = ["mbsync", "-a"], b""
             assert cli("init", "--yes", key)[0] == 0
         else:

@@ -11,7 +11,11 @@ lesson 3). Each tool offers a way to close that gap, used here without touching 
 - msmtp: its own TLS is kept and narrowed to what was just verified — at level leaf or key the exact
   certificate (`--tls-fingerprint`), at level ca a trust file holding only the pinned CA certificates
   (`--tls-trust-file`), so a load balancer's other certificates from the same CA still pass; plus the
-  pinned mode and port. At level pkix msmtp's own checks stand (any trusted CA, as pinned).
+  pinned mode, port and TLS version floor (`--tls-priorities`), and the verified account by name
+  (`--account`). At level pkix msmtp's own checks stand (any trusted CA, as pinned).
+
+Every tool gets the config bytes this run verified (in-memory files: mbsync and offlineimap `-c`,
+msmtp `--file`), and the tunnel reads its account from the same bytes: one read per run.
   (A relay for msmtp would need mailpin to stay alive beside it; the flags keep `exec`, and with it
   msmtp's own exit status and signals.)
 
@@ -24,13 +28,16 @@ import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailpin.model import Account, Level, Mode, Observation, Profile, Status, Tool
 
 if TYPE_CHECKING:
     from mailpin.commands.run import Decision
+    from mailpin.commands.verify import Outcome
+    from mailpin.configs.mbsync import MbsyncConfig
+    from mailpin.configs.msmtp import MsmtpConfig
+    from mailpin.configs.offlineimap import OfflineimapConfig
     from mailpin.env import Env
     from mailpin.settings import Settings
 
@@ -50,10 +57,12 @@ class Plan:
 
 def _memory_file(name: str, data: bytes) -> int:
     """An in-memory file that survives exec (no close-on-exec), readable as /proc/self/fd/N, and
-    sealed: nothing the tool starts (a Tunnel, a PassCmd) can change it afterwards."""
+    sealed: nothing the tool starts (a Tunnel, a PassCmd) can change it afterwards. Mode 0600: msmtp
+    refuses a config with secrets that others could read (conf.c get_conf, check_secure)."""
     import fcntl
 
     fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+    os.fchmod(fd, 0o600)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -64,10 +73,12 @@ def _memory_file(name: str, data: bytes) -> int:
 
 def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configured: Settings) -> Plan:
     """The tool's arguments with the additions that hold its own session to the profile, for the
-    accounts this run verified (and whose enforcement the settings leave on)."""
-    import sys
+    accounts this run verified (and whose enforcement the settings leave on).
 
-    from mailpin.configs.discover import reader
+    One read: the tool is handed the config bytes this run verified (`decision.config`), as an
+    in-memory file, never the file again — an edit between the check and the tool's own read
+    (a dotfile sync, an attacker racing the run) cannot change what the tool does."""
+    import sys
 
     if not available():
         return Plan(list(argv))  # no in-memory files here (macOS): the pre-flight check alone
@@ -76,56 +87,64 @@ def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configur
         if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
         and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
     ]  # fmt: skip
-    if not held:
-        return Plan(list(argv))
+    config = decision.config
     if tool is Tool.MSMTP:
-        outcome = held[0]
-        assert outcome.observation is not None
-        return msmtp(argv, decision.profiles[outcome.target.key], outcome.observation, env.environ)
+        outcome = held[0] if held else None
+        profile = decision.profiles[outcome.target.key] if outcome is not None else None
+        return msmtp(argv, config, outcome, profile, env.environ)
     from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
 
+    if config is None or not config.found:
+        return Plan(list(argv))  # no config file: the tool refuses to run, nothing to hand over
     accounts = [o.target.account for o in held if o.target.account is not None]
-    paths = reader(tool).config_paths(argv, env)
     mailpin = this_mailpin(sys.argv[0], sys.executable)
     if tool is Tool.MBSYNC:
-        return mbsync(argv, accounts, paths[0], mailpin) if paths else Plan(list(argv))
-    return offlineimap(argv, accounts, mailpin, paths[0] if paths else None)
+        return mbsync(argv, accounts, config, mailpin)
+    return offlineimap(argv, accounts, config, mailpin)
 
 
 def available() -> bool:
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
-def _tunnel_command(mailpin: Sequence[str], key: str, config: Path | None = None) -> str:
-    where = ["--config", str(config)] if config is not None else []  # the user's file: its trust settings
-    return shlex.join([*mailpin, "tunnel", *where, key])
+def _tunnel_command(mailpin: Sequence[str], key: str, config: str) -> str:
+    # The tunnel reads the account's trust settings from the bytes verified here, not the file again.
+    return shlex.join([*mailpin, "tunnel", "--config", config, key])
 
 
-def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: Path, mailpin: Sequence[str]) -> Plan:
-    """A private copy of `config` in which each enforced account connects through `mailpin tunnel`."""
+def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
+    """The verified bytes as a path any descendant of the tool can open: /proc/PID/fd/N of this
+    process, which becomes the tool (exec keeps the pid and the descriptor). Not /proc/self: the
+    tunnel runs as a child of the tool, and offlineimap closes inherited descriptors (close_fds)."""
+    fd = _memory_file(name, data)
+    plan.keep_fds.append(fd)
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: MbsyncConfig, mailpin: Sequence[str]) -> Plan:
+    """mbsync's config as verified, handed over in memory; in it each enforced account connects
+    through `mailpin tunnel`."""
     from mailpin.configs import mbsync_argv
-    from mailpin.errors import ConfigError
 
-    try:
-        lines = config.read_bytes().decode("utf-8", "surrogateescape").split("\n")
-    except OSError as exc:
-        raise ConfigError(str(config), None, f"cannot read: {exc.strerror or exc}") from None
     plan = Plan([])
+    lines = config.data.decode("utf-8", "surrogateescape").split("\n")
     starts: dict[int, str] = {}
     for account in accounts:
         where, _, line = account.source.rpartition(":")
-        if line.isdigit() and where == str(config):
+        if line.isdigit() and where == config.source:
             starts[int(line)] = account.key
+    verified = _verified_copy(plan, "mailpin-mbsyncrc-verified", config.data) if starts else ""
     out: list[str] = []
     section: str | None = None
 
     def close() -> None:
         # Last in the section: mbsync keeps the last value of a keyword, whatever came before.
         assert section is not None
-        command = _tunnel_command(mailpin, section, config).replace("\\", "\\\\").replace('"', '\\"')
+        command = _tunnel_command(mailpin, section, verified).replace("\\", "\\\\").replace('"', '\\"')
         out.extend([f'Tunnel "{command}"', "SSLType None"])  # TLS is the tunnel's: none inside it
         plan.how[section] = "tunnel"
 
+    # Line numbers and text are of the same read: the accounts' lines are where they were verified.
     for number, line in enumerate(lines, start=1):
         if number in starts:
             if section is not None:
@@ -150,17 +169,24 @@ def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: Path, mailp
     return plan
 
 
-def offlineimap(argv: Sequence[str], accounts: Sequence[Account], mailpin: Sequence[str], config: Path | None) -> Plan:
-    plan = Plan(list(argv))
-    extra: list[str] = []
+def offlineimap(
+    argv: Sequence[str], accounts: Sequence[Account], config: OfflineimapConfig, mailpin: Sequence[str]
+) -> Plan:
+    """offlineimap's config as verified, in memory (`-c`), and each enforced account's transport
+    through `mailpin tunnel` (`-k`)."""
+    plan = Plan([])
+    verified = _verified_copy(plan, "mailpin-offlineimaprc", config.data)
+    # offlineimap takes the last -c; -k edits apply after the file is read, in order, so no -k of the
+    # user's undoes these.
+    extra = ["-c", verified]
     for account in accounts:
         if not offlineimap_can_tunnel(account) or account.remote is None:
             continue
         section = "Repository_" + account.remote.replace(" ", "_")
-        extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, config)}"]
+        extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, verified)}"]
         extra += ["-k", f"{section}:ssl=no", "-k", f"{section}:starttls=no"]  # the tunnel's TLS, none inside
         plan.how[account.key] = "tunnel"
-    plan.argv = [*argv, *extra]  # last: offlineimap applies -k in order, so no -k of the user's undoes these
+    plan.argv = [*argv, *extra]
     return plan
 
 
@@ -170,10 +196,66 @@ def offlineimap_can_tunnel(account: Account) -> bool:
     return account.remote is not None and not set(account.remote) & set("_=:")
 
 
-def msmtp(argv: Sequence[str], profile: Profile, observation: Observation, environ: Mapping[str, str]) -> Plan:
+# GnuTLS priority-string names of the versions below each pinned floor (model.TLS_VERSIONS order).
+_GNUTLS_VERSIONS = {"SSLv3": "SSL3.0", "TLSv1": "TLS1.0", "TLSv1.1": "TLS1.1", "TLSv1.2": "TLS1.2", "TLSv1.3": "TLS1.3"}
+
+
+def msmtp_priorities(account: Account, floor: str) -> str | None:
+    """msmtp's `--tls-priorities`: the account's own priority string (GnuTLS's default, NORMAL, when
+    it has none) with every TLS version below the pinned floor taken out — the last word in a GnuTLS
+    priority string wins, so the user's string keeps everything else it says (RFC 8314 §5.2: never
+    less than what was set up). None when the floor is unknown: nothing to take out."""
+    from mailpin.model import TLS_VERSIONS, tls_rank
+
+    rank = tls_rank(floor)
+    if rank <= 0:
+        return None
+    below = [f"-VERS-{_GNUTLS_VERSIONS[version]}" for version in TLS_VERSIONS[:rank]]
+    return ":".join([account.tls_priorities or "NORMAL", *below])
+
+
+def msmtp(
+    argv: Sequence[str],
+    config: MsmtpConfig | None,
+    outcome: Outcome | None,
+    profile: Profile | None,
+    environ: Mapping[str, str],
+) -> Plan:
+    from mailpin.configs.msmtp_argv import CLI, options_end
+
+    plan = Plan([])
+    flags: list[str] = []
+    if config is not None and config.user_file is not None:
+        # msmtp reads the user file given last with -C; /etc/msmtprc it reads itself (it has no option
+        # to skip it), so only the user's file is handed over.
+        fd = _memory_file("mailpin-msmtprc", config.user_file[1])
+        plan.keep_fds.append(fd)
+        flags.append(f"--file=/proc/self/fd/{fd}")
+    if outcome is not None and profile is not None:
+        account, observation = outcome.target.account, outcome.observation
+        assert account is not None and observation is not None
+        if not account.source.startswith((CLI, "environment")):
+            # Name the verified account: should msmtp's own choice ever differ from mailpin's reading
+            # of its -f / From: matching, msmtp still sends through the account that was verified.
+            # msmtp.c: -a skips the envelope-from match; -f / --read-envelope-from still set the
+            # envelope sender (override_account), so nothing else changes.
+            flags.append(f"--account={account.name}")
+        flags += _msmtp_session(account, profile, observation, plan)
+    # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
+    # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
+    # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
+    at = options_end(argv, posix="POSIXLY_CORRECT" in environ)
+    plan.argv = [*argv[:at], *flags, *argv[at:]]
+    return plan
+
+
+def _msmtp_session(account: Account, profile: Profile, observation: Observation, plan: Plan) -> list[str]:
+    """msmtp's own TLS held to the profile: mode, port, TLS version floor, and the certificate or CAs."""
     flags = ["--tls=on", f"--tls-starttls={'on' if profile.mode is Mode.STARTTLS else 'off'}", "--tls-certcheck=on"]
     flags.append(f"--port={profile.port}")
-    plan = Plan([])
+    priorities = msmtp_priorities(account, profile.tls_version)
+    if priorities is not None:
+        flags.append(f"--tls-priorities={priorities}")
     if profile.level in (Level.LEAF, Level.KEY):
         # The exact certificate this run verified (msmtp: SHA-256 of the DER, colon hex).
         flags.append(f"--tls-fingerprint={observation.leaf.sha256_colon}")
@@ -191,14 +273,7 @@ def msmtp(argv: Sequence[str], profile: Profile, observation: Observation, envir
             plan.how[profile.account] = "pinned CA"
     else:
         plan.how[profile.account] = "mode"
-    # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
-    # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
-    # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
-    from mailpin.configs.msmtp_argv import options_end
-
-    at = options_end(argv, posix="POSIXLY_CORRECT" in environ)
-    plan.argv = [*argv[:at], *flags, *argv[at:]]
-    return plan
+    return flags
 
 
 def _pem(der: bytes) -> str:

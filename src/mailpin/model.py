@@ -151,6 +151,7 @@ class Account:
     pin_options: tuple[tuple[str, str], ...] = ()  # pin-relevant options as written: (option, value)
     notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
     remote: str | None = None  # the tool's own name for the server side (offlineimap's remote repository)
+    tls_priorities: str | None = None  # msmtp `tls_priorities` (a GnuTLS priority string), as written
 
     @property
     def key(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailpin.commands.check import overall
 from mailpin.commands.verify import Outcome, Target, Verifier
@@ -29,6 +30,9 @@ class Decision:
     message: bytes | None  # what was read from stdin, to replay (or to hold)
     audit_problems: tuple[str, ...] = ()
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # after this run's first-use pins
+    # The tool's config as read for this decision (configs/TOOL.py `load`): the tool is handed these
+    # very bytes (enforce.py), so a change to the file after it was verified has no effect on this run.
+    config: Any = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -73,4 +77,4 @@ def decide(
     targets = [Target(account.key, account, verifier.profiles.get(account.key)) for account in accounts]
     outcomes = verifier.verify_all(targets, pin_first_use=True)
     problems = tuple(verifier.audit_problems)
-    return Decision(tool, tuple(argv), tuple(outcomes), message, problems, dict(verifier.profiles))
+    return Decision(tool, tuple(argv), tuple(outcomes), message, problems, dict(verifier.profiles), config)

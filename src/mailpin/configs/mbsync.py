@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailpin.configs import mbsync_argv
@@ -80,6 +80,7 @@ class MbsyncConfig:
     # it refuses the config when one is unreadable. (keyword, line, expanded path), checked by load().
     local_files: tuple[tuple[str, int, str], ...] = ()
     found: bool = True  # False: no config file at all (mbsync itself would refuse to run)
+    data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what mbsync is handed
 
 
 # --- IMAPAccount and IMAPStore: drv_imap.c imap_parse_store() --------------------------------------------
@@ -342,7 +343,7 @@ def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
         data = paths[0].read_bytes()
     except OSError as exc:
         raise ConfigError(str(paths[0]), None, f"cannot read this mbsync config file: {exc.strerror}") from None
-    config = parse(data.decode("utf-8", "surrogateescape"), str(paths[0]), str(env.home))
+    config = replace(parse(data.decode("utf-8", "surrogateescape"), str(paths[0]), str(env.home)), data=data)
     for keyword, line, file in config.local_files:
         # drv_imap.c checks access(R_OK) while reading the config and refuses the config otherwise.
         if not os.access(file, os.R_OK):

@@ -57,6 +57,9 @@ class MsmtpConfig:
     home: str = ""  # $HOME, for `~` in command-line file names
     email: str | None = None  # $EMAIL and $SMTPSERVER: msmtp's last resort when no "default" exists
     smtpserver: str | None = None
+    # The user file exactly as read (path, bytes): what `mailpin run` hands to msmtp as `-C`, so that
+    # msmtp reads the very bytes that were verified (issue 17: one read).
+    user_file: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def default(self) -> Account | None:
@@ -210,6 +213,7 @@ def to_account(s: Settings, home: str) -> Account:
         froms=(v["from"],) if v.get("from") else (),
         pin_options=tuple((key, v[key]) for key in _PINS if key in s.explicit),
         notes=tuple(notes),
+        tls_priorities=v.get("tls_priorities") or None,  # empty: GnuTLS's default, as unset
     )
 
 
@@ -233,6 +237,7 @@ def config_paths(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) ->
 def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpConfig:
     explicit = msmtp_argv.parse_argv(argv).file
     config = MsmtpConfig(home=str(env.home))
+    user: tuple[str, bytes] | None = None
     for path in config_paths(argv, env, system):
         try:
             data = path.read_bytes()
@@ -241,7 +246,12 @@ def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpCo
                 raise ConfigError(str(path), None, f"cannot read msmtp's config: {error.strerror}") from None
             continue  # msmtp skips a system or user file it cannot read
         config = config.merged_with(parse(data.decode("utf-8", "surrogateescape"), str(path), str(env.home)))
-    return replace(config, home=str(env.home), email=env.environ.get("EMAIL"), smtpserver=env.environ.get("SMTPSERVER"))
+        if path != system:
+            user = (str(path), data)
+    return replace(
+        config, home=str(env.home), email=env.environ.get("EMAIL"), smtpserver=env.environ.get("SMTPSERVER"),
+        user_file=user,
+    )  # fmt: skip
 
 
 def needs_message(argv: Sequence[str]) -> bool:

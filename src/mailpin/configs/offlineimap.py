@@ -17,7 +17,7 @@ import optparse
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +41,7 @@ class OfflineimapConfig:
     home: str = ""
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     cwd: str | None = None  # relative sslcacertfile paths are relative to offlineimap's working directory
+    data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what offlineimap is handed
 
 
 # --- reading: configparser, plus the line each section and option came from -------------------------
@@ -330,7 +331,7 @@ def load(argv: Sequence[str], env: Env) -> OfflineimapConfig:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(str(path), line, f"not UTF-8 text (byte {data[exc.start]:#04x})") from None
-    return parse(text, str(path), str(env.home), environ=env.environ, cwd=os.getcwd())
+    return replace(parse(text, str(path), str(env.home), environ=env.environ, cwd=os.getcwd()), data=data)
 
 
 def needs_message(argv: Sequence[str]) -> bool:
