@@ -46,7 +46,7 @@ class AuditLog:
         if when.tzinfo is None:
             raise ValueError(f"naive datetime {when!r}: audit times are UTC")
         entry = {"time": when.astimezone(timezone.utc).isoformat(), "event": event, "account": account, **fields}
-        text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+        text = _shown_safely(json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False)) + "\n"
         # A lone surrogate (a name read with surrogateescape) cannot be UTF-8: written as the JSON
         # escape `\udcxx` it reads back as the same string.
         data = text.encode("utf-8", "backslashreplace")
@@ -86,6 +86,13 @@ class AuditLog:
             if isinstance(entry, dict) and (account is None or entry.get("account") == account):
                 found.append(entry)
         return found
+
+
+def _shown_safely(text: str) -> str:
+    """JSON text a person can `tail` on a terminal: json escapes C0 controls already, but not C1
+    controls (CSI) or bidi overrides, which a server can put into a certificate name. Those become
+    JSON escapes, which read back as the same string."""
+    return "".join(char if char.isprintable() else json.dumps(char)[1:-1] for char in text)
 
 
 def _why(error: OSError, path: Path) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mailpin.env import Env
 from mailpin.errors import ConfigError, MailpinError
 from mailpin.model import Status, Tool
+from mailpin.net.replies import printable
 
 if TYPE_CHECKING:
     from mailpin.commands.run import Decision
@@ -58,7 +59,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             for outcome in decision.outcomes:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
-                        print(f"mailpin: {outcome.target.key}: {warning}", file=env.stderr)
+                        print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
         from mailpin import enforce
 
         plan = enforce.plan(env, tool, argv, decision, configured)
@@ -81,7 +82,8 @@ def blocked_line(outcome: Outcome, held: str) -> str:
     line = f"{key} {what}: {verdict.why_and_reasons}"
     if outcome.target.profile is not None:
         line += f"; review: mailpin review {key}"
-    return f"{line}; {held or 'nothing was sent'}"
+    line = f"{line}; {held or 'nothing was sent'}"
+    return printable(line, limit=len(line) * 6 + 1)  # one line on a terminal, whatever a server put in it
 
 
 RETRY_WAIT = 30.0  # seconds a mail program's retry of a held message waits for a running flush

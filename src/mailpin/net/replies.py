@@ -26,6 +26,13 @@ def printable(text: str, limit: int = 200) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
 
 
+def printable_lines(text: str) -> str:
+    """Text for a person that keeps its line breaks: every other character a terminal, a notification
+    server or a mail reader could act on (ESC, BEL, CR, C1 controls such as CSI, bidi overrides) is
+    escaped — the last guard at each place a block is told, whatever a server got into it."""
+    return "\n".join(printable(line, limit=len(line) * 6 + 1) for line in text.split("\n"))
+
+
 # --- SMTP (RFC 5321 §4.2) -------------------------------------------------------------------
 
 _SMTP_LINE = re.compile(rb"([2-5][0-5][0-9])([ -]|$)(.*)", re.DOTALL)

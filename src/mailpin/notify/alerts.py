@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mailpin.env import Env
 from mailpin.model import Status
+from mailpin.net.replies import printable, printable_lines
 
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
@@ -64,7 +65,7 @@ def body(outcome: Outcome, held: str = "") -> str:
     if held:
         lines.append(held)
     lines.append(f"Review: mailpin review {key}" if outcome.target.profile else f"Pin it: mailpin init {key}")
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))
 
 
 def announce(env: Env, outcomes: Sequence[Outcome], settings: Notify, held: str = "") -> list[str]:
@@ -108,7 +109,7 @@ def _desktop(env: Env, news: Sequence[Outcome], held: str) -> list[tuple[str, st
         if left <= 0.05:
             break
         note = Note(
-            summary=f"{outcome.target.key}: {what_changed(outcome)}",
+            summary=printable(f"{outcome.target.key}: {what_changed(outcome)}", 400),
             body=body(outcome, held),
             critical=outcome.verdict.status is Status.BLOCKED,
         )
