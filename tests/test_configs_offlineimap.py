@@ -57,6 +57,8 @@ EXPECTED: dict[str, dict[str, tuple[str | None, int | None, Mode, str | None]]] 
     "evals.conf": {"dyn": (None, None, I, CA)},
     "tunnel.conf": {"tunneled": (None, None, N, None)},
     "tls-level.conf": {"strict": ("imap.strict.example", 993, I, CA)},
+    "dormant-broken-account.conf": {"main": ("imap.main.example", 993, I, CA)},
+    "mbnames-complete.conf": {"main": ("imap.main.example", 993, I, CA)},
     "several-accounts.conf": {
         "home": ("imap.home.example", 993, I, CA),
         "office": ("imap.office.example", 1993, I, CA),
@@ -70,6 +72,7 @@ BROKEN = {
     "broken-interpolation.conf": (14, "[Repository work-remote] remotehost: %(domain)s"),
     "broken-no-trust.conf": (13, "neither sslcacertfile nor cert_fingerprint"),
     "broken-bad-boolean.conf": (17, "'maybe' is not a boolean"),
+    "broken-mbnames-empty.conf": (22, "[mbnames] lacks peritem, header, sep, footer, filename"),
 }
 
 
@@ -98,6 +101,38 @@ def test_corpus_broken(name: str) -> None:
     assert caught.value.line == line
     assert words in caught.value.problem
     assert str(caught.value).startswith(f"{CORPUS / name}:{line}: ")
+
+
+def test_an_account_offlineimap_never_syncs_is_told_not_an_error() -> None:
+    config = corpus("dormant-broken-account.conf")
+    assert not config.problems
+    ((name, problem),) = config.dormant
+    assert name == "old" and problem.line == 12 and "remoterepository gone" in problem.problem
+    assert "offlineimap reads it only for `-a old`" in problem.problem
+    assert [a.name for a in oi.select(config, ["-o"])] == ["main"]
+    with pytest.raises(ConfigError, match="remoterepository gone"):
+        oi.select(config, ["-o", "-a", "old"])  # named: offlineimap would fail on it, and so does mailpin
+
+
+def test_accounts_and_check_tell_a_dormant_problem_and_exit_by_the_rest(isolated_env: Path) -> None:
+    from tests.test_pins_real import cli
+
+    text = (CORPUS / "dormant-broken-account.conf").read_text()
+    (isolated_env / ".offlineimaprc").write_text(text.replace("imap.main.example", "localhost\nremoteport = 9"))
+    code, out, err = cli("accounts")
+    assert code == 0 and "note: " in out and "`-a old`" in out and not err, out + err
+    code, out, err = cli("check")
+    assert code == 75 and "old" not in out + err  # unreachable "main" decides; "old" is no error
+
+
+def test_an_incomplete_mbnames_section_is_refused_also_in_discovery() -> None:
+    config = corpus("broken-mbnames-empty.conf")
+    ((where, problem),) = config.problems
+    assert where == "[mbnames]" and problem.line == 22
+    # -k can complete the section: offlineimap applies it before reading [mbnames], and so does mailpin.
+    edits = [f"mbnames:{option}=x" for option in ("peritem", "header", "sep", "footer", "filename")]
+    argv = ["-o", *(arg for edit in edits for arg in ("-k", edit))]
+    assert [a.name for a in oi.select(config, argv)] == ["main"]
 
 
 def test_details_of_trust_and_notes() -> None:
@@ -410,3 +445,14 @@ def test_real_offlineimap_fails_on_broken_corpus(lab: Lab, name: str) -> None:
         argv = argv[:-2]  # offlineimap dies reading the file, before -k
     result = lab.run(argv, timeout=20)
     assert result.returncode != 0 or "ERROR" in result.stdout + result.stderr, result.stdout + result.stderr
+    if name in TOOL_SAYS:  # the tool's own reason, which mailpin's message quotes
+        assert TOOL_SAYS[name] in result.stdout + result.stderr and TOOL_SAYS[name] in refusal(name)
+
+
+TOOL_SAYS = {"broken-mbnames-empty.conf": "No option 'peritem' in section: 'mbnames'"}
+
+
+def refusal(name: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        oi.select(corpus(name), ["-o"])
+    return str(caught.value)

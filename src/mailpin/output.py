@@ -154,6 +154,7 @@ def accounts_json(result: AccountsResult) -> dict[str, Any]:
         "version": JSON_VERSION,
         "accounts": [pinned(account) for account in result.accounts],
         "errors": [str(error) for error in result.errors],
+        "notes": [str(problem) for problem in result.dormant],
     }
     if result.invocation is not None:
         data["invocation"] = list(result.invocation)
@@ -181,6 +182,7 @@ def accounts_text(result: AccountsResult) -> str:
         pad = " " * (width + 2)
         lines += [f"{pad}set in the config: {option} {value}" for option, value in account.pin_options]
         lines += [f"{pad}note: {note}" for note in account.notes]
+    lines += [f"note: {problem}" for problem in result.dormant]
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ class AccountsResult:
     invocation: tuple[str, ...] | None = None  # the tool argv, for --for
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # pin state, by account key
     enforcement: Mapping[str, str] = field(default_factory=dict)  # how `mailpin run` holds the tool's session
+    dormant: tuple[ConfigError, ...] = ()  # broken sections the tool reads only when named: told, not errors
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -31,9 +32,8 @@ def run(env: Env, tool: str | None, argv: Sequence[str]) -> AccountsResult:
     configured = settings.load(env)
     if tool is None:
         found = discover(env)
-        return AccountsResult(
-            found.accounts, found.errors, None, profiles, _enforcement(found.accounts, profiles, configured)
-        )
+        how = _enforcement(found.accounts, profiles, configured)
+        return AccountsResult(found.accounts, found.errors, None, profiles, how, found.dormant)
     which = Tool(tool)
     accounts = tuple(for_invocation(which, argv, env, env.read_stdin_bytes))
     return AccountsResult(accounts, (), (which.value, *argv), profiles, _enforcement(accounts, profiles, configured))

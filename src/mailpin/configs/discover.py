@@ -21,12 +21,14 @@ def reader(tool: Tool) -> Any:
 class Discovery:
     accounts: tuple[Account, ...]
     errors: tuple[ConfigError, ...]  # one per broken config; the other tools' accounts still count
+    dormant: tuple[ConfigError, ...] = ()  # problems of sections the tool reads only when named (told, not errors)
 
 
 def discover(env: Env, tools: Sequence[Tool] = tuple(Tool)) -> Discovery:
     """Every account in the configs each tool would read by default (no command-line overrides)."""
     accounts: list[Account] = []
     errors: list[ConfigError] = []
+    dormant: list[ConfigError] = []
     for tool in tools:
         try:
             config = reader(tool).load([], env)
@@ -36,7 +38,8 @@ def discover(env: Env, tools: Sequence[Tool] = tuple(Tool)) -> Discovery:
         accounts.extend(config.accounts)
         # Accounts the tool itself would refuse (the rest of the file still works for it).
         errors.extend(problem for _, problem in getattr(config, "problems", ()))
-    return Discovery(tuple(accounts), tuple(errors))
+        dormant.extend(problem for _, problem in getattr(config, "dormant", ()))
+    return Discovery(tuple(accounts), tuple(errors), tuple(dormant))
 
 
 def for_invocation(tool: Tool, argv: Sequence[str], env: Env, read_message: Callable[[], bytes]) -> list[Account]:

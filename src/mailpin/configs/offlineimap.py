@@ -36,6 +36,9 @@ class OfflineimapConfig:
     source: str  # the file read (when none was found: the one offlineimap would have complained about)
     general_accounts: str | None = None  # `[general] accounts` as offlineimap reads it
     problems: tuple[tuple[str, ConfigError], ...] = ()  # (account, why offlineimap would fail on it)
+    # Problems of [Account X] sections that [general] accounts leaves out: offlineimap reads them only
+    # for `-a X`, so they are told, never errors (a `mailpin run offlineimap -a X` still refuses them).
+    dormant: tuple[tuple[str, ConfigError], ...] = ()
     found: bool = True  # False: no config file at all (offlineimap itself would abort)
     text: str = ""  # select() replays the command line on a fresh parser of this text, as offlineimap does
     home: str = ""
@@ -292,7 +295,37 @@ def parse(
         general = cfg.get("general", "accounts")
     except ConfigError as exc:
         general, problems = None, (*problems, ("[general]", exc))
-    return OfflineimapConfig(tuple(accounts), source, general, problems, True, text, home, ctx.environ, cwd)
+    synced = {name.lstrip() for name in general.split(",")} if general is not None else set()
+    dormant = tuple(
+        (name, ConfigError(exc.source, exc.line, f"{exc.problem} (not in [general] accounts: offlineimap reads it only "
+                           f"for `-a {name}`)"))
+        for name, exc in problems if name != "[general]" and name not in synced
+    )  # fmt: skip
+    problems = tuple(problem for problem in problems if problem[0] == "[general]" or problem[0] in synced)
+    mbnames = _mbnames_problem(cfg)
+    if mbnames is not None:
+        problems = (*problems, ("[mbnames]", mbnames))
+    return OfflineimapConfig(
+        tuple(accounts), source, general, problems, dormant=dormant, text=text, home=home, environ=ctx.environ, cwd=cwd
+    )
+
+
+# mbnames.py `MBNames.__init__`: when the section exists at all (even with `enabled = no`), each of
+# these is read with config.get, and a missing one stops offlineimap before it syncs anything.
+_MBNAMES_NEEDS = ("peritem", "header", "sep", "footer", "filename")
+
+
+def _mbnames_problem(cfg: _Parsed) -> ConfigError | None:
+    if not cfg.parser.has_section("mbnames"):
+        return None
+    missing = [option for option in _MBNAMES_NEEDS if not cfg.parser.has_option("mbnames", option)]
+    if not missing:
+        return None
+    return cfg.error(
+        "mbnames", "", f"[mbnames] lacks {', '.join(missing)}: offlineimap stops before syncing when the section "
+        f"lacks any of {', '.join(_MBNAMES_NEEDS)}, even with enabled = no (\"No option '{missing[0]}' in section: "
+        "'mbnames'\"); add them or remove the section",
+    )  # fmt: skip
 
 
 def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
@@ -359,6 +392,10 @@ def select(config: OfflineimapConfig, argv: Sequence[str], message: bytes | None
     if not opts.diagnostics and (opts.migrate_fmd5 or opts.mbnames_prune):
         return []  # init.run: these read only local state
     names = _active(cfg, opts)
+    if not opts.diagnostics and not opts.deletefolder:
+        problem = _mbnames_problem(cfg)  # init.py __sync: mbnames.init before the first connection
+        if problem is not None:
+            raise problem
     if not opts.diagnostics and opts.deletefolder:
         if len(names) != 1:
             raise ConfigError(config.source, None, "--delete-folder needs exactly one account (offlineimap -a NAME)")
