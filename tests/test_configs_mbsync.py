@@ -215,6 +215,31 @@ def test_config_paths_follow_the_installed_isync(isolated_env: Path, tmp_path: P
     assert mbsync.config_paths(["-c", "/missing", "-a"], env) == [Path("/missing")]
 
 
+def test_the_installed_version_is_asked_once_per_binary(isolated_env: Path, tmp_path: Path) -> None:
+    """`mbsync --version` runs once; the answer is kept per binary identity, so an upgrade is asked
+    again, and a cache file that is not the user's own (or not JSON) is asked around."""
+    from mailpin.configs.tool_version import installed
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    asked = tmp_path / "asked"
+    (fake / "mbsync").write_text(f"#!/bin/sh\necho x >> {asked}\necho isync 1.4.4\n")
+    (fake / "mbsync").chmod(0o755)
+    env = make_env(isolated_env, PATH=str(fake))
+    assert installed("mbsync", env) == (1, 4) and installed("mbsync", env) == (1, 4)
+    assert asked.read_text().count("x") == 1
+    (fake / "mbsync").write_text(f"#!/bin/sh\necho x >> {asked}\necho isync 1.5.1, upgraded\n")
+    assert installed("mbsync", env) == (1, 5)
+    assert asked.read_text().count("x") == 2
+    cache = isolated_env / ".cache" / "mailpin" / "versions.json"
+    cache.chmod(0o666)  # others could plant a version: not trusted
+    assert installed("mbsync", env) == (1, 5) and asked.read_text().count("x") == 3
+    cache.write_text("not json")
+    cache.chmod(0o600)
+    assert installed("mbsync", env) == (1, 5) and asked.read_text().count("x") == 4
+    assert installed("mbsync", make_env(isolated_env, PATH=str(tmp_path / "none"))) is None
+
+
 def test_load(isolated_env: Path, tmp_path: Path) -> None:
     env = make_env(isolated_env)
     empty = mbsync.load(["-a"], env)

@@ -11,10 +11,7 @@ and the options that decide nothing about a connection are read by `mbsync_synta
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -311,28 +308,16 @@ def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
     if explicit is not None:
         return [Path(explicit)]
     xdg, legacy = env.config_home / "isyncrc", env.home / ".mbsyncrc"
-    candidates = (xdg, legacy) if xdg.is_file() and _reads_xdg_config(env.environ.get("PATH")) else (legacy,)
+    candidates = (xdg, legacy) if xdg.is_file() and _reads_xdg_config(env) else (legacy,)
     return [path for path in candidates if path.is_file()][:1]
 
 
-@functools.lru_cache(maxsize=4)
-def _reads_xdg_config(search_path: str | None) -> bool:
+def _reads_xdg_config(env: Env) -> bool:
     """Does the mbsync on PATH read `$XDG_CONFIG_HOME/isyncrc` (isync ≥ 1.5)? Unknown: assume it does."""
-    from mailpin.errors import ConfigError
-    from mailpin.wrap import find_tool
+    from mailpin.configs.tool_version import installed
 
-    try:
-        # The real mbsync: through mailpin's own shim, `mbsync --version` would be `mailpin run
-        # mbsync --version`, which reads this config again, and so on without end.
-        binary = find_tool("mbsync", {"PATH": search_path or os.defpath})
-    except ConfigError:
-        return True
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return True
-    match = re.search(r"isync (\d+)\.(\d+)", out)
-    return match is None or (int(match.group(1)), int(match.group(2))) >= (1, 5)
+    version = installed("mbsync", env)
+    return version is None or version >= (1, 5)
 
 
 def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
