@@ -91,7 +91,8 @@ def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configur
     if tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
-        return msmtp(argv, config, outcome, profile, env.environ)
+        # --version, --help, --configure use no account: msmtp would print the in-memory file's name.
+        return msmtp(argv, config if decision.outcomes else None, outcome, profile, env.environ)
     from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
 
     if config is None or not config.found:
