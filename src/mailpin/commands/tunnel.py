@@ -73,8 +73,10 @@ def _open(verifier: Verifier, target: Target) -> Session:
         return Session(Outcome(target, None, Verdict(target.key, Status.BLOCKED, warnings=(note,))), None)
     judge = verifier.judge(account)
     try:
+        # The tool's own TLS is off inside the tunnel: its version, cipher and client certificate
+        # settings are honoured by this session instead (or refused, ConfigError: never dropped).
         chan, observation = open_session(
-            endpoint, judge, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False
+            endpoint, judge, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False, tool=account
         )
     except ProbeError as exc:
         return Session(Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc), None)

@@ -96,8 +96,10 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
     if usessl:
         _check_tls(cfg, name, repo, trust_file, system_trust, fingerprints, notes, tunnel=transport)
     certcheck = True
+    own = _OwnTLS()
     if usessl and not (preauth or tunnel_cmd):
         mode = Mode.IMPLICIT
+        own = _own_tls(cfg, repo, ctx)
         if cfg.has(repo, "starttls") and starttls:
             notes.append("starttls = yes is ignored: ssl is on, so offlineimap uses Implicit TLS")
     elif not usessl and starttls and tries_tls and not preauth:
@@ -128,7 +130,51 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
         opportunistic=mode is Mode.STARTTLS,
         pin_options=pins,
         notes=tuple(notes),
+        tls_versions=own.versions,
+        client_cert=own.cert,
+        client_key=own.key,
+        tls_sources=own.sources,
     )
+
+
+# imaplib2.ssl_wrap_socket: ssl.SSLContext(PROTOCOL_TLSv1_2) and the like speak that one version
+# only; ssl23 (or no ssl_version) is PROTOCOL_SSLv23, Python's default range.
+_PROTOCOLS = {"tls1_2": ("TLSv1.2",), "tls1_1": ("TLSv1.1",), "tls1": ("TLSv1",)}
+
+
+@dataclass(frozen=True)
+class _OwnTLS:
+    versions: tuple[str, ...] = ()
+    cert: str | None = None
+    key: str | None = None
+    sources: tuple[tuple[str, str, str], ...] = ()
+
+
+def _own_tls(cfg: _Parsed, repo: str, ctx: Context) -> _OwnTLS:
+    """The TLS settings offlineimap applies to its own Implicit TLS session (imaplib2.ssl_wrap_socket):
+    `ssl_version`, and `sslclientcert`/`sslclientkey` (ctx.load_cert_chain when either is set). Its
+    STARTTLS path (imaplib2.starttls with no arguments) applies none of them."""
+    sources: list[tuple[str, str, str]] = []
+    for role, option in (("versions", "ssl_version"), ("client", "sslclientcert"), ("client", "sslclientkey")):
+        if cfg.has(repo, option):
+            line = cfg.line(repo, option)
+            sources.append((role, option, f"{cfg.source}:{line}" if line else cfg.source))
+    cert, key = cfg.get(repo, "sslclientcert"), cfg.get(repo, "sslclientkey")
+    return _OwnTLS(
+        versions=_PROTOCOLS.get(cfg.get(repo, "ssl_version") or "", ()),
+        cert=None if cert is None else _path(cert, ctx),
+        key=None if key is None else _path(key, ctx),
+        sources=tuple(sources),
+    )
+
+
+def _path(raw: str, ctx: Context) -> str:
+    """IMAP.getconf_xform(…, [expanduser, expandvars, abspath]), as offlineimap reads its file options."""
+    path = raw if not (raw == "~" or raw.startswith("~/")) else ctx.home + raw[1:]
+    path = _VAR.sub(lambda m: ctx.environ.get(m.group(1).strip("{}"), m.group(0)), path)
+    if ctx.cwd is not None:
+        path = os.path.normpath(os.path.join(ctx.cwd, path))
+    return path
 
 
 def _host_port(
@@ -170,12 +216,7 @@ def _trust(
     if raw == "OS-DEFAULT":  # IMAP.getsslcacertfile: exactly this spelling means the system bundle
         notes.append("sslcacertfile OS-DEFAULT: offlineimap uses the system CA bundle")
         return None, True, tuple(pins)
-    # IMAP.getsslcacertfile: expanduser, expandvars, abspath.
-    path = raw if not (raw == "~" or raw.startswith("~/")) else ctx.home + raw[1:]
-    path = _VAR.sub(lambda m: ctx.environ.get(m.group(1).strip("{}"), m.group(0)), path)
-    if ctx.cwd is not None:
-        path = os.path.normpath(os.path.join(ctx.cwd, path))
-    return path, False, tuple(pins)
+    return _path(raw, ctx), False, tuple(pins)  # IMAP.getsslcacertfile: expanduser, expandvars, abspath
 
 
 def _check_tls(
