@@ -290,3 +290,55 @@ def test_mbsync_trusting_nothing_is_refused_naming_the_line(isolated_env: Path, 
     code, out, err = cli("check", "mbsync:lab")
     assert code == 78 and f"{rc}:7: SystemCertificates: no trust file" in out + err, out + err
     assert cli("init", "--yes", "--accept-untrusted", "mbsync:lab")[0] != 0
+
+
+def test_the_pinned_floor_holds_on_the_tunnels_own_session(isolated_env: Path, shims: Path, pki) -> None:
+    """Pinned at TLS 1.3; the probe meets TLS 1.3, the tool's own session a server stuck at 1.2."""
+    need("mbsync")
+    with imap_server(pki) as good, imap_server(pki, "good", TLS12) as evil, SplitServer(good.port, evil.port) as split:
+        mbsyncrc(isolated_env, pki, split.port, "")
+        assert cli("init", "--yes", "mbsync:lab")[0] == 0
+        split.connections = 0
+        done = tool(["mbsync", "-a"], shim_env(shims))
+        assert split.connections >= 2 and evil.handshakes == 1, done.stderr
+        assert b"tls-version-downgrade" in done.stderr and not leaked(evil), evil.received
+
+
+def client_certificate(directory: Path, passphrase: bytes | None) -> tuple[Path, Path]:
+    """A self-signed client certificate and its key (encrypted with `passphrase`, if given)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.lab.pki import crafted
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert, key_pem = directory / "client.pem", directory / "client-key.pem"
+    cert.write_bytes(crafted("mailpin test client", key).public_bytes(serialization.Encoding.PEM))
+    locked = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, locked))
+    return cert, key_pem
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["presented", "encrypted-key-refused"])
+def test_the_tunnel_presents_the_tools_client_certificate(
+    isolated_env: Path, shims: Path, pki, tmp_path: Path, encrypted: bool
+) -> None:
+    """A server that requires mbsync's ClientCertificate gets it from mailpin's session (probe and
+    tunnel) as from mbsync alone; a key behind a passphrase is refused (78) before any connection."""
+    need("mbsync")
+    cert, key = client_certificate(tmp_path, b"passphrase" if encrypted else None)
+    with imap_server(pki) as server:
+        assert server.tls_context is not None
+        server.tls_context.verify_mode = ssl.CERT_REQUIRED
+        server.tls_context.load_verify_locations(cert)
+        mbsyncrc(isolated_env, pki, server.port, f"ClientCertificate {cert}\nClientKey {key}")
+        if not encrypted:
+            alone(["mbsync", "-a"])
+            assert leaked(server), server.tls_failures  # the tool alone presents it, and logs in
+            server.received.clear()
+        done = tool(["mbsync", "-a"], shim_env(shims))  # unpinned: pinned on first use, then the tunnel
+        if encrypted:
+            assert done.returncode == 78 and server.connections == 0, done.stderr
+            assert f"{isolated_env}/.mbsyncrc:10: ClientKey: the client key is encrypted".encode() in done.stderr
+        else:
+            assert server.handshakes >= 3 and leaked(server), done.stderr  # alone, the probe, the tunnel
