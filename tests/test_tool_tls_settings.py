@@ -82,6 +82,7 @@ def test_offlineimap_ssl_version_and_client_certificate_are_carried(isolated_env
     options = "sslcacertfile = OS-DEFAULT\ntls_level = tls_secure\nssl_version = tls1_2\nsslclientcert = ~/c.pem\n"
     account = offlineimap_account(isolated_env, options)
     assert account.tls_versions == ("TLSv1.2",) and account.client_cert == f"{isolated_env}/c.pem"
+    assert account.trust_file == "/etc/ssl/certs/ca-certificates.crt"  # OS-DEFAULT on Debian
     assert ("versions", "ssl_version", f"{isolated_env}/.offlineimaprc:18") in account.tls_sources
     # The STARTTLS path (ssl = no) applies none of them: imaplib2.starttls() is called without arguments.
     plain = offlineimap_account(isolated_env, "ssl = no\nssl_version = tls1_2\nsslclientcert = ~/c.pem\n")
@@ -342,3 +343,19 @@ def test_the_tunnel_presents_the_tools_client_certificate(
             assert f"{isolated_env}/.mbsyncrc:10: ClientKey: the client key is encrypted".encode() in done.stderr
         else:
             assert server.handshakes >= 3 and leaked(server), done.stderr  # alone, the probe, the tunnel
+
+
+def test_offlineimap_os_default_is_the_distributions_bundle_alone(
+    isolated_env: Path, shims: Path, pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sslcacertfile = OS-DEFAULT` is one file (utils/distro_utils.py), never SSL_CERT_FILE: with the
+    lab CA there, offlineimap alone refuses the lab's server, and so does mailpin — no LOGIN."""
+    need("offlineimap")
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_pem))
+    with imap_server(pki) as server:
+        argv, key = configure("offlineimap", isolated_env, pki, server.port, "sslcacertfile = OS-DEFAULT\n")
+        alone(argv)
+        assert server.connections >= 1 and not leaked(server), server.received
+        done = tool(argv, shim_env(shims))
+        assert done.returncode != 0 and b"untrusted-chain" in done.stderr and not leaked(server), server.received
+        assert cli("check", key)[0] != 0

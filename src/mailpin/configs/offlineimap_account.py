@@ -214,9 +214,62 @@ def _trust(
         return None, False, tuple(pins)
     pins.insert(0, ("sslcacertfile", raw))
     if raw == "OS-DEFAULT":  # IMAP.getsslcacertfile: exactly this spelling means the system bundle
-        notes.append("sslcacertfile OS-DEFAULT: offlineimap uses the system CA bundle")
-        return None, True, tuple(pins)
+        # offlineimap loads this one file (ctx.load_verify_locations), never SSL_CERT_FILE/SSL_CERT_DIR:
+        # mailpin must not trust a CA from there that offlineimap would not.
+        bundle = next((path for path in _OS_BUNDLES.get(_os_name(), ()) if os.path.isfile(path)), None)
+        if bundle is None:
+            raise cfg.error(repo, "sslcacertfile", "sslcacertfile OS-DEFAULT: offlineimap knows no CA bundle here")
+        notes.append(f"sslcacertfile OS-DEFAULT: offlineimap uses {bundle}")
+        return bundle, False, tuple(pins)
     return _path(raw, ctx), False, tuple(pins)  # IMAP.getsslcacertfile: expanduser, expandvars, abspath
+
+
+# utils/distro_utils.py __DEF_OS_LOCATIONS: where `sslcacertfile = OS-DEFAULT` looks, the first file found.
+_DEBIAN_LIKE = ("/etc/ssl/certs/ca-certificates.crt",)
+_OS_BUNDLES = {
+    "freebsd": ("/usr/local/share/certs/ca-root-nss.crt",),
+    "openbsd": ("/etc/ssl/cert.pem",),
+    "dragonfly": ("/etc/ssl/cert.pem",),
+    "darwin": ("/opt/local/share/curl/curl-ca-bundle.crt", "/usr/local/etc/openssl/cert.pem"),
+    "linux-ubuntu": _DEBIAN_LIKE,
+    "linux-debian": _DEBIAN_LIKE,
+    "linux-gentoo": _DEBIAN_LIKE,
+    "linux-arch": _DEBIAN_LIKE,
+    "linux-fedora": ("/etc/pki/tls/certs/ca-bundle.crt",),
+    "linux-redhat": ("/etc/pki/tls/certs/ca-bundle.crt",),
+    "linux-suse": ("/etc/ssl/ca-bundle.pem",),
+    "linux-opensuse": ("/etc/ssl/ca-bundle.pem",),
+}
+
+
+def _os_name() -> str:
+    """distro_utils.get_os_name: the system, and on Linux the first word of the distribution's name
+    (`distro`: os-release NAME), lower case; `linux-arch` whenever /etc/arch-release exists."""
+    import platform
+
+    name = platform.system().lower()
+    if name.startswith("linux"):
+        distribution = _os_release_name()
+        if distribution:
+            name += "-" + distribution.split()[0].lower()
+        if os.path.exists("/etc/arch-release"):
+            name = "linux-arch"
+    return name
+
+
+def _os_release_name() -> str:
+    import shlex
+
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    if line.startswith("NAME="):
+                        words = shlex.split(line[5:].strip())
+                        return words[0] if words else ""
+        except (OSError, ValueError):
+            continue
+    return ""
 
 
 def _check_tls(
