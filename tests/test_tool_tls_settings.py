@@ -359,3 +359,41 @@ def test_offlineimap_os_default_is_the_distributions_bundle_alone(
         done = tool(argv, shim_env(shims))
         assert done.returncode != 0 and b"untrusted-chain" in done.stderr and not leaked(server), server.received
         assert cli("check", key)[0] != 0
+
+
+@pytest.mark.parametrize("case", ["the-leaf-itself", "issued-by-a-non-ca"])
+def test_mbsync_certificate_file_trusts_no_more_through_mailpin(
+    isolated_env: Path, shims: Path, pki, tmp_path: Path, case: str
+) -> None:
+    """socket.c: a CertificateFile certificate that is no CA (X509_check_ca) is trusted only as the
+    exact server certificate, never as an issuer. mailpin agrees: the certificate itself passes (and
+    mailpin checks its dates and name as well), a leaf it signed is refused, as by mbsync alone."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.lab.pki import crafted, write_served
+
+    need("mbsync")
+    server_auth = (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+    leafish = ((x509.BasicConstraints(ca=False, path_length=None), True), server_auth,
+               (x509.SubjectAlternativeName([x509.DNSName("localhost")]), False))  # fmt: skip
+    trusted_key = ec.generate_private_key(ec.SECP256R1())
+    trusted = crafted("localhost", trusted_key, *leafish)
+    served, served_key = trusted, trusted_key
+    if case == "issued-by-a-non-ca":
+        served_key = ec.generate_private_key(ec.SECP256R1())
+        served = crafted("localhost", served_key, *leafish, issuer=(trusted.subject, trusted_key))
+    chain, key = write_served(tmp_path, served, served_key)
+    (tmp_path / "trusted.pem").write_bytes(trusted.public_bytes(serialization.Encoding.PEM))
+    with HostileServer(hostile.benign("imap"), chain_pem=chain, key_pem=key, implicit_tls=True) as server:
+        mbsyncrc(isolated_env, pki, server.port, "")
+        rc = isolated_env / ".mbsyncrc"
+        rc.write_text(rc.read_text().replace(str(pki.ca_pem), str(tmp_path / "trusted.pem")))
+        alone(["mbsync", "-a"])
+        accepted = bool(leaked(server))
+        assert accepted is (case == "the-leaf-itself"), server.received
+        server.received.clear()
+        done = tool(["mbsync", "-a"], shim_env(shims))  # unpinned: pinned on first use when it validates
+        assert bool(leaked(server)) is accepted, done.stderr
