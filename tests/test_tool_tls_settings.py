@@ -257,6 +257,15 @@ def test_what_the_setting_refuses_never_gets_a_login_through_the_tunnel(
         done = tool(argv, shim_env(shims))
         assert split.connections >= 2, done.stderr  # the probe passed: the tunnel met the other server
         assert done.returncode != 0 and not leaked(evil), evil.received
+        assert SAYS[case] in done.stderr, done.stderr  # and the block line names the setting that held
+
+
+SAYS = {
+    "mbsync-SSLVersions": b"mailpin's session keeps to the tool's own SSLVersions (",
+    "mbsync-CipherString": b"CipherString (",
+    "offlineimap-ssl_version": b"mailpin's session keeps to the tool's own ssl_version (",
+    "offlineimap-sslcacertfile": b"[untrusted-chain, ca-changed]",
+}
 
 
 PASSING = {

@@ -12,7 +12,7 @@ from mailpin.judge import Judge
 from mailpin.model import Account, Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
 from mailpin.net.starttls import Dialogue, dialogue_for
-from mailpin.net.tlsctx import observing_context, served_chain
+from mailpin.net.tlsctx import narrowed_by, observing_context, served_chain
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -145,6 +145,8 @@ def open_session(
     except ProbeError as exc:
         if chan is not None:
             chan.close()
+        if exc.detail.startswith("TLS handshake failed") and (narrowed := narrowed_by(tool)):
+            exc.detail += f"; mailpin's session keeps to the tool's own {narrowed}"
         raise exc.at(str(endpoint)) from None
     except BaseException:
         if chan is not None:

@@ -48,6 +48,15 @@ def observing_context(tool: Account | None = None) -> ssl.SSLContext:
     return context
 
 
+def narrowed_by(tool: Account | None) -> str:
+    """The tool's settings that narrow the handshake, where they are written ("" when none): what a
+    failed handshake's message names, so the user knows it was the tool's own rule that held."""
+    if tool is None:
+        return ""
+    used = {"versions": bool(tool.tls_versions), "ciphers": tool.ciphers is not None, "client": bool(tool.client_cert)}
+    return ", ".join(f"{setting} ({where})" for role, setting, where in tool.tls_sources if used.get(role))
+
+
 def _refuse(tool: Account, what: str, problem: str) -> ConfigError:
     """The error that names the tool's setting (`what` it is about) where it was written."""
     for role, setting, where in tool.tls_sources:
