@@ -406,3 +406,30 @@ def test_mbsync_certificate_file_trusts_no_more_through_mailpin(
         server.received.clear()
         done = tool(["mbsync", "-a"], shim_env(shims))  # unpinned: pinned on first use when it validates
         assert bool(leaked(server)) is accepted, done.stderr
+
+
+def test_the_tunnel_applies_offlineimap_k_edits_of_this_run(isolated_env: Path, pki) -> None:
+    """`offlineimap -k Repository_R:ssl_version=…` edits the account for that run: the tunnel, given
+    the run's -k options, keeps to them as the pre-flight probe did (none is dropped)."""
+    from mailpin.commands import tunnel as tunnel_command
+    from mailpin.env import Env
+    from mailpin.model import Status
+
+    def opened(*edits: str):  # type: ignore[no-untyped-def]
+        options = [word for edit in edits for word in ("-k", f"Repository_lab-remote:{edit}")]
+        _, session = tunnel_command.open_verified(Env.from_os(), "offlineimap:lab", str(rc), options)
+        if session.chan is not None:
+            session.chan.close()
+        return session.outcome.verdict
+
+    with imap_server(pki, minimum=TLS13) as server:
+        configure("offlineimap", isolated_env, pki, server.port, "sslcacertfile = {ca}\n")
+        rc = isolated_env / ".offlineimaprc"
+        verdict = opened("tls_level=tls_secure", "ssl_version=tls1_2")  # TLS 1.2 only: this server has 1.3 only
+        assert verdict.status is Status.BLOCKED and "ssl_version" in verdict.detail, verdict
+        verdict = opened("ssl_version=tls1")
+        assert (
+            verdict.status is Status.CONFIG_ERROR
+            and "ssl_version (offlineimap -k): the tool would speak TLS 1.0 at most" in verdict.why
+        ), verdict
+        assert opened().status is Status.PINNED and server.handshakes == 1  # the file alone: TLS 1.3 passes

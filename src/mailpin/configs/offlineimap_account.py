@@ -158,7 +158,8 @@ def _own_tls(cfg: _Parsed, repo: str, ctx: Context) -> _OwnTLS:
     for role, option in (("versions", "ssl_version"), ("client", "sslclientcert"), ("client", "sslclientkey")):
         if cfg.has(repo, option):
             line = cfg.line(repo, option)
-            sources.append((role, option, f"{cfg.source}:{line}" if line else cfg.source))
+            where = f"{cfg.source}:{line}" if line else cfg.source
+            sources.append((role, option if line else f"{option} (offlineimap -k)", where))
     cert, key = cfg.get(repo, "sslclientcert"), cfg.get(repo, "sslclientkey")
     return _OwnTLS(
         versions=_PROTOCOLS.get(cfg.get(repo, "ssl_version") or "", ()),

@@ -62,7 +62,9 @@ def _refuse(tool: Account, what: str, problem: str) -> ConfigError:
     for role, setting, where in tool.tls_sources:
         if role == what:
             source, _, line = where.rpartition(":")
-            return ConfigError(source, int(line) if line.isdigit() else None, f"{setting}: {problem}")
+            if not line.isdigit():  # no line: set on the tool's command line (offlineimap -k)
+                return ConfigError(where, None, f"{setting}: {problem}")
+            return ConfigError(source, int(line), f"{setting}: {problem}")
     return ConfigError(tool.source, None, problem)
 
 
@@ -87,7 +89,7 @@ def _versions(context: ssl.SSLContext, tool: Account) -> None:
         raise _refuse(tool, "versions", f"TLS version {unknown[0]} is not one mailpin can speak")
     offered = sorted(_VERSIONS[name] for name in tool.tls_versions)
     if offered[-1] < _FLOOR:
-        shown = "TLS " + tool.tls_versions[-1].removeprefix("TLSv")
+        shown = {"TLSv1": "TLS 1.0"}.get(tool.tls_versions[-1], tool.tls_versions[-1].replace("TLSv", "TLS "))
         raise _refuse(
             tool,
             "versions",
