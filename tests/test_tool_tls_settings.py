@@ -329,24 +329,35 @@ def client_certificate(directory: Path, passphrase: bytes | None) -> tuple[Path,
     return cert, key_pem
 
 
-@pytest.mark.parametrize("encrypted", [False, True], ids=["presented", "encrypted-key-refused"])
+CLIENT = {
+    "mbsync": "ClientCertificate {cert}\nClientKey {key}",
+    "offlineimap": "sslcacertfile = {ca}\nsslclientcert = {cert}\nsslclientkey = {key}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "encrypted"),
+    [("mbsync", False), ("mbsync", True), ("offlineimap", False)],
+    ids=["mbsync-presented", "mbsync-encrypted-key-refused", "offlineimap-presented"],
+)
 def test_the_tunnel_presents_the_tools_client_certificate(
-    isolated_env: Path, shims: Path, pki, tmp_path: Path, encrypted: bool
+    isolated_env: Path, shims: Path, pki, tmp_path: Path, name: str, encrypted: bool
 ) -> None:
-    """A server that requires mbsync's ClientCertificate gets it from mailpin's session (probe and
-    tunnel) as from mbsync alone; a key behind a passphrase is refused (78) before any connection."""
-    need("mbsync")
+    """A server that requires the tool's client certificate gets it from mailpin's session (probe and
+    tunnel) as from the tool alone; a key behind a passphrase is refused (78) before any connection."""
+    need(name)
     cert, key = client_certificate(tmp_path, b"passphrase" if encrypted else None)
     with imap_server(pki) as server:
         assert server.tls_context is not None
         server.tls_context.verify_mode = ssl.CERT_REQUIRED
         server.tls_context.load_verify_locations(cert)
-        mbsyncrc(isolated_env, pki, server.port, f"ClientCertificate {cert}\nClientKey {key}")
+        setting = CLIENT[name].format(cert=cert, key=key, ca="{ca}")
+        argv, _ = configure(name, isolated_env, pki, server.port, setting)
         if not encrypted:
-            alone(["mbsync", "-a"])
+            alone(argv)
             assert leaked(server), server.tls_failures  # the tool alone presents it, and logs in
             server.received.clear()
-        done = tool(["mbsync", "-a"], shim_env(shims))  # unpinned: pinned on first use, then the tunnel
+        done = tool(argv, shim_env(shims))  # unpinned: pinned on first use, then the tunnel
         if encrypted:
             assert done.returncode == 78 and server.connections == 0, done.stderr
             assert f"{isolated_env}/.mbsyncrc:10: ClientKey: the client key is encrypted".encode() in done.stderr
