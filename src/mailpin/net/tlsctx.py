@@ -6,6 +6,18 @@ letting OpenSSL decide trust, and then validates the chain it was served itself
 (`mailpin.certs`), so that one connection yields every fact — including the facts about a
 certificate that does not validate, which a verifying handshake would abort before showing.
 The probe sends no credentials and no mail: nothing is exposed before that decision is made.
+
+The tool's own TLS settings are applied here too (DESIGN §3: a setting of the tool's that mailpin's
+enforcement replaces is applied, or the account refused — never dropped). Inside `mailpin tunnel`
+the tool's TLS is off, so the session that carries its login is this one; the probe keeps to the
+same rules, so that `check` and `run` agree. Applied: the TLS versions the tool's library would
+offer (mbsync `SSLVersions`/`TLSVersions` as OpenSSL resolves them, offlineimap `ssl_version`),
+its cipher list for TLS 1.2 (mbsync `CipherString`, intersected with mailpin's own), its client
+certificate (mbsync `ClientCertificate`/`ClientKey`, offlineimap `sslclientcert`/`sslclientkey`:
+presented, as by the tool). Refused (`ConfigError` naming the setting and its line, exit 78): TLS
+below 1.2 only, no version or no usable cipher left, a client key behind a passphrase (nobody is
+there to type it), and a trust that holds nothing (mbsync `SystemCertificates no` without a
+`CertificateFile`, which accepts no certificate at all).
 """
 
 from __future__ import annotations
