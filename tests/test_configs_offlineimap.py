@@ -51,7 +51,7 @@ EXPECTED: dict[str, dict[str, tuple[str | None, int | None, Mode, str | None]]] 
         "uni": ("imap.uni.example", 143, S, None),
     },
     "default-interpolation.conf": {"main": ("imap.example.net", 10993, I, "/home/alice/certs/example.net.pem")},
-    "gmail.conf": {"gmail": ("imap.gmail.com", 993, I, None)},
+    "gmail.conf": {"gmail": ("imap.gmail.com", 993, I, "/etc/ssl/certs/ca-certificates.crt")},  # OS-DEFAULT, Debian
     "fingerprint.conf": {"selfhosted": ("mail.selfhosted.example", 993, I, None)},
     "starttls-opportunistic.conf": {"legacy": ("imap.legacy.example", 143, S, CA)},
     "evals.conf": {"dyn": (None, None, I, CA)},
@@ -141,7 +141,9 @@ def test_details_of_trust_and_notes() -> None:
     assert not fp.system_trust and fp.trust == "pinned fingerprint"
     assert ("cert_fingerprint", fp.pin_options[0][1]) == fp.pin_options[0]
     gmail = corpus("gmail.conf").accounts[0]
-    assert gmail.system_trust and gmail.pin_options == (("sslcacertfile", "OS-DEFAULT"),)
+    # OS-DEFAULT: the distribution's bundle that offlineimap picks, that file alone (not SSL_CERT_FILE)
+    assert gmail.trust_file is not None and not gmail.system_trust
+    assert gmail.pin_options == (("sslcacertfile", "OS-DEFAULT"),)
     uni = corpus("hm-multi.conf").accounts[2]
     assert not uni.certcheck and any("STARTTLS only if the server offers it" in n for n in uni.notes)
     assert any("starttls = yes is ignored" in n for n in corpus("hm-usestarttls.conf").accounts[0].notes)

@@ -152,6 +152,14 @@ class Account:
     notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
     remote: str | None = None  # the tool's own name for the server side (offlineimap's remote repository)
     tls_priorities: str | None = None  # msmtp `tls_priorities` (a GnuTLS priority string), as written
+    # The tool's own TLS settings that mailpin's session must honour when it stands in for the tool's
+    # (the pre-flight probe and `mailpin tunnel`; applied in `net.tlsctx`, refused there if it cannot be).
+    tls_versions: tuple[str, ...] = ()  # versions the tool's TLS may negotiate (TLS_VERSIONS names); (): its default,
+    # ("none",): the config turns every version off
+    ciphers: str | None = None  # OpenSSL cipher list the tool sets for TLS <= 1.2 (mbsync CipherString)
+    client_cert: str | None = None  # certificate (chain) the tool presents to the server, expanded path
+    client_key: str | None = None  # its private key (None: in client_cert, or none presented)
+    tls_sources: tuple[tuple[str, str, str], ...] = ()  # (versions/ciphers/client/trust, setting as written, FILE:LINE)
 
     @property
     def key(self) -> str:

@@ -6,6 +6,7 @@ refused — and told — before a single byte of the tool's reaches the server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailpin import policy, settings
@@ -23,15 +24,20 @@ class Session:
     chan: Channel | None  # open and verified when the outcome passed
 
 
-def open_verified(env: Env, name: str, config: str | None = None) -> tuple[Verifier, Session]:
-    """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c)."""
+def open_verified(
+    env: Env, name: str, config: str | None = None, options: Sequence[str] = ()
+) -> tuple[Verifier, Session]:
+    """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c).
+    `options`: the tool's own command-line edits of its config for this run (offlineimap `-k
+    SECTION:OPTION=VALUE`, each as two items), so that a `-k …:ssl_version=…` or `-k
+    …:sslcacertfile=…` of the user's holds on the tunnel's session as it did on the pre-flight probe."""
     verifier = Verifier(env)
     if config is None:
         # mbsync and offlineimap name their account as TOOL:NAME: the other tools' configs are not read
         tool = _tool_of(name)
         targets, _ = verifier.targets([name], [tool] if tool is not None else tuple(Tool))
     else:
-        targets = _targets_from(verifier, name, config)
+        targets = _targets_from(verifier, name, config, options)
     if len(targets) != 1:
         raise UsageError(f"{name!r} names {len(targets)} accounts: name one as TOOL:NAME")
     target = targets[0]
@@ -50,15 +56,23 @@ def _tool_of(name: str) -> Tool | None:
     return Tool(tool) if sep and tool in {t.value for t in Tool} else None
 
 
-def _targets_from(verifier: Verifier, name: str, config: str) -> list[Target]:
+def _targets_from(verifier: Verifier, name: str, config: str, options: Sequence[str] = ()) -> list[Target]:
     from mailpin.commands.verify import select
     from mailpin.configs.discover import reader
 
     tool = _tool_of(name)
     if tool is None:
         raise UsageError("with --config, name the account as TOOL:NAME")
-    loaded = reader(tool).load(["-c", config], verifier.env)
-    return select([name], loaded.accounts, verifier.profiles)
+    tool_reader = reader(tool)
+    loaded = tool_reader.load(["-c", config], verifier.env)
+    accounts = loaded.accounts
+    if options:
+        if tool is not Tool.OFFLINEIMAP:
+            raise UsageError("tool options are offlineimap's -k edits only")
+        # The account as this run's offlineimap command line edits it (its -k, in order), as resolved
+        # for the pre-flight probe: none of its TLS settings is dropped on the tunnel's session.
+        accounts = tool_reader.select(loaded, ["-c", config, *options, "-a", name.partition(":")[2]])
+    return select([name], accounts, verifier.profiles)
 
 
 def _open(verifier: Verifier, target: Target) -> Session:
@@ -73,8 +87,10 @@ def _open(verifier: Verifier, target: Target) -> Session:
         return Session(Outcome(target, None, Verdict(target.key, Status.BLOCKED, warnings=(note,))), None)
     judge = verifier.judge(account)
     try:
+        # The tool's own TLS is off inside the tunnel: its version, cipher and client certificate
+        # settings are honoured by this session instead (or refused, ConfigError: never dropped).
         chan, observation = open_session(
-            endpoint, judge, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False
+            endpoint, judge, timeout=verifier.settings.timeout, now=verifier.env.now, greet=False, tool=account
         )
     except ProbeError as exc:
         return Session(Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc), None)

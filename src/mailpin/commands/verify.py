@@ -128,7 +128,7 @@ class Verifier:
         # A verdict needs the handshake (and the greeting that proves the session works), not the
         # capabilities: skipping them saves a round trip before every send and sync.
         judge = self.judge(account)
-        return probe(endpoint, judge, timeout=self.settings.timeout, now=self.env.now, capabilities=False)
+        return probe(endpoint, judge, timeout=self.settings.timeout, now=self.env.now, capabilities=False, tool=account)
 
     # -- deciding -------------------------------------------------------------------------------
 

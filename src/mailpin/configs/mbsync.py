@@ -30,6 +30,7 @@ from mailpin.configs.mbsync_syntax import (
     fold,
     global_option,
     imap_store_option,
+    legacy_versions,
     old_tls_note,
     parse_bool,
     parse_int,
@@ -112,6 +113,9 @@ def _imap(
     port, ssl_type, versions = 0, None, None
     flags: dict[str, bool] = {}  # yes/no account options that decide how TLS is set up
     system_trust = True
+    ciphers: str | None = None
+    client: dict[str, str] = {}  # clientcertificate / clientkey -> expanded path
+    sources: dict[str, tuple[str, str]] = {}  # versions/ciphers/client/trust -> (keyword as written, FILE:LINE)
     pins: list[tuple[str, str]] = []
     notes: list[str] = []
     files: _Files = []
@@ -155,18 +159,29 @@ def _imap(
             if keyword == "certificatefile":
                 trust_file = path
                 pins.append(("CertificateFile", value))
+            else:
+                client[keyword] = path
+                sources["client"] = (lines.cmd or keyword, f"{lines.source}:{line}")
         elif keyword == "systemcertificates":
             system_trust = parse_bool(lines)
             pins.append(("SystemCertificates", value))
+            sources["trust"] = (lines.cmd or keyword, f"{lines.source}:{line}")
+        elif keyword == "cipherstring":
+            ciphers = value  # socket.c: SSL_CTX_set_cipher_list(ctx, CipherString), checked when connecting
+            sources["ciphers"] = (lines.cmd or keyword, f"{lines.source}:{line}")
         elif keyword in ("ssltype", "tlstype"):
             if (ssl_type := _SSL_TYPES.get(fold(value))) is None:
                 lines.fail(f"invalid {lines.cmd} '{value}' (None, STARTTLS or IMAPS)")
         elif keyword in ("sslversion", "sslversions"):
             versions = ssl_versions(lines)
+            sources["versions"] = (lines.cmd or keyword, f"{lines.source}:{line}")
         elif keyword == "tlsversions":
             versions = tls_versions(lines, versions)
+            sources["versions"] = (lines.cmd or keyword, f"{lines.source}:{line}")
         elif keyword in (*LEGACY_SSL, "requirecram", "usekeychain"):
             flags[keyword] = parse_bool(lines)
+            if keyword in LEGACY_SSL:
+                sources.setdefault("versions", (lines.cmd or keyword, f"{lines.source}:{line}"))
         elif keyword in ("authmech", "authmechs"):
             lines.rest()
         elif keyword == "tunnel":
@@ -186,6 +201,8 @@ def _imap(
     mode = tls_mode(lines, f"{kind} '{name}'", start, tunnel, ssl_type, versions, flags, seen, notes)
     if mode is not Mode.NONE and (versions is not None or {*LEGACY_SSL} & flags.keys()):
         old_tls_note(versions, flags, notes)
+    if {*LEGACY_SSL} & flags.keys():
+        versions = legacy_versions(flags)
     for word, note in (
         ("tlstype", "TLSType needs isync 1.5 (1.4 rejects the config; SSLType works in both)"),
         ("tlsversions", "TLSVersions needs isync 1.5 (1.4 rejects the config)"),
@@ -210,8 +227,28 @@ def _imap(
         transport=None if tunnel is None else f"tunnel {tunnel}",
         pin_options=tuple(pins),
         notes=tuple(notes),
+        tls_versions=() if versions is None else offered_versions(versions) or ("none",),
+        ciphers=ciphers,
+        # socket.c: the certificate is presented only with its key (SSL_CTX_use_certificate_chain_file,
+        # SSL_CTX_use_PrivateKey_file): one without the other presents nothing.
+        client_cert=client.get("clientcertificate") if len(client) == 2 else None,
+        client_key=client.get("clientkey") if len(client) == 2 else None,
+        tls_sources=tuple((role, setting, where) for role, (setting, where) in sources.items()),
     )
     return account, account, files
+
+
+def offered_versions(versions: int) -> tuple[str, ...]:
+    """The TLS versions OpenSSL offers when mbsync turns the others off (socket.c: SSL_OP_NO_TLSv1*):
+    `ssl_get_min_max_version` walks down from the highest version and starts afresh after each gap,
+    so only the lowest contiguous run of enabled versions is used (TLSv1 + TLSv1.3: TLS 1.0 alone)."""
+    run: list[str] = []
+    for bit, name in ((V13, "TLSv1.3"), (V12, "TLSv1.2"), (V11, "TLSv1.1"), (V10, "TLSv1")):
+        if versions & bit:
+            run.insert(0, name)
+        elif run and any(versions & lower for lower in (V10, V11, V12, V13) if lower < bit):
+            run = []  # a gap with enabled versions below it: OpenSSL starts again from there
+    return tuple(run)
 
 
 # --- the file -----------------------------------------------------------------------------------------

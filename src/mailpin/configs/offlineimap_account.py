@@ -96,8 +96,10 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
     if usessl:
         _check_tls(cfg, name, repo, trust_file, system_trust, fingerprints, notes, tunnel=transport)
     certcheck = True
+    own = _OwnTLS()
     if usessl and not (preauth or tunnel_cmd):
         mode = Mode.IMPLICIT
+        own = _own_tls(cfg, repo, ctx)
         if cfg.has(repo, "starttls") and starttls:
             notes.append("starttls = yes is ignored: ssl is on, so offlineimap uses Implicit TLS")
     elif not usessl and starttls and tries_tls and not preauth:
@@ -128,7 +130,52 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
         opportunistic=mode is Mode.STARTTLS,
         pin_options=pins,
         notes=tuple(notes),
+        tls_versions=own.versions,
+        client_cert=own.cert,
+        client_key=own.key,
+        tls_sources=own.sources,
     )
+
+
+# imaplib2.ssl_wrap_socket: ssl.SSLContext(PROTOCOL_TLSv1_2) and the like speak that one version
+# only; ssl23 (or no ssl_version) is PROTOCOL_SSLv23, Python's default range.
+_PROTOCOLS = {"tls1_2": ("TLSv1.2",), "tls1_1": ("TLSv1.1",), "tls1": ("TLSv1",)}
+
+
+@dataclass(frozen=True)
+class _OwnTLS:
+    versions: tuple[str, ...] = ()
+    cert: str | None = None
+    key: str | None = None
+    sources: tuple[tuple[str, str, str], ...] = ()
+
+
+def _own_tls(cfg: _Parsed, repo: str, ctx: Context) -> _OwnTLS:
+    """The TLS settings offlineimap applies to its own Implicit TLS session (imaplib2.ssl_wrap_socket):
+    `ssl_version`, and `sslclientcert`/`sslclientkey` (ctx.load_cert_chain when either is set). Its
+    STARTTLS path (imaplib2.starttls with no arguments) applies none of them."""
+    sources: list[tuple[str, str, str]] = []
+    for role, option in (("versions", "ssl_version"), ("client", "sslclientcert"), ("client", "sslclientkey")):
+        if cfg.has(repo, option):
+            line = cfg.line(repo, option)
+            where = f"{cfg.source}:{line}" if line else cfg.source
+            sources.append((role, option if line else f"{option} (offlineimap -k)", where))
+    cert, key = cfg.get(repo, "sslclientcert"), cfg.get(repo, "sslclientkey")
+    return _OwnTLS(
+        versions=_PROTOCOLS.get(cfg.get(repo, "ssl_version") or "", ()),
+        cert=None if cert is None else _path(cert, ctx),
+        key=None if key is None else _path(key, ctx),
+        sources=tuple(sources),
+    )
+
+
+def _path(raw: str, ctx: Context) -> str:
+    """IMAP.getconf_xform(…, [expanduser, expandvars, abspath]), as offlineimap reads its file options."""
+    path = raw if not (raw == "~" or raw.startswith("~/")) else ctx.home + raw[1:]
+    path = _VAR.sub(lambda m: ctx.environ.get(m.group(1).strip("{}"), m.group(0)), path)
+    if ctx.cwd is not None:
+        path = os.path.normpath(os.path.join(ctx.cwd, path))
+    return path
 
 
 def _host_port(
@@ -168,14 +215,62 @@ def _trust(
         return None, False, tuple(pins)
     pins.insert(0, ("sslcacertfile", raw))
     if raw == "OS-DEFAULT":  # IMAP.getsslcacertfile: exactly this spelling means the system bundle
-        notes.append("sslcacertfile OS-DEFAULT: offlineimap uses the system CA bundle")
-        return None, True, tuple(pins)
-    # IMAP.getsslcacertfile: expanduser, expandvars, abspath.
-    path = raw if not (raw == "~" or raw.startswith("~/")) else ctx.home + raw[1:]
-    path = _VAR.sub(lambda m: ctx.environ.get(m.group(1).strip("{}"), m.group(0)), path)
-    if ctx.cwd is not None:
-        path = os.path.normpath(os.path.join(ctx.cwd, path))
-    return path, False, tuple(pins)
+        # offlineimap loads this one file (ctx.load_verify_locations), never SSL_CERT_FILE/SSL_CERT_DIR:
+        # mailpin must not trust a CA from there that offlineimap would not.
+        bundle = next((path for path in _OS_BUNDLES.get(_os_name(), ()) if os.path.isfile(path)), None)
+        if bundle is None:
+            raise cfg.error(repo, "sslcacertfile", "sslcacertfile OS-DEFAULT: offlineimap knows no CA bundle here")
+        notes.append(f"sslcacertfile OS-DEFAULT: offlineimap uses {bundle}")
+        return bundle, False, tuple(pins)
+    return _path(raw, ctx), False, tuple(pins)  # IMAP.getsslcacertfile: expanduser, expandvars, abspath
+
+
+# utils/distro_utils.py __DEF_OS_LOCATIONS: where `sslcacertfile = OS-DEFAULT` looks, the first file found.
+_DEBIAN_LIKE = ("/etc/ssl/certs/ca-certificates.crt",)
+_OS_BUNDLES = {
+    "freebsd": ("/usr/local/share/certs/ca-root-nss.crt",),
+    "openbsd": ("/etc/ssl/cert.pem",),
+    "dragonfly": ("/etc/ssl/cert.pem",),
+    "darwin": ("/opt/local/share/curl/curl-ca-bundle.crt", "/usr/local/etc/openssl/cert.pem"),
+    "linux-ubuntu": _DEBIAN_LIKE,
+    "linux-debian": _DEBIAN_LIKE,
+    "linux-gentoo": _DEBIAN_LIKE,
+    "linux-arch": _DEBIAN_LIKE,
+    "linux-fedora": ("/etc/pki/tls/certs/ca-bundle.crt",),
+    "linux-redhat": ("/etc/pki/tls/certs/ca-bundle.crt",),
+    "linux-suse": ("/etc/ssl/ca-bundle.pem",),
+    "linux-opensuse": ("/etc/ssl/ca-bundle.pem",),
+}
+
+
+def _os_name() -> str:
+    """distro_utils.get_os_name: the system, and on Linux the first word of the distribution's name
+    (`distro`: os-release NAME), lower case; `linux-arch` whenever /etc/arch-release exists."""
+    import platform
+
+    name = platform.system().lower()
+    if name.startswith("linux"):
+        distribution = _os_release_name()
+        if distribution:
+            name += "-" + distribution.split()[0].lower()
+        if os.path.exists("/etc/arch-release"):
+            name = "linux-arch"
+    return name
+
+
+def _os_release_name() -> str:
+    import shlex
+
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    if line.startswith("NAME="):
+                        words = shlex.split(line[5:].strip())
+                        return words[0] if words else ""
+        except (OSError, ValueError):
+            continue
+    return ""
 
 
 def _check_tls(

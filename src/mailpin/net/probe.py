@@ -9,10 +9,10 @@ from datetime import datetime
 
 from mailpin.errors import ProbeError
 from mailpin.judge import Judge
-from mailpin.model import Endpoint, Mode, Observation
+from mailpin.model import Account, Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
 from mailpin.net.starttls import Dialogue, dialogue_for
-from mailpin.net.tlsctx import observing_context, served_chain
+from mailpin.net.tlsctx import narrowed_by, observing_context, served_chain
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -55,6 +55,7 @@ def probe(
     step: float | None = None,
     now: Callable[[], datetime],
     capabilities: bool = True,
+    tool: Account | None = None,
 ) -> Observation:
     """Run the protocol dialogue and TLS handshake, then judge the chain that was served.
 
@@ -62,12 +63,21 @@ def probe(
     downgrade, a protocol violation, or when it cannot be reached in time. `capabilities=False`
     (verification before a tool runs) skips asking for the capabilities over TLS: one round trip
     less, and nothing a verdict depends on — the session is already authenticated by then.
+    `tool`: the account whose TLS settings the handshake honours (see `tlsctx.observing_context`).
     """
     # One dialogue for the whole connection: IMAP tags must be unique in it (RFC 3501 §2.2.1),
     # so LOGOUT takes the next tag after STARTTLS and CAPABILITY, not a fresh "m1".
     dialogue = dialogue_for(endpoint.protocol)
     chan, observation = open_session(
-        endpoint, judge, timeout=timeout, step=step, now=now, greet=True, capabilities=capabilities, dialogue=dialogue
+        endpoint,
+        judge,
+        timeout=timeout,
+        step=step,
+        now=now,
+        greet=True,
+        capabilities=capabilities,
+        dialogue=dialogue,
+        tool=tool,
     )
     try:
         dialogue.quit(chan)
@@ -88,6 +98,7 @@ def open_session(
     greet: bool,
     capabilities: bool = True,
     dialogue: Dialogue | None = None,
+    tool: Account | None = None,
 ) -> tuple[Channel, Observation]:
     """Connect, upgrade or handshake, and judge the chain — leaving the session open.
 
@@ -95,7 +106,10 @@ def open_session(
     greeting is still there for the client the session is handed to; after STARTTLS the session
     stands where a client expects to be after its own handshake (RFC 3501 §6.2.1: it asks again).
     `dialogue` is the caller's when it goes on speaking on the session (see `probe`).
+    `tool`: the account whose own TLS settings hold on this session too; one that cannot be honoured
+    raises `ConfigError` before anything is connected to.
     """
+    context = observing_context(tool)
     deadline = Deadline(timeout, step)
     if dialogue is None:
         dialogue = dialogue_for(endpoint.protocol)
@@ -108,13 +122,13 @@ def open_session(
             # Plaintext where the server's handshake was due, after its "go ahead": injected bytes
             # that arrived too late for _require_drained to see (RFC 3207 §4.2, response injection).
             chan.start_tls(
-                observing_context(),
+                context,
                 endpoint.sni,
                 "TLS handshake after STARTTLS",
                 plaintext_reason="plaintext-injection",
             )
         else:
-            chan.start_tls(observing_context(), endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
+            chan.start_tls(context, endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
             if greet:
                 greeting = dialogue.greet(chan)
         announced = dialogue.capabilities(chan) if greet and capabilities else ()
@@ -131,6 +145,8 @@ def open_session(
     except ProbeError as exc:
         if chan is not None:
             chan.close()
+        if exc.detail.startswith("TLS handshake failed") and (narrowed := narrowed_by(tool)):
+            exc.detail += f"; mailpin's session keeps to the tool's own {narrowed}"
         raise exc.at(str(endpoint)) from None
     except BaseException:
         if chan is not None:
