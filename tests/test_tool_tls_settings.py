@@ -444,3 +444,27 @@ def test_the_tunnel_applies_offlineimap_k_edits_of_this_run(isolated_env: Path, 
             and "ssl_version (offlineimap -k): the tool would speak TLS 1.0 at most" in verdict.why
         ), verdict
         assert opened().status is Status.PINNED and server.handshakes == 1  # the file alone: TLS 1.3 passes
+
+
+def test_mailpin_run_hands_the_runs_k_edits_to_the_tunnel(isolated_env: Path, shims: Path, pki) -> None:
+    """The whole path: `mailpin run offlineimap -k …:ssl_version=tls1_2`. The probe meets a server
+    that allows TLS 1.2; the tunnel's own session one that speaks TLS 1.3 only, which offlineimap
+    alone, with that -k, refuses. The tunnel is told the run's -k, so no LOGIN gets through."""
+    need("offlineimap")
+    edits = ["-k", "Repository_lab-remote:tls_level=tls_secure", "-k", "Repository_lab-remote:ssl_version=tls1_2"]
+    with (
+        imap_server(pki, "good", None) as good,
+        imap_server(pki, "good", None, minimum=TLS13) as evil,
+        SplitServer(good.port, evil.port) as split,
+    ):
+        argv, key = configure("offlineimap", isolated_env, pki, evil.port, "sslcacertfile = {ca}\n")
+        alone([*argv, *edits])
+        assert evil.connections >= 1 and not leaked(evil), evil.received
+        configure("offlineimap", isolated_env, pki, split.port, "sslcacertfile = {ca}\n")
+        serve(good, pki, "good", TLS12)
+        assert cli("init", "--yes", key)[0] == 0
+        split.connections = 0
+        done = tool([*argv, *edits], shim_env(shims))
+        assert split.connections >= 2, done.stderr  # the probe passed: the tunnel met the other server
+        assert done.returncode != 0 and not leaked(evil), evil.received
+        assert b"ssl_version (offlineimap -k)" in done.stderr, done.stderr

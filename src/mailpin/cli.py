@@ -355,6 +355,9 @@ def _tunnel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "before one byte is relayed (exit 69; 75: could not verify)."))  # fmt: skip
     tunnel.add_argument("account", metavar="ACCOUNT", help="TOOL:NAME")
     tunnel.add_argument("--config", metavar="FILE", help="the tool's config file, when not its default one")
+    tunnel.add_argument("-k", dest="edits", metavar="SECTION:OPTION=VALUE", action="append", default=[],
+                        help="offlineimap's -k edits of this run (repeat), applied to the account as offlineimap "
+                             "applies them")  # fmt: skip
 
 
 def _tunnel(args: argparse.Namespace, env: Env) -> int:
@@ -364,7 +367,8 @@ def _tunnel(args: argparse.Namespace, env: Env) -> int:
     from mailpin.net.tunnel import greeting_for, relay
     from mailpin.notify.alerts import announce
 
-    verifier, session = tunnel.open_verified(env, args.account, args.config)
+    options = [arg for edit in args.edits for arg in ("-k", edit)]
+    verifier, session = tunnel.open_verified(env, args.account, args.config, options)
     outcome = session.outcome
     if session.chan is None or outcome.endpoint is None:
         print(f"mailpin: {blocked_line(outcome, '')}", file=env.stderr)
@@ -437,21 +441,27 @@ _COMMANDS = {
 
 
 def _tunnel_args(argv: Sequence[str]) -> argparse.Namespace | None:
-    """`tunnel [--config FILE] ACCOUNT` without building the whole parser: the tool starts one
+    """`tunnel [--config FILE] [-k EDIT]… ACCOUNT` without building the whole parser: the tool starts one
     tunnel per connection, so its start-up is paid every time. Any other shape (`-h`, a typo) is
     left to argparse and its messages."""
     from types import SimpleNamespace
 
-    match list(argv):
-        case ["tunnel", account] if not account.startswith("-"):
-            config = None
-        case ["tunnel", "--config", config, account] if not account.startswith("-"):
-            pass
-        case ["tunnel", option, account] if option.startswith("--config=") and not account.startswith("-"):
-            config = option.removeprefix("--config=")
-        case _:
-            return None
-    return SimpleNamespace(command="tunnel", account=account, config=config)  # type: ignore[return-value]
+    if len(argv) < 2 or argv[0] != "tunnel" or argv[-1].startswith("-"):
+        return None
+    config: str | None = None
+    edits: list[str] = []
+    words = list(argv[1:-1])
+    while words:
+        match words:
+            case ["--config", value, *rest]:
+                config, words = value, rest
+            case [option, *rest] if option.startswith("--config="):
+                config, words = option.removeprefix("--config="), rest
+            case ["-k", value, *rest]:
+                edits, words = [*edits, value], rest
+            case _:
+                return None
+    return SimpleNamespace(command="tunnel", account=argv[-1], config=config, edits=edits)  # type: ignore[return-value]
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:

@@ -108,9 +108,10 @@ def available() -> bool:
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
-def _tunnel_command(mailpin: Sequence[str], key: str, config: str) -> str:
-    # The tunnel reads the account's trust settings from the bytes verified here, not the file again.
-    return shlex.join([*mailpin, "tunnel", "--config", config, key])
+def _tunnel_command(mailpin: Sequence[str], key: str, config: str, edits: Sequence[str] = ()) -> str:
+    # The tunnel reads the account's trust settings from the bytes verified here, not the file again,
+    # with the run's own offlineimap -k edits on top (a -k …:ssl_version= holds on its session too).
+    return shlex.join([*mailpin, "tunnel", "--config", config, *(arg for edit in edits for arg in ("-k", edit)), key])
 
 
 def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
@@ -180,11 +181,14 @@ def offlineimap(
     # offlineimap takes the last -c; -k edits apply after the file is read, in order, so no -k of the
     # user's undoes these.
     extra = ["-c", verified]
+    from mailpin.configs.offlineimap import config_edits
+
+    edits = config_edits(argv)
     for account in accounts:
         if not offlineimap_can_tunnel(account) or account.remote is None:
             continue
         section = "Repository_" + account.remote.replace(" ", "_")
-        extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, verified)}"]
+        extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, verified, edits)}"]
         extra += ["-k", f"{section}:ssl=no", "-k", f"{section}:starttls=no"]  # the tunnel's TLS, none inside
         plan.how[account.key] = "tunnel"
     plan.argv = [*argv, *extra]

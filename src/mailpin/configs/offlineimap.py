@@ -196,6 +196,15 @@ class _OptionParser(optparse.OptionParser):
         pass
 
 
+def config_edits(argv: Sequence[str]) -> list[str]:
+    """The `-k [SECTION:]OPTION=VALUE` edits of this command line, in order ([] if it does not parse:
+    offlineimap would refuse it, and mailpin's select() has already said so)."""
+    try:
+        return list(_options(argv).configoverride or ())
+    except (_ArgvError, _Stop):
+        return []
+
+
 def _options(argv: Sequence[str]) -> optparse.Values:
     """offlineimap's options (init.py `__parse_cmd_options`), with optparse's own abbreviation rules."""
     parser = _OptionParser(version="offlineimap")
