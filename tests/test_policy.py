@@ -206,6 +206,10 @@ def account(**changes: object) -> Account:
         ({"port": None}, ("config-downgrade",)),
         ({"servername": "evil.example"}, ("config-downgrade",)),
         ({"servername": "MAIL.example.org"}, None),
+        # The tool's own TLS settings (mbsync SSLVersions, offlineimap ssl_version) below the pinned 1.3.
+        ({"tls_versions": ("TLSv1.2",)}, ("config-downgrade",)),
+        ({"tls_versions": ("TLSv1.2", "TLSv1.3")}, None),
+        ({"tls_versions": ("none",)}, None),  # no session at all: refused in net.tlsctx, naming the line
     ],
 )
 def test_config_drift_against_an_implicit_tls_pin(changes: dict[str, object], want: tuple[str, ...] | None) -> None:
@@ -213,6 +217,13 @@ def test_config_drift_against_an_implicit_tls_pin(changes: dict[str, object], wa
     assert (verdict.reasons if verdict else None) == want
     if verdict is not None:
         assert verdict.status is Status.BLOCKED
+
+
+def test_a_version_cap_in_the_config_names_the_setting_and_its_line() -> None:
+    capped = account(tls_versions=("TLSv1.2",), tls_sources=(("versions", "SSLVersions", "/home/u/.mbsyncrc:7"),))
+    verdict = policy.config_drift(profile(Level.CA), capped)
+    assert verdict is not None
+    assert verdict.detail == "the config now caps TLS at TLSv1.2 (SSLVersions, /home/u/.mbsyncrc:7; pinned: TLSv1.3)"
 
 
 def test_config_upgrade_from_starttls_is_a_new_endpoint_not_a_downgrade() -> None:

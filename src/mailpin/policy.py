@@ -192,9 +192,27 @@ def config_drift(profile: Profile, account: Account) -> Verdict | None:
         )
     if profile.certcheck and not account.certcheck:
         findings.append(Finding("config-downgrade", "the config now turns certificate checks off"))
+    capped = _version_cap(account)
+    if capped is not None and tls_rank(capped[0]) < tls_rank(profile.tls_version):
+        # RFC 8314 §5.2: the version seen at setup is a floor; a config that now caps TLS below it
+        # asks for less, whatever the server offers (the session would be a tls-version-downgrade).
+        findings.append(
+            Finding(
+                "config-downgrade",
+                f"the config now caps TLS at {capped[0]} ({capped[1]}; pinned: {profile.tls_version})",
+            )
+        )
     if not findings:
         return None
     return Verdict(profile.account, Status.BLOCKED, tuple(findings))
+
+
+def _version_cap(account: Account) -> tuple[str, str] | None:
+    """The highest TLS version the tool's own settings allow, and where they say so; None: its default."""
+    if not account.tls_versions or account.tls_versions == ("none",):
+        return None  # no setting, or one no session can meet (refused with its line in net.tlsctx)
+    where = next((f"{setting}, {place}" for role, setting, place in account.tls_sources if role == "versions"), "")
+    return max(account.tls_versions, key=tls_rank), where or "the tool's TLS version settings"
 
 
 ACCEPTABLE = ("untrusted-chain", "hostname-mismatch")  # findings a user may confirm for a key at pin time
