@@ -3,9 +3,11 @@
 Validation uses `cryptography`'s X.509 path builder over the chain the server sent, against
 the anchors the user's tool would use (a trust file, `SSL_CERT_FILE`, or the system store).
 Its web-PKI extension profile is relaxed to what OpenSSL and GnuTLS — the libraries inside
-mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints, leaf
-extensions are not policed beyond the EKU check below. Validity period and host name are always
-checked (msmtp's fingerprint match skips both; mailpin must not — DESIGN §3).
+mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints; the leaf's
+own fitness for a TLS server (extended key usage, key usage, key size) is checked below, at least
+as strictly as either library (tests/test_chain_matrix.py holds the differential). Validity
+period and host name are always checked (msmtp's fingerprint match skips both; mailpin must not —
+DESIGN §3).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -197,6 +200,44 @@ def _eku_allows_server(leaf: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.SERVER_AUTH in usages
 
 
+def _ku_allows_signing(leaf: x509.Certificate) -> bool:
+    """RFC 8446 §4.4.2.2 (TLS 1.3) and RFC 8422 §5.3 / RFC 5246 §7.4.2 (ECDHE): the server's key
+    signs the handshake, so a present keyUsage must assert digitalSignature (RFC 5280 §4.2.1.3).
+    GnuTLS (msmtp) refuses anything less ("Key usage violation"); OpenSSL's sslserver purpose
+    (mbsync, offlineimap) refuses a leaf with none of digitalSignature, keyEncipherment and
+    keyAgreement ("unsuitable certificate purpose"). mailpin's own handshake never uses static RSA
+    key exchange, so keyEncipherment alone never covers what the key did."""
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return usage.digital_signature
+
+
+def _key_strong_enough(leaf: x509.Certificate) -> bool:
+    """OpenSSL's default security level 2 on Debian (mbsync, offlineimap: "EE certificate key too
+    weak") asks 112-bit security of the server's key: RSA and DSA of 2048 bits, elliptic curves of
+    224. The path builder checks the CAs' keys (RSA from 2048 bits, P-256/384/521), not the leaf's;
+    Ed25519 and Ed448 pass, as they do in both libraries."""
+    key = leaf.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size >= 224
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+        return key.key_size >= 2048
+    return True
+
+
+def _unsuitable_leaf(leaf: x509.Certificate) -> str | None:
+    """Why the leaf itself may not serve TLS, whatever its chain: None when it may."""
+    if not _eku_allows_server(leaf):
+        return "certificate is not valid for TLS server authentication (extendedKeyUsage)"
+    if not _ku_allows_signing(leaf):
+        return "certificate key may not sign the TLS handshake (keyUsage lacks digitalSignature)"
+    if not _key_strong_enough(leaf):
+        return "certificate key too weak (RSA under 2048 bits or an elliptic curve under 224)"
+    return None
+
+
 def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime) -> ChainVerdict:
     """Is `chain` (leaf first, as served) valid for `name` at `now` under `trust`?"""
     leaf, rest = chain[0], chain[1:]
@@ -224,9 +265,10 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         else:
             reasons.append("untrusted-chain")
         error = _explain(exc, leaf, reasons)
-    if error is None and not _eku_allows_server(leaf):
-        error = "certificate is not valid for TLS server authentication (extendedKeyUsage)"
-        reasons.append("untrusted-chain")
+    if error is None:
+        error = _unsuitable_leaf(leaf)
+        if error is not None:
+            reasons.append("untrusted-chain")
     hostname_valid = hostname_matches(leaf, name)
     if not hostname_valid:
         reasons.append("hostname-mismatch")
