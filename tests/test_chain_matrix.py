@@ -8,11 +8,9 @@ then `certs.validate` on the chain as served, for ``localhost``, under that trus
   accepted when it exits 0;
 - mbsync (OpenSSL): ``SSLType IMAPS`` + ``CertificateFile ROOT``; accepted when the IMAP server
   hears a command from it over TLS (it refuses a chain before it says anything);
-- offlineimap (OpenSSL through Python's ssl): not the whole offlineimap (seconds a run) but the code
-  of its Implicit TLS path, run by Debian's /usr/bin/python3 as offlineimap is: imaplib2's
-  ``IMAP4_SSL(ca_certs=ROOT)`` (an ``SSLContext(PROTOCOL_SSLv23)``, ``CERT_REQUIRED``,
-  ``load_verify_locations``) with offlineimap's own ``IMAPServer.__verifycert`` as its callback;
-  accepted when it reads the greeting.
+- offlineimap (OpenSSL through Debian's Python 3 ssl): ``ssl = yes``, ``starttls = no``,
+  ``sslcacertfile = ROOT`` (imaplib2's ``SSLContext(PROTOCOL_SSLv23)`` with ``CERT_REQUIRED``, then
+  offlineimap's own expiry and name check); accepted, as for mbsync, when the server hears a command.
 
 Asserted: whatever the account's tool alone refuses, mailpin refuses (msmtp accounts against
 GnuTLS, mbsync and offlineimap accounts against OpenSSL). Where mailpin refuses a chain that a
@@ -80,7 +78,6 @@ against OpenSSL, leaf-rsa1024.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import ssl
 import subprocess
@@ -104,7 +101,7 @@ from mailpin.model import Endpoint, Mode, Protocol
 from mailpin.net.probe import probe
 from tests.conftest import clock_environ, need
 from tests.lab.hostile import HostileServer, benign
-from tests.lab.pki import crafted, resigned, write_served
+from tests.lab.pki import crafted, key_usage, resigned, write_served
 
 pytestmark = pytest.mark.real
 
@@ -114,28 +111,19 @@ TOOLS = ("msmtp", "mbsync", "offlineimap")
 LIBRARY = {"msmtp": "GnuTLS", "mbsync": "OpenSSL", "offlineimap": "OpenSSL"}
 
 
-def _ku(*usages: str) -> x509.KeyUsage:
-    flags = dict.fromkeys(
-        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"), False
-    )
-    flags.update(key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
-    flags.update(dict.fromkeys(usages, True))
-    return x509.KeyUsage(**flags)
-
-
 def _dns_subtrees(*names: str) -> list[x509.GeneralName]:
     return [x509.DNSName(name) for name in names]
 
 
 UNKNOWN = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.55738.17.1"), b"\x05\x00")  # a NULL value
-_CA = {"bc": x509.BasicConstraints(ca=True, path_length=None), "ku": _ku("key_cert_sign", "crl_sign")}
+_CA = {"bc": x509.BasicConstraints(ca=True, path_length=None), "ku": key_usage("key_cert_sign", "crl_sign")}
 ROLES = {
     "root": {**_CA, "valid": (3650 * DAY, 3650 * DAY)},
     "int": {**_CA, "valid": (365 * DAY, 365 * DAY)},
     "sub": {**_CA, "valid": (365 * DAY, 365 * DAY)},
     "leaf": {
         "bc": x509.BasicConstraints(ca=False, path_length=None),
-        "ku": _ku("digital_signature"),
+        "ku": key_usage("digital_signature"),
         "eku": [ExtendedKeyUsageOID.SERVER_AUTH],
         "valid": (DAY, 90 * DAY),
     },
@@ -173,23 +161,26 @@ CASES = {
     ),
     # key usage
     "int-no-keycertsign": Case(
-        "intermediate keyUsage without keyCertSign", int={"ku": _ku("digital_signature", "crl_sign")}
+        "intermediate keyUsage without keyCertSign", int={"ku": key_usage("digital_signature", "crl_sign")}
     ),
-    "leaf-ec-ku-keyencipherment": Case("EC leaf keyUsage keyEncipherment only", leaf={"ku": _ku("key_encipherment")}),
+    "leaf-ec-ku-keyencipherment": Case(
+        "EC leaf keyUsage keyEncipherment only", leaf={"ku": key_usage("key_encipherment")}
+    ),
     "leaf-rsa-ku-keyencipherment": Case(
-        "RSA leaf keyUsage keyEncipherment only", leaf={"key": "rsa2048", "ku": _ku("key_encipherment")}
+        "RSA leaf keyUsage keyEncipherment only", leaf={"key": "rsa2048", "ku": key_usage("key_encipherment")}
     ),
     "leaf-rsa-ku-signature-encipherment": Case(
         "RSA leaf keyUsage digitalSignature, keyEncipherment",
-        leaf={"key": "rsa2048", "ku": _ku("digital_signature", "key_encipherment")},
+        leaf={"key": "rsa2048", "ku": key_usage("digital_signature", "key_encipherment")},
     ),
-    "leaf-ec-ku-keyagreement": Case("EC leaf keyUsage keyAgreement only", leaf={"ku": _ku("key_agreement")}),
+    "leaf-ec-ku-keyagreement": Case("EC leaf keyUsage keyAgreement only", leaf={"ku": key_usage("key_agreement")}),
     "leaf-ku-signature-keycertsign": Case(
-        "leaf keyUsage digitalSignature, keyCertSign (CA:FALSE)", leaf={"ku": _ku("digital_signature", "key_cert_sign")}
+        "leaf keyUsage digitalSignature, keyCertSign (CA:FALSE)",
+        leaf={"ku": key_usage("digital_signature", "key_cert_sign")},
     ),
-    "leaf-ku-keycertsign": Case("leaf keyUsage keyCertSign only (critical)", leaf={"ku": _ku("key_cert_sign")}),
+    "leaf-ku-keycertsign": Case("leaf keyUsage keyCertSign only (critical)", leaf={"ku": key_usage("key_cert_sign")}),
     "leaf-ku-keycertsign-noncritical": Case(
-        "leaf keyUsage keyCertSign only, not critical", leaf={"ku": _ku("key_cert_sign"), "ku_critical": False}
+        "leaf keyUsage keyCertSign only, not critical", leaf={"ku": key_usage("key_cert_sign"), "ku_critical": False}
     ),
     # basic constraints
     "int-no-bc": Case("intermediate without basicConstraints", int={"bc": None}),
@@ -342,31 +333,6 @@ def build(case: Case) -> Built:
 
 # --- the tools alone -----------------------------------------------------------------------------
 
-# offlineimap's Implicit TLS path, as offlineimap runs it (see the module docstring).
-OFFLINEIMAP_TLS = """
-import json, sys
-from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, "/usr/share/offlineimap3")
-import imaplib2
-from offlineimap.imapserver import IMAPServer
-
-def verify(cert, hostname):
-    return IMAPServer._IMAPServer__verifycert(None, cert, hostname)
-
-def attempt(job):
-    name, port, cafile = job
-    try:
-        imap = imaplib2.IMAP4_SSL("localhost", port, ca_certs=cafile, cert_verify_cb=verify, timeout=10)
-    except Exception as exc:
-        return name, False, repr(exc)[:300]
-    imap.shutdown()
-    return name, True, ""
-
-jobs = json.load(sys.stdin)
-with ThreadPoolExecutor(4) as pool:
-    print(json.dumps({name: [ok, why] for name, ok, why in pool.map(attempt, jobs)}))
-"""
-
 MBSYNCRC = """IMAPAccount m
 Host localhost
 Port {port}
@@ -386,6 +352,29 @@ Channel m
 Far :m-far:
 Near :m-near:
 Patterns INBOX
+"""
+
+OFFLINEIMAPRC = """[general]
+accounts = m
+metadata = {maildir}/.offlineimap
+
+[Account m]
+localrepository = near
+remoterepository = far
+
+[Repository near]
+type = Maildir
+localfolders = {maildir}
+
+[Repository far]
+type = IMAP
+remotehost = localhost
+remoteport = {port}
+ssl = yes
+starttls = no
+sslcacertfile = {root}
+remoteuser = matrix
+remotepass = matrix
 """
 
 
@@ -427,42 +416,34 @@ def _mailpin(port: int, root: Path) -> tuple[bool, str]:
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Seen]]:
-    """Every chain served (SMTP and IMAP, Implicit TLS), shown to each tool alone and to mailpin;
-    the tools run four at a time, offlineimap's TLS code in one process for all chains."""
-    msmtp, mbsync, python3 = need("msmtp"), need("mbsync"), need("/usr/bin/python3")
-    need("offlineimap")
+    """Every chain served (SMTP and IMAP, Implicit TLS), shown to each tool alone and to mailpin,
+    four at a time."""
+    msmtp, mbsync, offlineimap = need("msmtp"), need("mbsync"), need("offlineimap")
     base = tmp_path_factory.mktemp("chain-matrix")
     env = {**clock_environ(), "PATH": os.environ.get("PATH", os.defpath), "HOME": str(base), "LC_ALL": "C.UTF-8"}
     seen = {name: Seen() for name in CASES}
     servers: list[HostileServer] = []
     jobs: list[Callable[[], None]] = []
-    offline: list[tuple[str, int, str]] = []
 
     def msmtp_alone(name: str, port: int, root: Path) -> None:
         command = [msmtp, "--serverinfo", "--host=localhost", f"--port={port}", "--tls=on", "--tls-starttls=off"]
         done = _run([*command, f"--tls-trust-file={root}", "--timeout=10"], env)
         seen[name].tools["msmtp"] = (done.returncode == 0, done.stderr.strip()[:300])
 
-    def mbsync_alone(name: str, server: HostileServer, directory: Path) -> None:
-        config = directory / "mbsyncrc"
-        maildir = directory / "mail"
-        config.write_text(MBSYNCRC.format(port=server.port, root=directory / "root.pem", maildir=maildir))
-        done = _run([mbsync, "-c", str(config), "m"], env)
-        # mbsync says nothing to a server whose chain it refuses: a command heard is an acceptance.
-        seen[name].tools["mbsync"] = (bool(server.received), done.stderr.strip()[:300])
-
-    def offlineimap_alone() -> None:
-        done = subprocess.run(
-            [python3, "-c", OFFLINEIMAP_TLS],
-            input=json.dumps(offline),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        for name, (ok, why) in json.loads(done.stdout).items():
-            seen[name].tools["offlineimap"] = (ok, why)
+    def imap_tools_alone(name: str, server: HostileServer, directory: Path) -> None:
+        """mbsync, then offlineimap, on one IMAP server: neither says a word to a server whose chain
+        it refuses, so a command heard is an acceptance (neither gets further than LOGIN here)."""
+        settings = {"port": server.port, "root": directory / "root.pem", "maildir": directory / "mail"}
+        for tool, rc, command in (
+            ("mbsync", MBSYNCRC, [mbsync, "-c", "{rc}", "m"]),
+            ("offlineimap", OFFLINEIMAPRC, [offlineimap, "-c", "{rc}", "-o", "-u", "basic"]),
+        ):
+            config = directory / f"{tool}rc"
+            config.write_text(rc.format(**settings))
+            heard = len(server.received)
+            done = _run([part.format(rc=config) for part in command], env)
+            words = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
+            seen[name].tools[tool] = (len(server.received) > heard, "".join(words)[:300])
 
     def mailpin(name: str, port: int, root: Path) -> None:
         seen[name].mailpin = _mailpin(port, root)
@@ -477,14 +458,13 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Seen]
             smtp, imap = _serve(built, directory, "smtp"), _serve(built, directory, "imap")
             for server in (smtp, imap):
                 servers.append(server.__enter__())
-            offline.append((name, imap.port, str(root)))
             jobs += [
                 partial(msmtp_alone, name, smtp.port, root),
-                partial(mbsync_alone, name, imap, directory),
+                partial(imap_tools_alone, name, imap, directory),
                 partial(mailpin, name, smtp.port, root),
             ]
         with ThreadPoolExecutor(4) as pool:
-            for future in [pool.submit(job) for job in [offlineimap_alone, *jobs]]:
+            for future in [pool.submit(job) for job in jobs]:
                 future.result()
         yield seen
     finally:

@@ -312,6 +312,15 @@ def crafted(
     return builder.sign(signing_key, hashes.SHA256())
 
 
+def key_usage(*usages: str) -> x509.KeyUsage:
+    """A keyUsage extension asserting exactly USAGES, by `x509.KeyUsage`'s argument names."""
+    flags = dict.fromkeys(
+        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"), False
+    )
+    flags.update(key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(**{**flags, **dict.fromkeys(usages, True)})
+
+
 def write_served(
     directory: Path, cert: x509.Certificate, key: PrivateKey, *intermediates: x509.Certificate
 ) -> tuple[Path, Path]:
