@@ -73,6 +73,17 @@ against OpenSSL, leaf-rsa1024.
     int-eku-email                            ok      -           -       -
     leaf-eku-client                          ok      -           -       -
     leaf-eku-any                             ok      -           -       -
+
+In the tools' words. GnuTLS: "the certificate chain violates the signer's constraints" (no
+keyCertSign, path length, name constraints), "the certificate issuer is not a CA", "contains an
+unknown critical extension", "uses expired / not yet valid certificate", "uses insecure algorithm"
+(SHA-1, MD5), and in the handshake "Key usage violation in certificate" (a leaf keyUsage without
+digitalSignature). OpenSSL: "invalid CA certificate", "path length constraint exceeded",
+"permitted / excluded subtree violation", "unhandled critical extension", "unsuitable certificate
+purpose" (EKU; a leaf keyUsage of keyCertSign alone), "EE / CA certificate key too weak", "CA
+signature digest algorithm too weak". leaf-p192 fails every handshake (a "handshake failure" alert:
+no client offers a P-192 signature), so mailpin's probe sees no chain to judge either; its own rule
+for the leaf's key is shown in test_chain_purpose.py.
 """
 
 from __future__ import annotations
@@ -133,7 +144,7 @@ ROLES = {
 @dataclass(frozen=True)
 class Case:
     """A chain root → int (→ sub) → leaf; each role's dict overrides that role's defaults (ROLES):
-    key ("ec", "p192", "rsa1024", "rsa2048"), bc / ku / eku (None: left out), ku_critical, nc
+    key ("ec", "p192", "ed25519", "rsa1024", "rsa2048"), bc / ku / eku (None: left out), ku_critical, nc
     (a NameConstraints), extra (more (extension, critical) pairs), valid, digest of the signature."""
 
     what: str
