@@ -18,10 +18,11 @@ tool accepts, the case is in STRICTER with the reason; every other chain, mailpi
 
 Observed (Debian 12: msmtp 1.8.23 / GnuTLS 3.7.9, isync 1.4.4 / OpenSSL 3.0.19, offlineimap3 8.0.0
 on Python 3.11.2; "ok" accepted, "-" refused; what each chain is: CASES; mailpin's "-" where a tool
-says "ok": STRICTER, with the reason). Before the rules in `certs._unsuitable_leaf`, mailpin accepted
-leaf-ku-keycertsign(-noncritical) and leaf-p192 (as a chain), which all three refuse; against
-GnuTLS, leaf-ec-ku-keyencipherment, leaf-rsa-ku-keyencipherment and leaf-ec-ku-keyagreement; and
-against OpenSSL, leaf-rsa1024.
+says "ok": STRICTER, with the reason). Before this matrix, mailpin accepted leaf-ku-keycertsign and
+leaf-ku-keycertsign-noncritical, which all three refuse; against GnuTLS, leaf-ec-ku-keyencipherment,
+leaf-rsa-ku-keyencipherment, leaf-ec-ku-keyagreement and the two CN-only chains outside their name
+constraints; against OpenSSL, leaf-rsa1024 (all now `certs._unsuitable_leaf`). It refused
+int-inhibits-any-policy, which all three accept (now understood by the path builder's CA policy).
 
     chain                                 msmtp mbsync offlineimap mailpin
     good                                     ok     ok          ok      ok
@@ -53,6 +54,20 @@ against OpenSSL, leaf-rsa1024.
     int-nc-permits-other                      -      -           -       -
     int-nc-excludes-host                      -      -           -       -
     int-nc-permits-host                      ok     ok          ok      ok
+    root-no-bc                               ok     ok          ok       -
+    root-ca-false                             -      -           -       -
+    root-no-keycertsign                       -      -           -       -
+    root-unknown-critical                     -      -           -       -
+    root-expired                              -      -           -       -
+    int-requires-policy                       -     ok          ok       -
+    int-requires-policy-noncritical          ok     ok          ok      ok
+    int-requires-policy-leaf-has-one          -     ok          ok       -
+    int-inhibits-any-policy                  ok     ok          ok      ok
+    leaf-cn-only                             ok     ok          ok      ok
+    int-nc-permits-other-cn-only              -     ok          ok       -
+    int-nc-excludes-host-cn-only              -     ok          ok       -
+    int-nc-permits-host-cn-only              ok     ok          ok      ok
+    int-nc-permits-host-cn-outside           ok     ok          ok      ok
     leaf-unknown-critical                     -      -           -       -
     int-unknown-critical                      -      -           -       -
     leaf-expired                              -      -           -       -
@@ -122,10 +137,17 @@ TOOLS = ("msmtp", "mbsync", "offlineimap")
 LIBRARY = {"msmtp": "GnuTLS", "mbsync": "OpenSSL", "offlineimap": "OpenSSL"}
 
 
-def _dns_subtrees(*names: str) -> list[x509.GeneralName]:
-    return [x509.DNSName(name) for name in names]
+def _permits(name: str) -> dict[str, Any]:
+    return {"nc": x509.NameConstraints([x509.DNSName(name)], None)}
 
 
+def _excludes(name: str) -> dict[str, Any]:
+    return {"nc": x509.NameConstraints(None, [x509.DNSName(name)])}
+
+
+CN_ONLY = {"san": False}  # a leaf named by its common name alone
+REQUIRE_POLICY = x509.PolicyConstraints(require_explicit_policy=0, inhibit_policy_mapping=None)
+A_POLICY = x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier("2.23.140.1.2.1"), None)])
 UNKNOWN = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.55738.17.1"), b"\x05\x00")  # a NULL value
 _CA = {"bc": x509.BasicConstraints(ca=True, path_length=None), "ku": key_usage("key_cert_sign", "crl_sign")}
 ROLES = {
@@ -144,8 +166,9 @@ ROLES = {
 @dataclass(frozen=True)
 class Case:
     """A chain root → int (→ sub) → leaf; each role's dict overrides that role's defaults (ROLES):
-    key ("ec", "p192", "ed25519", "rsa1024", "rsa2048"), bc / ku / eku (None: left out), ku_critical, nc
-    (a NameConstraints), extra (more (extension, critical) pairs), valid, digest of the signature."""
+    key ("ec", "p192", "ed25519", "rsa1024", "rsa2048"), bc / ku / eku (None: left out), ku_critical,
+    nc (a NameConstraints), cn (the leaf's, if not localhost), san (False: none), extra (more
+    (extension, critical) pairs), valid, digest of the signature."""
 
     what: str
     root: dict[str, Any] = field(default_factory=dict)
@@ -215,20 +238,53 @@ CASES = {
     # name constraints
     "root-nc-permits-other": Case(
         "root permits only example.org",
-        root={"nc": x509.NameConstraints(_dns_subtrees("example.org"), None)},
+        root=_permits("example.org"),
     ),
-    "root-nc-excludes-host": Case(
-        "root excludes localhost", root={"nc": x509.NameConstraints(None, _dns_subtrees("localhost"))}
-    ),
+    "root-nc-excludes-host": Case("root excludes localhost", root=_excludes("localhost")),
     "int-nc-permits-other": Case(
         "intermediate permits only example.org",
-        int={"nc": x509.NameConstraints(_dns_subtrees("example.org"), None)},
+        int=_permits("example.org"),
     ),
-    "int-nc-excludes-host": Case(
-        "intermediate excludes localhost", int={"nc": x509.NameConstraints(None, _dns_subtrees("localhost"))}
+    "int-nc-excludes-host": Case("intermediate excludes localhost", int=_excludes("localhost")),
+    "int-nc-permits-host": Case("intermediate permits localhost (control)", int=_permits("localhost")),
+    # the trust anchor's own extensions
+    "root-no-bc": Case("root without basicConstraints", root={"bc": None}),
+    "root-ca-false": Case("root CA:FALSE", root={"bc": x509.BasicConstraints(ca=False, path_length=None)}),
+    "root-no-keycertsign": Case("root keyUsage without keyCertSign", root={"ku": key_usage("crl_sign")}),
+    "root-unknown-critical": Case("unknown critical extension on the root", root={"extra": [(UNKNOWN, True)]}),
+    "root-expired": Case("root expired", root={"valid": (3650 * DAY, -DAY)}),
+    # certificate policies (RFC 5280 §6.1.4: requireExplicitPolicy 0 asks for a policy from here on)
+    "int-requires-policy": Case(
+        "intermediate requireExplicitPolicy 0, leaf without policies",
+        int={"extra": [(REQUIRE_POLICY, True)]},
     ),
-    "int-nc-permits-host": Case(
-        "intermediate permits localhost (control)", int={"nc": x509.NameConstraints(_dns_subtrees("localhost"), None)}
+    "int-requires-policy-noncritical": Case(
+        "intermediate requireExplicitPolicy 0 (not critical), leaf without policies",
+        int={"extra": [(REQUIRE_POLICY, False)]},
+    ),
+    "int-requires-policy-leaf-has-one": Case(
+        "intermediate requireExplicitPolicy 0, leaf with a policy",
+        int={"extra": [(REQUIRE_POLICY, True)]},
+        leaf={"extra": [(A_POLICY, False)]},
+    ),
+    "int-inhibits-any-policy": Case(
+        "intermediate inhibitAnyPolicy 0 (critical)", int={"extra": [(x509.InhibitAnyPolicy(0), True)]}
+    ),
+    # a leaf named by its CN alone
+    "leaf-cn-only": Case("leaf without subjectAltName (CN localhost)", leaf=CN_ONLY),
+    "int-nc-permits-other-cn-only": Case(
+        "int permits example.org only; CN-only leaf", int=_permits("example.org"), leaf=CN_ONLY
+    ),
+    "int-nc-excludes-host-cn-only": Case(
+        "int excludes localhost; CN-only leaf", int=_excludes("localhost"), leaf=CN_ONLY
+    ),
+    "int-nc-permits-host-cn-only": Case(
+        "int permits localhost; CN-only leaf (control)", int=_permits("localhost"), leaf=CN_ONLY
+    ),
+    "int-nc-permits-host-cn-outside": Case(
+        "intermediate permits localhost, leaf SAN localhost with CN mail.example.org",
+        int=_permits("localhost"),
+        leaf={"cn": "mail.example.org"},
     ),
     # unknown critical extensions
     "leaf-unknown-critical": Case("unknown critical extension on the leaf", leaf={"extra": [(UNKNOWN, True)]}),
@@ -276,7 +332,26 @@ _PURPOSE = (
     "stricter than GnuTLS, which msmtp asks for no purpose: RFC 5280 §4.2.1.12, and OpenSSL's "
     "sslserver purpose (mbsync, offlineimap) refuses it"
 )
+_CN = (
+    "stricter than OpenSSL (mbsync, offlineimap), which does not take a dotless CN for a host name: "
+    "the CN is the name mailpin checks here (RFC 6125 §6.4.4), so the constraints apply to it; "
+    "GnuTLS (msmtp) refuses it"
+)
+_POLICY = (
+    "stricter than OpenSSL (mbsync, offlineimap), which does no policy processing without a policy "
+    "asked for: neither cryptography's path builder nor GnuTLS (msmtp) processes policy constraints, "
+    "and an unprocessed critical extension refuses the certificate (RFC 5280 §4.2)"
+)
 STRICTER: dict[str, str] = {
+    "root-no-bc": (
+        "stricter than all three: cryptography's path builder needs basicConstraints on every CA, the "
+        "trust anchor too, and cannot be told otherwise (RFC 5280 §4.2.1.9 asks it of every CA key "
+        "that signs certificates); a private root without it has to be reissued"
+    ),
+    "int-requires-policy": _POLICY,
+    "int-requires-policy-leaf-has-one": _POLICY,
+    "int-nc-permits-other-cn-only": _CN,
+    "int-nc-excludes-host-cn-only": _CN,
     "leaf-ec-ku-keyencipherment": _SIGNS,
     "leaf-rsa-ku-keyencipherment": _SIGNS,
     "leaf-ec-ku-keyagreement": _SIGNS,
@@ -318,14 +393,14 @@ def _issue(name: str, spec: dict[str, Any], key: Any, issuer: tuple[x509.Certifi
         extensions.append((x509.ExtendedKeyUsage(spec["eku"]), False))
     if spec.get("nc") is not None:
         extensions.append((spec["nc"], True))
-    if name == "localhost":
+    if name == "localhost" and spec.get("san", True):
         extensions.append((x509.SubjectAlternativeName([x509.DNSName("localhost")]), False))
     extensions.append((x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
     signer = issuer[1] if issuer is not None else key
     extensions.append((x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False))
     extensions += spec.get("extra", [])
     signed_by = (issuer[0].subject, issuer[1]) if issuer is not None else None
-    cert = crafted(name, key, *extensions, issuer=signed_by, valid=spec["valid"], now=NOW)
+    cert = crafted(spec.get("cn", name), key, *extensions, issuer=signed_by, valid=spec["valid"], now=NOW)
     digest = spec.get("digest", "sha256")
     return cert if digest == "sha256" else resigned(cert, signer, digest)
 

@@ -121,3 +121,45 @@ def test_a_leaf_unfit_to_sign_the_handshake_is_an_untrusted_chain(case: str) -> 
     else:
         assert (verdict.chain_valid, verdict.reasons) == (False, ("untrusted-chain",))
         assert refused_for in (verdict.error or ""), verdict.error
+
+
+CN_CONSTRAINTS = {  # (CN, SAN DNS names, permitted, excluded) -> valid? (the path builder checks SANs itself)
+    "cn-below-permitted": ("mail.example.org", [], ["example.org"], [], True),
+    "cn-is-permitted": ("example.org", [], ["example.org"], [], True),
+    "cn-below-dotted-permitted": ("mail.example.org", [], [".example.org"], [], True),
+    "cn-is-dotted-permitted": ("example.org", [], [".example.org"], [], False),
+    "cn-outside-permitted": ("mail.example.com", [], ["example.org"], [], False),
+    "cn-lookalike-of-permitted": ("mailexample.org", [], ["example.org"], [], False),
+    "cn-below-excluded": ("mail.example.org", [], [], ["example.org"], False),
+    "cn-beside-excluded": ("mail.example.com", [], [], ["example.org"], True),
+    "cn-unused-when-san": ("mail.example.com", ["mail.example.org"], ["example.org"], [], True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CN_CONSTRAINTS))
+def test_name_constraints_apply_to_a_common_name_that_names_the_server(case: str) -> None:
+    cn, sans, permitted, excluded, valid = CN_CONSTRAINTS[case]
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    root = _issue("purpose root", keys[0], None, True, None)
+    constraints = x509.NameConstraints(
+        [x509.DNSName(name) for name in permitted] or None, [x509.DNSName(name) for name in excluded] or None
+    )
+    days = (datetime.timedelta(days=1), datetime.timedelta(days=30))
+    sub = crafted(
+        "constrained sub-CA",
+        keys[1],
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (constraints, True),
+        issuer=(root.subject, keys[0]),
+        valid=days,
+        now=NOW,
+    )
+    leaf_extensions = [(x509.BasicConstraints(ca=False, path_length=None), True)]
+    if sans:
+        leaf_extensions.append((x509.SubjectAlternativeName([x509.DNSName(name) for name in sans]), False))
+    leaf = crafted(cn, keys[2], *leaf_extensions, issuer=(sub.subject, keys[1]), valid=days, now=NOW)
+    verdict = certs.validate([leaf, sub], sans[0] if sans else cn, certs.Trust("test root", (root,)), NOW)
+    assert verdict.chain_valid is valid, verdict.error
+    if not valid:
+        assert verdict.reasons == ("untrusted-chain",)
+        assert "name constraints of CN=constrained sub-CA" in (verdict.error or "")

@@ -169,6 +169,9 @@ def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verifi
         .require_present(x509.BasicConstraints, agnostic, None)
         .may_be_present(x509.KeyUsage, agnostic, _ca_key_usage)
         .may_be_present(x509.ExtendedKeyUsage, agnostic, _ca_server_purpose)
+        # RFC 5280 §4.2.1.14: inhibitAnyPolicy (critical, as it MUST be) only narrows the policies a
+        # path may assert; mailpin, like OpenSSL and GnuTLS without a policy set, asks for none.
+        .may_be_present(x509.InhibitAnyPolicy, agnostic, None)
     )
     builder = (
         verification.PolicyBuilder()
@@ -227,8 +230,43 @@ def _key_strong_enough(leaf: x509.Certificate) -> bool:
     return True
 
 
-def _unsuitable_leaf(leaf: x509.Certificate) -> str | None:
-    """Why the leaf itself may not serve TLS, whatever its chain: None when it may."""
+def _dns_within(name: str, subtree: str) -> bool:
+    """RFC 5280 §4.2.1.10: a DNS name is within a subtree when it is the subtree's name with zero or
+    more labels added on the left ("" is every name; ".example.org" only names below it)."""
+    name, subtree = name.lower().rstrip("."), subtree.lower().rstrip(".")
+    if subtree.startswith("."):
+        return name.endswith(subtree)
+    return not subtree or name == subtree or name.endswith("." + subtree)
+
+
+def _cn_outside_constraints(leaf: x509.Certificate, cas: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The CA whose nameConstraints the leaf's common name breaks, when the CN names the server
+    (no DNS name in the subjectAltName: RFC 6125 §6.4.4, `hostname_matches`). The path builder
+    checks constraints on the subjectAltName only; GnuTLS (msmtp) applies them to such a CN too."""
+    san = _san(leaf)
+    if san is not None and san.get_values_for_type(x509.DNSName):
+        return None
+    names = [str(attr.value) for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    for ca in cas:
+        try:
+            constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        permitted = [n.value for n in constraints.permitted_subtrees or () if isinstance(n, x509.DNSName)]
+        excluded = [n.value for n in constraints.excluded_subtrees or () if isinstance(n, x509.DNSName)]
+        for name in names:
+            if permitted and not any(_dns_within(name, tree) for tree in permitted):
+                return ca
+            if any(_dns_within(name, tree) for tree in excluded):
+                return ca
+    return None
+
+
+def _unsuitable_leaf(leaf: x509.Certificate, cas: Sequence[x509.Certificate]) -> str | None:
+    """Why the leaf itself may not serve TLS under the CAS of its validated path: None when it may."""
+    constraining = _cn_outside_constraints(leaf, cas)
+    if constraining is not None:
+        return f"certificate name outside the name constraints of {printable(constraining.subject.rfc4514_string())}"
     if not _eku_allows_server(leaf):
         return "certificate is not valid for TLS server authentication (extendedKeyUsage)"
     if not _ku_allows_signing(leaf):
@@ -247,10 +285,12 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
     elif now > leaf.not_valid_after_utc:
         reasons.append("expired")
     error: str | None = None
+    unsuitable: str | None = None
     ca_certs: tuple[CertFacts, ...] = ()
     ca_der: tuple[bytes, ...] = ()
     try:
         path = _path(leaf, rest, trust.anchors, now)
+        unsuitable = _unsuitable_leaf(leaf, path[1:])
         ca_certs = tuple(facts(cert) for cert in path[1:])
         ca_der = tuple(cert.public_bytes(Encoding.DER) for cert in path[1:])
     except verification.VerificationError as exc:
@@ -265,10 +305,9 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         else:
             reasons.append("untrusted-chain")
         error = _explain(exc, leaf, reasons)
-    if error is None:
-        error = _unsuitable_leaf(leaf)
-        if error is not None:
-            reasons.append("untrusted-chain")
+    if error is None and unsuitable is not None:
+        error = unsuitable
+        reasons.append("untrusted-chain")
     hostname_valid = hostname_matches(leaf, name)
     if not hostname_valid:
         reasons.append("hostname-mismatch")
