@@ -21,7 +21,8 @@ on Python 3.11.2; "ok" accepted, "-" refused; what each chain is: CASES; mailpin
 says "ok": STRICTER, with the reason). Before this matrix, mailpin accepted leaf-ku-keycertsign and
 leaf-ku-keycertsign-noncritical, which all three refuse; against GnuTLS, leaf-ec-ku-keyencipherment,
 leaf-rsa-ku-keyencipherment, leaf-ec-ku-keyagreement and the two CN-only chains outside their name
-constraints; against OpenSSL, leaf-rsa1024 (all now `certs._unsuitable_leaf`). It refused
+constraints; against OpenSSL, leaf-rsa1024 (all now `certs._unsuitable_leaf`), and trust-int; against
+GnuTLS and offlineimap, trust-leaf (now `certs._path`: OpenSSL's anchors, self-signed ones). It refused
 int-inhibits-any-policy, which all three accept (now understood by the path builder's CA policy).
 
     chain                                 msmtp mbsync offlineimap mailpin
@@ -85,6 +86,13 @@ int-inhibits-any-policy, which all three accept (now understood by the path buil
     leaf-p192                                 -      -           -       -
     int-p192                                 ok      -           -       -
     leaf-ed25519                             ok     ok          ok      ok
+    trust-int                                ok      -           -       -
+    trust-leaf                                -     ok           -       -
+    self-signed-trusted                      ok     ok          ok      ok
+    self-signed-ca-trusted                   ok     ok          ok      ok
+    trust-root-and-int                       ok     ok          ok      ok
+    trust-root-and-leaf                      ok     ok          ok      ok
+    trust-leaf-expired                        -     ok           -       -
     int-eku-email                            ok      -           -       -
     leaf-eku-client                          ok      -           -       -
     leaf-eku-any                             ok      -           -       -
@@ -171,6 +179,8 @@ class Case:
     (extension, critical) pairs), valid, digest of the signature."""
 
     what: str
+    trusted: str = "root"  # the roles whose certificates the trust file holds ("leaf+root")
+    self_signed: bool = False  # the leaf alone, signing itself (then trusted="leaf")
     root: dict[str, Any] = field(default_factory=dict)
     int: dict[str, Any] = field(default_factory=dict)
     sub: dict[str, Any] | None = None
@@ -310,6 +320,23 @@ CASES = {
     "leaf-p192": Case("EC P-192 leaf", leaf={"key": "p192"}),
     "int-p192": Case("EC P-192 intermediate", int={"key": "p192"}),
     "leaf-ed25519": Case("Ed25519 leaf (control)", leaf={"key": "ed25519"}),
+    # what the trust file holds
+    "trust-int": Case("the trust file holds the intermediate, not the root", trusted="int"),
+    "trust-leaf": Case("the trust file holds the server's own certificate", trusted="leaf"),
+    "self-signed-trusted": Case(
+        "a self-signed server certificate (CA:FALSE), trusted", trusted="leaf", self_signed=True
+    ),
+    "self-signed-ca-trusted": Case(
+        "a self-signed server certificate (CA:TRUE), trusted",
+        trusted="leaf",
+        self_signed=True,
+        leaf={"bc": x509.BasicConstraints(ca=True, path_length=None)},
+    ),
+    "trust-root-and-int": Case("the trust file holds the intermediate and the root", trusted="int+root"),
+    "trust-root-and-leaf": Case("the trust file holds the server's own certificate and the root", trusted="leaf+root"),
+    "trust-leaf-expired": Case(
+        "the trust file holds the server's own certificate, expired", trusted="leaf", leaf={"valid": (90 * DAY, -DAY)}
+    ),
     # extended key usage (more in test_chain_purpose.py)
     "int-eku-email": Case("intermediate EKU emailProtection only", int={"eku": [ExtendedKeyUsageOID.EMAIL_PROTECTION]}),
     "leaf-eku-client": Case("leaf EKU clientAuth only", leaf={"eku": [ExtendedKeyUsageOID.CLIENT_AUTH]}),
@@ -342,7 +369,20 @@ _POLICY = (
     "asked for: neither cryptography's path builder nor GnuTLS (msmtp) processes policy constraints, "
     "and an unprocessed critical extension refuses the certificate (RFC 5280 §4.2)"
 )
+_OWN_CERT = (
+    "stricter than isync (mbsync), which takes the server's exact certificate found in CertificateFile, "
+    "even expired (its own rule, not OpenSSL's): GnuTLS (msmtp) and offlineimap refuse it, and mailpin "
+    "checks validity at every level (DESIGN §3); a pin at level leaf or key with the finding confirmed "
+    "is mailpin's way to trust one certificate"
+)
 STRICTER: dict[str, str] = {
+    "trust-int": (
+        "stricter than GnuTLS (msmtp), which ends a chain at any trusted certificate: one judgement serves "
+        "every tool, and it keeps OpenSSL's rule (mbsync, offlineimap refuse it); the root in the trust "
+        "file mends it"
+    ),
+    "trust-leaf": _OWN_CERT,
+    "trust-leaf-expired": _OWN_CERT,
     "root-no-bc": (
         "stricter than all three: cryptography's path builder needs basicConstraints on every CA, the "
         "trust anchor too, and cannot be told otherwise (RFC 5280 §4.2.1.9 asks it of every CA key "
@@ -378,7 +418,7 @@ def _key(kind: str) -> Any:
 
 @dataclass
 class Built:
-    root: x509.Certificate
+    anchors: list[x509.Certificate]  # what the trust file holds
     served: list[x509.Certificate]  # leaf first
     leaf_key: Any
 
@@ -407,14 +447,16 @@ def _issue(name: str, spec: dict[str, Any], key: Any, issuer: tuple[x509.Certifi
 
 def build(case: Case) -> Built:
     roles = [("root", case.root), ("int", case.int), *([("sub", case.sub)] if case.sub is not None else [])]
-    roles.append(("leaf", case.leaf))
+    roles = [*(roles if not case.self_signed else []), ("leaf", case.leaf)]
     issued: list[tuple[x509.Certificate, Any]] = []
     for role, overrides in roles:
         spec = {**ROLES[role], **overrides}
         key = _key(spec.get("key", "ec"))
         name = "localhost" if role == "leaf" else f"matrix {role}"
         issued.append((_issue(name, spec, key, issued[-1] if issued else None), key))
-    return Built(issued[0][0], [cert for cert, _ in reversed(issued[1:])], issued[-1][1])
+    names = [role for role, _ in roles]
+    anchors = [issued[names.index(role)][0] for role in case.trusted.split("+")]
+    return Built(anchors, [cert for cert, _ in reversed(issued[1:] or issued)], issued[-1][1])
 
 
 # --- the tools alone -----------------------------------------------------------------------------
@@ -540,7 +582,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Seen]
             directory = base / name
             (directory / "mail" / "inbox").mkdir(parents=True)
             root = directory / "root.pem"
-            root.write_bytes(built.root.public_bytes(serialization.Encoding.PEM))
+            root.write_bytes(b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in built.anchors))
             smtp, imap = _serve(built, directory, "smtp"), _serve(built, directory, "imap")
             for server in (smtp, imap):
                 servers.append(server.__enter__())

@@ -187,9 +187,17 @@ def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verifi
 def _path(
     leaf: x509.Certificate, rest: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime
 ) -> list[x509.Certificate]:
-    if not anchors:
-        raise verification.VerificationError("no trust anchors")
-    return list(_build_verifier(anchors, at).verify(leaf, list(rest)).chain)
+    # OpenSSL (mbsync, offlineimap; no X509_V_FLAG_PARTIAL_CHAIN) ends a chain only at a
+    # self-signed trusted certificate; a trusted intermediate, or the server's own CA-issued
+    # certificate, merely helps to build the path to one (RFC 5280 §6.1: the anchor is the root).
+    roots = [cert for cert in anchors if cert.subject == cert.issuer]
+    if not roots:
+        raise verification.VerificationError(_NO_ROOT if anchors else "no trust anchors")
+    helpers = [cert for cert in anchors if cert.subject != cert.issuer]
+    return list(_build_verifier(roots, at).verify(leaf, [*rest, *helpers]).chain)
+
+
+_NO_ROOT = "no root (self-signed) certificate among the trusted ones, where OpenSSL ends every chain"
 
 
 def _eku_allows_server(leaf: x509.Certificate) -> bool:
