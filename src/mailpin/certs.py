@@ -3,8 +3,9 @@
 Validation uses `cryptography`'s X.509 path builder over the chain the server sent, against
 the anchors the user's tool would use (a trust file, `SSL_CERT_FILE`, or the system store).
 Its web-PKI extension profile is relaxed to what OpenSSL and GnuTLS — the libraries inside
-mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints; the leaf's
-own fitness for a TLS server (extended key usage, key usage, key size) is checked below, at least
+mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints, a chain
+ends at a self-signed trusted certificate, and the leaf's own fitness for a TLS server (extended
+key usage, key usage, key size, a common name within name constraints) is checked below, at least
 as strictly as either library (tests/test_chain_matrix.py holds the differential). Validity
 period and host name are always checked (msmtp's fingerprint match skips both; mailpin must not —
 DESIGN §3).
