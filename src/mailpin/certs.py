@@ -3,9 +3,12 @@
 Validation uses `cryptography`'s X.509 path builder over the chain the server sent, against
 the anchors the user's tool would use (a trust file, `SSL_CERT_FILE`, or the system store).
 Its web-PKI extension profile is relaxed to what OpenSSL and GnuTLS — the libraries inside
-mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints, leaf
-extensions are not policed beyond the EKU check below. Validity period and host name are always
-checked (msmtp's fingerprint match skips both; mailpin must not — DESIGN §3).
+mbsync and msmtp — accept for a private mail CA: CA certificates need basicConstraints, a chain
+ends at a self-signed trusted certificate, and the leaf's own fitness for a TLS server (extended
+key usage, key usage, key size, a common name within name constraints) is checked below, at least
+as strictly as either library (tests/test_chain_matrix.py holds the differential). Validity
+period and host name are always checked (msmtp's fingerprint match skips both; mailpin must not —
+DESIGN §3).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -166,6 +170,9 @@ def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verifi
         .require_present(x509.BasicConstraints, agnostic, None)
         .may_be_present(x509.KeyUsage, agnostic, _ca_key_usage)
         .may_be_present(x509.ExtendedKeyUsage, agnostic, _ca_server_purpose)
+        # RFC 5280 §4.2.1.14: inhibitAnyPolicy (critical, as it MUST be) only narrows the policies a
+        # path may assert; mailpin, like OpenSSL and GnuTLS without a policy set, asks for none.
+        .may_be_present(x509.InhibitAnyPolicy, agnostic, None)
     )
     builder = (
         verification.PolicyBuilder()
@@ -181,9 +188,17 @@ def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verifi
 def _path(
     leaf: x509.Certificate, rest: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime
 ) -> list[x509.Certificate]:
-    if not anchors:
-        raise verification.VerificationError("no trust anchors")
-    return list(_build_verifier(anchors, at).verify(leaf, list(rest)).chain)
+    # OpenSSL (mbsync, offlineimap; no X509_V_FLAG_PARTIAL_CHAIN) ends a chain only at a
+    # self-signed trusted certificate; a trusted intermediate, or the server's own CA-issued
+    # certificate, merely helps to build the path to one (RFC 5280 §6.1: the anchor is the root).
+    roots = [cert for cert in anchors if cert.subject == cert.issuer]
+    if not roots:
+        raise verification.VerificationError(_NO_ROOT if anchors else "no trust anchors")
+    helpers = [cert for cert in anchors if cert.subject != cert.issuer]
+    return list(_build_verifier(roots, at).verify(leaf, [*rest, *helpers]).chain)
+
+
+_NO_ROOT = "no root (self-signed) certificate among the trusted ones, where OpenSSL ends every chain"
 
 
 def _eku_allows_server(leaf: x509.Certificate) -> bool:
@@ -197,6 +212,79 @@ def _eku_allows_server(leaf: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.SERVER_AUTH in usages
 
 
+def _ku_allows_signing(leaf: x509.Certificate) -> bool:
+    """RFC 8446 §4.4.2.2 (TLS 1.3) and RFC 8422 §5.3 / RFC 5246 §7.4.2 (ECDHE): the server's key
+    signs the handshake, so a present keyUsage must assert digitalSignature (RFC 5280 §4.2.1.3).
+    GnuTLS (msmtp) refuses anything less ("Key usage violation"); OpenSSL's sslserver purpose
+    (mbsync, offlineimap) refuses a leaf with none of digitalSignature, keyEncipherment and
+    keyAgreement ("unsuitable certificate purpose"). mailpin's own handshake never uses static RSA
+    key exchange, so keyEncipherment alone never covers what the key did."""
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return usage.digital_signature
+
+
+def _key_strong_enough(leaf: x509.Certificate) -> bool:
+    """OpenSSL's default security level 2 on Debian (mbsync, offlineimap: "EE certificate key too
+    weak") asks 112-bit security of the server's key: RSA and DSA of 2048 bits, elliptic curves of
+    224. The path builder checks the CAs' keys (RSA from 2048 bits, P-256/384/521), not the leaf's;
+    Ed25519 and Ed448 pass, as they do in both libraries."""
+    key = leaf.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size >= 224
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+        return key.key_size >= 2048
+    return True
+
+
+def _dns_within(name: str, subtree: str) -> bool:
+    """RFC 5280 §4.2.1.10: a DNS name is within a subtree when it is the subtree's name with zero or
+    more labels added on the left ("" is every name; ".example.org" only names below it)."""
+    name, subtree = name.lower().rstrip("."), subtree.lower().rstrip(".")
+    if subtree.startswith("."):
+        return name.endswith(subtree)
+    return not subtree or name == subtree or name.endswith("." + subtree)
+
+
+def _cn_outside_constraints(leaf: x509.Certificate, cas: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The CA whose nameConstraints the leaf's common name breaks, when the CN names the server
+    (no DNS name in the subjectAltName: RFC 6125 §6.4.4, `hostname_matches`). The path builder
+    checks constraints on the subjectAltName only; GnuTLS (msmtp) applies them to such a CN too."""
+    san = _san(leaf)
+    if san is not None and san.get_values_for_type(x509.DNSName):
+        return None
+    names = [str(attr.value) for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    for ca in cas:
+        try:
+            constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        permitted = [n.value for n in constraints.permitted_subtrees or () if isinstance(n, x509.DNSName)]
+        excluded = [n.value for n in constraints.excluded_subtrees or () if isinstance(n, x509.DNSName)]
+        for name in names:
+            if permitted and not any(_dns_within(name, tree) for tree in permitted):
+                return ca
+            if any(_dns_within(name, tree) for tree in excluded):
+                return ca
+    return None
+
+
+def _unsuitable_leaf(leaf: x509.Certificate, cas: Sequence[x509.Certificate]) -> str | None:
+    """Why the leaf itself may not serve TLS under the CAS of its validated path: None when it may."""
+    constraining = _cn_outside_constraints(leaf, cas)
+    if constraining is not None:
+        return f"certificate name outside the name constraints of {printable(constraining.subject.rfc4514_string())}"
+    if not _eku_allows_server(leaf):
+        return "certificate is not valid for TLS server authentication (extendedKeyUsage)"
+    if not _ku_allows_signing(leaf):
+        return "certificate key may not sign the TLS handshake (keyUsage lacks digitalSignature)"
+    if not _key_strong_enough(leaf):
+        return "certificate key too weak (RSA under 2048 bits or an elliptic curve under 224)"
+    return None
+
+
 def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime) -> ChainVerdict:
     """Is `chain` (leaf first, as served) valid for `name` at `now` under `trust`?"""
     leaf, rest = chain[0], chain[1:]
@@ -206,10 +294,12 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
     elif now > leaf.not_valid_after_utc:
         reasons.append("expired")
     error: str | None = None
+    unsuitable: str | None = None
     ca_certs: tuple[CertFacts, ...] = ()
     ca_der: tuple[bytes, ...] = ()
     try:
         path = _path(leaf, rest, trust.anchors, now)
+        unsuitable = _unsuitable_leaf(leaf, path[1:])
         ca_certs = tuple(facts(cert) for cert in path[1:])
         ca_der = tuple(cert.public_bytes(Encoding.DER) for cert in path[1:])
     except verification.VerificationError as exc:
@@ -224,8 +314,8 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
         else:
             reasons.append("untrusted-chain")
         error = _explain(exc, leaf, reasons)
-    if error is None and not _eku_allows_server(leaf):
-        error = "certificate is not valid for TLS server authentication (extendedKeyUsage)"
+    if error is None and unsuitable is not None:
+        error = unsuitable
         reasons.append("untrusted-chain")
     hostname_valid = hostname_matches(leaf, name)
     if not hostname_valid:

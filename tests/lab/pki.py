@@ -34,7 +34,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VARIANTS = (
@@ -312,11 +312,45 @@ def crafted(
     return builder.sign(signing_key, hashes.SHA256())
 
 
-def write_served(directory: Path, cert: x509.Certificate, key: PrivateKey) -> tuple[Path, Path]:
-    """chain.pem and key.pem in DIRECTORY, for a server of a test's own (HostileServer)."""
+def key_usage(*usages: str) -> x509.KeyUsage:
+    """A keyUsage extension asserting exactly USAGES, by `x509.KeyUsage`'s argument names."""
+    flags = dict.fromkeys(
+        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"), False
+    )
+    flags.update(key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(**{**flags, **dict.fromkeys(usages, True)})
+
+
+def write_served(
+    directory: Path, cert: x509.Certificate, key: PrivateKey, *intermediates: x509.Certificate
+) -> tuple[Path, Path]:
+    """chain.pem (CERT, then any INTERMEDIATES in the order a server sends them) and key.pem in
+    DIRECTORY, for a server of a test's own (HostileServer)."""
     chain, key_pem = directory / "chain.pem", directory / "key.pem"
-    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    chain.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *intermediates)))
     key_pem.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return chain, key_pem
+
+
+# DER of the signature AlgorithmIdentifier OIDs that `resigned` swaps (RFC 4055 §5, RFC 8017 App. A.2.4):
+# the same length, so the certificate's structure and lengths stay as they are.
+_SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b")
+_LEGACY_WITH_RSA = {"sha1": bytes.fromhex("06092a864886f70d010105"), "md5": bytes.fromhex("06092a864886f70d010104")}
+
+
+def resigned(cert: x509.Certificate, issuer_key: rsa.RSAPrivateKey, digest: str) -> x509.Certificate:
+    """CERT (signed sha256WithRSAEncryption by ISSUER_KEY) signed again with a legacy DIGEST, "sha1"
+    or "md5": `cryptography` no longer signs certificates with those, and the tools' libraries must
+    be shown one. The algorithm appears twice (RFC 5280 §4.1.1.2 and §4.1.2.3); both are swapped."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    if der.count(_SHA256_WITH_RSA) != 2:
+        raise ValueError("not a certificate signed sha256WithRSAEncryption")
+    swapped = der.replace(_SHA256_WITH_RSA, _LEGACY_WITH_RSA[digest])
+    tbs = x509.load_der_x509_certificate(swapped).tbs_certificate_bytes
+    legacy = {"sha1": hashes.SHA1(), "md5": hashes.MD5()}[digest]
+    signature = issuer_key.sign(tbs, padding.PKCS1v15(), legacy)
+    # The signature BIT STRING ends the certificate; an RSA signature is as long as the modulus.
+    assert len(signature) == len(cert.signature)
+    return x509.load_der_x509_certificate(swapped[: -len(signature)] + signature)
