@@ -5,6 +5,7 @@ test shows both the gap and what enforcement buys."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 from pathlib import Path
@@ -299,3 +300,31 @@ def test_with_enforcement_no_tool_logs_in_on_a_hostile_starttls_session(
         assert split.connections >= 2, done.stderr  # the tool's own session did reach the hostile side
         assert done.returncode != 0
         assert not leaked(evil), evil.received
+
+
+def test_msmtp_trusting_only_the_intermediate_sends_as_msmtp_alone_does(
+    isolated_env: Path, shims: Path, pki, smtp_server, tmp_path: Path
+) -> None:
+    """GnuTLS ends a chain at any trusted CA: msmtp with only the intermediate in tls_trust_file
+    sends. mailpin judges msmtp's chains by that rule (mbsync's and offlineimap's by OpenSSL's,
+    tests/test_chain_matrix.py), so it pins and sends too — no false block."""
+    need("msmtp")
+    import ssl as ssl_module
+
+    intermediate = tmp_path / "intermediate.pem"
+    intermediate.write_text(ssl_module.DER_cert_to_PEM_cert(pki.intermediate_der))
+    (isolated_env / ".msmtprc").write_text(
+        f"account lab\nhost localhost\nport {smtp_server.smtps_port}\ntls on\ntls_starttls off\n"
+        f"tls_trust_file {intermediate}\nfrom alice@example.org\n"
+    )
+    (isolated_env / ".msmtprc").chmod(0o600)
+    alone = tool(["/usr/bin/msmtp", "-a", "lab", "-t"], dict(os.environ), MESSAGE)
+    assert alone.returncode == 0, alone.stderr
+    assert cli("init", "--yes", "msmtp:lab")[0] == 0
+    before = len(smtp_server.received())
+    done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+    assert done.returncode == 0, done.stderr
+    assert len(smtp_server.received()) == before + 1
+    smtp_server.serve("foreign-ca")  # the sibling: a chain the intermediate does not sign is refused
+    blocked = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
+    assert blocked.returncode == 69 and len(smtp_server.received()) == before + 1, blocked.stderr

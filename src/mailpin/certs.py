@@ -186,8 +186,20 @@ def _build_verifier(anchors: Sequence[x509.Certificate], at: datetime) -> verifi
 
 
 def _path(
-    leaf: x509.Certificate, rest: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime
+    leaf: x509.Certificate,
+    rest: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    at: datetime,
+    any_ca: bool = False,
 ) -> list[x509.Certificate]:
+    if any_ca:
+        # GnuTLS (msmtp) ends a chain at any trusted CA certificate — an intermediate alone in
+        # tls_trust_file is an anchor (RFC 5280 §6.1.1 (d): the trust anchor need not be a root) —
+        # but not at the server's own CA-issued certificate, which is no CA.
+        cas = [cert for cert in anchors if cert.subject == cert.issuer or _is_ca(cert)]
+        if not cas:
+            raise verification.VerificationError("no CA certificate among the trusted ones")
+        return list(_build_verifier(cas, at).verify(leaf, list(rest)).chain)
     # OpenSSL (mbsync, offlineimap; no X509_V_FLAG_PARTIAL_CHAIN) ends a chain only at a
     # self-signed trusted certificate; a trusted intermediate, or the server's own CA-issued
     # certificate, merely helps to build the path to one (RFC 5280 §6.1: the anchor is the root).
@@ -199,6 +211,13 @@ def _path(
 
 
 _NO_ROOT = "no root (self-signed) certificate among the trusted ones, where OpenSSL ends every chain"
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _eku_allows_server(leaf: x509.Certificate) -> bool:
@@ -285,8 +304,12 @@ def _unsuitable_leaf(leaf: x509.Certificate, cas: Sequence[x509.Certificate]) ->
     return None
 
 
-def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime) -> ChainVerdict:
-    """Is `chain` (leaf first, as served) valid for `name` at `now` under `trust`?"""
+def validate(
+    chain: Sequence[x509.Certificate], name: str, trust: Trust, now: datetime, any_ca: bool = False
+) -> ChainVerdict:
+    """Is `chain` (leaf first, as served) valid for `name` at `now` under `trust`? `any_ca`: GnuTLS's
+    rule (msmtp), where any trusted CA certificate ends a chain; else OpenSSL's, where only a
+    self-signed one does (mbsync, offlineimap, and `mailpin probe`: the stricter of the two)."""
     leaf, rest = chain[0], chain[1:]
     reasons: list[str] = []
     if now < leaf.not_valid_before_utc:
@@ -298,7 +321,7 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
     ca_certs: tuple[CertFacts, ...] = ()
     ca_der: tuple[bytes, ...] = ()
     try:
-        path = _path(leaf, rest, trust.anchors, now)
+        path = _path(leaf, rest, trust.anchors, now, any_ca)
         unsuitable = _unsuitable_leaf(leaf, path[1:])
         ca_certs = tuple(facts(cert) for cert in path[1:])
         ca_der = tuple(cert.public_bytes(Encoding.DER) for cert in path[1:])
@@ -308,7 +331,7 @@ def validate(chain: Sequence[x509.Certificate], name: str, trust: Trust, now: da
             # finding is "expired"/"not yet valid" alone, not also an untrusted issuer.
             midpoint = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
             try:
-                _path(leaf, rest, trust.anchors, midpoint)
+                _path(leaf, rest, trust.anchors, midpoint, any_ca)
             except verification.VerificationError:
                 reasons.append("untrusted-chain")
         else:

@@ -53,11 +53,13 @@ Judged = tuple[tuple[CertFacts, ...], ChainVerdict]  # the served chain's facts 
 
 class Judge:
     """Judges the chains served under one trust source; `memo`: the directory that remembers valid
-    ones (None: judge every chain in full, as `mailpin probe` does)."""
+    ones (None: judge every chain in full, as `mailpin probe` does); `any_ca`: the tool's TLS library
+    ends a chain at any trusted CA (GnuTLS, msmtp), not only at a self-signed one (OpenSSL)."""
 
-    def __init__(self, source: TrustSource, memo: Path | None) -> None:
+    def __init__(self, source: TrustSource, memo: Path | None, any_ca: bool = False) -> None:
         self.source = source
         self.memo = memo
+        self.any_ca = any_ca  # GnuTLS's anchors (msmtp): any trusted CA ends a chain (certs.validate)
         self._fingerprint: bytes | None = None
         self._trust: Trust | None = None  # parsed on the first chain that needs cryptography
         self._anchors: frozenset[str] | None = None
@@ -84,7 +86,7 @@ class Judge:
         trust = self.load()
         chain = certs.parse_chain(chain_der)
         served = tuple(certs.facts(cert) for cert in chain)
-        verdict = certs.validate(chain, name, trust, now)
+        verdict = certs.validate(chain, name, trust, now, self.any_ca)
         if key is not None and verdict.chain_valid and verdict.hostname_valid and not verdict.reasons:
             # Every certificate the path builder could pick from, not only the path it picked: a
             # candidate that becomes valid later could make it pick another path (other CA pins).
@@ -100,7 +102,8 @@ class Judge:
         if self._fingerprint is None:
             self._fingerprint = self.source.fingerprint.encode()
         digest = hashlib.sha256()
-        for part in (_RULES, _judges(), name.encode(), self._fingerprint, *chain_der):
+        rules = _RULES + (b" any-ca" if self.any_ca else b"")
+        for part in (rules, _judges(), name.encode(), self._fingerprint, *chain_der):
             digest.update(len(part).to_bytes(8, "big"))
             digest.update(part)
         return digest.hexdigest()

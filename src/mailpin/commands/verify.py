@@ -100,7 +100,7 @@ class Verifier:
         self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
         self.audit = AuditLog.for_env(env)
         self.audit_problems: list[str] = []
-        self._judges: dict[tuple[str | None, bool], Judge] = {}
+        self._judges: dict[tuple[str | None, bool, bool], Judge] = {}
         self._pinned_now: dict[str, datetime] = {}  # pins this run wrote, by account
         self._lock = Lock()
 
@@ -118,11 +118,14 @@ class Verifier:
         the system store, or both), remembering the valid ones in the cache directory."""
         trust_file = account.trust_file if account is not None else None
         system = account.system_trust if account is not None else True
+        # Chains end where the tool's own TLS library ends them: GnuTLS (msmtp) at any trusted CA.
+        any_ca = account is not None and account.tool is Tool.MSMTP
         with self._lock:
-            if (trust_file, system) not in self._judges:
+            if (trust_file, system, any_ca) not in self._judges:
                 source = anchors.locate_for(trust_file, system, self.env.environ)
-                self._judges[(trust_file, system)] = Judge(source, self.env.cache_home / "mailpin" / "chains")
-            return self._judges[(trust_file, system)]
+                memo = self.env.cache_home / "mailpin" / "chains"
+                self._judges[(trust_file, system, any_ca)] = Judge(source, memo, any_ca)
+            return self._judges[(trust_file, system, any_ca)]
 
     def observe(self, endpoint: Endpoint, account: Account | None) -> Observation:
         # A verdict needs the handshake (and the greeting that proves the session works), not the
