@@ -520,3 +520,46 @@ def test_a_second_definition_of_a_name_is_never_used() -> None:
     config = mbsync.parse(text, "f", "/h")
     assert [(account.name, account.host) for account in config.accounts] == [("a", "one")]
     assert [(store.name, store.account and store.account.host) for store in config.stores] == [("s", "one")]
+
+
+NEWER = {  # what only isync >= 1.5 takes, as a line of the test config below (line 17 or 5)
+    "TLSType IMAPS": 5,
+    "TLSVersions +1.3": 5,
+    "ExpungeSolo Both": 17,
+    "ExpireSide Near": 17,
+    "Sync Pull Old": 17,
+    "Sync PushUpgrade": 17,
+    "Sync Gone": 17,
+}
+
+
+@pytest.mark.parametrize("snippet", sorted(NEWER))
+def test_what_only_isync_15_takes_is_refused_as_the_installed_14_refuses_it(
+    isolated_env: Path, tmp_path: Path, snippet: str
+) -> None:
+    binary = need("mbsync")
+    line = NEWER[snippet]
+    account = "IMAPAccount a\nHost localhost\nUser u\nPass p\n" + (f"{snippet}\n" if line == 5 else "SSLType IMAPS\n")
+    channel = "Channel c\nFar :a-r:\nNear :l:\n" + (f"{snippet}\n" if line == 17 else "")
+    rc = tmp_path / "rc"
+    rc.write_text(
+        f"{account}\nIMAPStore a-r\nAccount a\n\nMaildirStore l\nPath {tmp_path}/m/\nInbox {tmp_path}/m/i\n\n{channel}"
+    )
+    done = subprocess.run([binary, "-c", str(rc), "-l", "c"], capture_output=True, text=True, timeout=10, check=False)
+    said = re.search(rf"{re.escape(str(rc))}:(\d+): (.*)", done.stdout + done.stderr)
+    env = make_env(isolated_env, PATH=str(Path(binary).parent))
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    if "isync 1.4" in version:  # Debian 12: mbsync refuses the file, and mailpin with its words and line
+        assert done.returncode != 0 and said is not None and int(said.group(1)) == line, done.stdout + done.stderr
+        with pytest.raises(ConfigError) as caught:
+            mbsync.load(["-c", str(rc), "c"], env)
+        assert caught.value.line == line and caught.value.problem.startswith(said.group(2)), caught.value
+    else:  # a newer mbsync takes it, and so does mailpin
+        assert said is None, done.stdout + done.stderr
+        assert mbsync.load(["-c", str(rc), "c"], env).accounts
+    # With an isync 1.5 installed, the same file is fine.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mbsync").write_text("#!/bin/sh\necho isync 1.5.0\n")
+    (fake / "mbsync").chmod(0o755)
+    assert mbsync.load(["-c", str(rc), "c"], make_env(isolated_env, PATH=str(fake))).accounts

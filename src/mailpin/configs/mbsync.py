@@ -78,6 +78,7 @@ class MbsyncConfig:
     # it refuses the config when one is unreadable. (keyword, line, expanded path), checked by load().
     local_files: tuple[tuple[str, int, str], ...] = ()
     found: bool = True  # False: no config file at all (mbsync itself would refuse to run)
+    newer: tuple[tuple[int, str], ...] = ()  # (line, isync 1.4's refusal) of what only isync >= 1.5 takes
     data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what mbsync is handed
 
 
@@ -132,6 +133,9 @@ def _imap(
                 imap_store_option(lines, keyword)
             continue
         seen[keyword] = line
+        if keyword in ("tlstype", "tlsversions"):  # 1.5
+            section = "IMAPStore" if is_store else "IMAPAccount"
+            lines.newer.append((line, f"keyword '{lines.cmd}' is not recognized in {section} sections"))
         if keyword == "host":
             # drv_imap.c: "imap:" / "imaps:" URL prefixes are a deprecated compatibility hack.
             host = value.removeprefix("imap:")
@@ -291,7 +295,10 @@ def parse(text: str, source: str, home: str) -> MbsyncConfig:
                 lines.fail(f"global option '{lines.cmd}' may not follow sections: move it to the top")
             continue
         global_ok = False
-    return MbsyncConfig(tuple(accounts), source, tuple(stores.values()), tuple(channels), tuple(groups), tuple(files))
+    return MbsyncConfig(
+        tuple(accounts), source, tuple(stores.values()), tuple(channels), tuple(groups), tuple(files),
+        newer=tuple(lines.newer),
+    )  # fmt: skip
 
 
 def _channel(lines: Lines, stores: dict[str, Store]) -> Channel:
@@ -366,6 +373,17 @@ def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
     except OSError as exc:
         raise ConfigError(str(paths[0]), None, f"cannot read this mbsync config file: {exc.strerror}") from None
     config = replace(parse(data.decode("utf-8", "surrogateescape"), str(paths[0]), str(env.home)), data=data)
+    if config.newer:
+        # The grammar above is 1.4's widened to 1.5's: what only 1.5 takes is refused by the mbsync
+        # that is installed when it is older — with its own words, as it would refuse the file.
+        from mailpin.configs.tool_version import installed
+
+        version = installed("mbsync", env)
+        if version is not None and version < (1, 5):
+            line, refusal = config.newer[0]
+            raise ConfigError(
+                config.source, line, f"{refusal} (isync {version[0]}.{version[1]} is installed; this needs isync 1.5)"
+            )
     for keyword, line, file in config.local_files:
         # drv_imap.c checks access(R_OK) while reading the config and refuses the config otherwise.
         if not os.access(file, os.R_OK):

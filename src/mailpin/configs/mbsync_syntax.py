@@ -50,6 +50,9 @@ class Lines:
             for at in range(0, len(line), _LINE_BYTES)
         ]
         self.number = 0
+        # What only isync >= 1.5 takes: (line, isync 1.4's own words refusing it); mbsync.load refuses
+        # the config with them when the installed mbsync is older.
+        self.newer: list[tuple[int, str]] = []
         self.cmd: str | None = None
         self.value = ""
         self._text = ""
@@ -162,6 +165,8 @@ def _choice(lines: Lines, label: str, allowed: frozenset[str], multi: bool = Tru
     for word in [lines.value, *lines.rest()] if multi else [lines.value]:
         if fold(word) not in allowed:
             lines.fail(f"invalid {label} arg '{word}'")
+        if label == "Sync" and any(op in fold(word) for op in _NEW_OPS):
+            lines.newer.append((lines.number, f"invalid Sync arg '{word}'"))
 
 
 def expand(path: str, home: str, what: str, notes: list[str]) -> str:
@@ -179,6 +184,7 @@ def expand(path: str, home: str, what: str, notes: list[str]) -> str:
 
 _SIDES = frozenset({"none", "far", "near", "both", "master", "slave"})
 _OPS = frozenset({"new", "renew", "delete", "flags", "old", "upgrade", "gone"})  # 1.4 + 1.5 names
+_NEW_OPS = ("old", "upgrade", "gone")  # 1.5
 _SYNC = frozenset(
     {"pull", "push", "all", "full", "none", "noop"} | _OPS | {d + o for d in ("pull", "push") for o in _OPS}
 )
@@ -190,12 +196,15 @@ def channel_option(lines: Lines, keyword: str) -> bool:
     if keyword == "sync":
         _choice(lines, "Sync", _SYNC)
     elif keyword in _BOX_OPS:
+        if keyword == "expungesolo":  # 1.5
+            lines.newer.append((lines.number, f"keyword '{lines.cmd}' is not recognized in Channel sections"))
         _choice(lines, _BOX_OPS[keyword], _SIDES)
     elif keyword in ("copyarrivaldate", "expireunread"):
         parse_bool(lines)
     elif keyword == "maxmessages":
         parse_int(lines)
     elif keyword == "expireside":  # 1.5
+        lines.newer.append((lines.number, f"keyword '{lines.cmd}' is not recognized in Channel sections"))
         _choice(lines, "ExpireSide", frozenset({"far", "near"}), multi=False)
     return keyword in ("sync", "syncstate", "copyarrivaldate", "expireunread", "maxmessages", "expireside", *_BOX_OPS)
 
