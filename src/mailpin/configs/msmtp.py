@@ -66,6 +66,7 @@ class MsmtpConfig:
     email: str | None = None  # $EMAIL and $SMTPSERVER: msmtp's last resort when no "default" exists
     smtpserver: str | None = None
     posix: bool = False  # POSIXLY_CORRECT is set: getopt stops at the first recipient
+    collation: str = "C"  # msmtp's LC_COLLATE (LC_ALL, else LC_COLLATE, else LANG): `from` ranges
 
     @property
     def default(self) -> Account | None:
@@ -276,8 +277,14 @@ def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpCo
             continue  # msmtp skips a system or user file it cannot read
         config = config.merged_with(parse(data.decode("utf-8", "surrogateescape"), str(path), str(env.home)))
     environ = env.environ
+    collation = environ.get("LC_ALL") or environ.get("LC_COLLATE") or environ.get("LANG") or "C"
     return replace(
-        config, home=str(env.home), email=environ.get("EMAIL"), smtpserver=environ.get("SMTPSERVER"), posix=_posix(env)
+        config,
+        home=str(env.home),
+        email=environ.get("EMAIL"),
+        smtpserver=environ.get("SMTPSERVER"),
+        posix=_posix(env),
+        collation=collation,
     )
 
 
@@ -341,7 +348,7 @@ def _by_envelope(config: MsmtpConfig, inv: msmtp_argv.Invocation, address: str |
     if address is not None:  # even "": `-f '<>'` is an address, and `from *` takes it
         for s in config.settings:
             try:
-                if "from" in s.values and from_matches(s.values["from"], address, config.posix):
+                if "from" in s.values and from_matches(s.values["from"], address, config.posix, config.collation):
                     return s
             except LocaleDependentError as error:
                 raise ConfigError(s.file, s.line or None, f"account {s.name}: {error}") from None

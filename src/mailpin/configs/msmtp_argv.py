@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from mailpin.configs.msmtp_header import addresses, envelope_from, from_header
+from mailpin.configs.msmtp_header import addresses, envelope_from, from_header, read_headers
 from mailpin.configs.msmtp_match import from_matches
 from mailpin.configs.msmtp_syntax import (
     AUTH_MECHANISMS,
@@ -126,6 +126,7 @@ class Invocation:
     pretend: bool = False  # -P/--pretend: msmtp then skips the envelope-from check of a send
     posix: bool = False  # read with POSIXLY_CORRECT (the first recipient ends the options)
     options_end: int = 0  # where msmtp stopped reading options (see `options_end`)
+    recipients: tuple[str, ...] = ()  # the addresses msmtp reads in the operands (as "To: OPERAND" lines)
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,8 @@ def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
     # unless it was asked to send, to query a server (-S) or to start a queue run (--rmqs).
     mode = "serverinfo" if serverinfo else "rmqs" if rmqs else "sendmail"
     mode = "configure" if configure else "info" if info else mode
-    if mode in ("serverinfo", "rmqs") and parsed.operands:
+    recipients = _recipients(parsed.operands)
+    if mode in ("serverinfo", "rmqs") and recipients:  # operands that hold no address do not count
         raise ConfigError(CLI, None, "too many arguments")
     return Invocation(
         mode=mode,
@@ -312,10 +314,19 @@ def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
         file=file,
         overrides=tuple(overrides),
         operands=parsed.operands,
+        recipients=recipients,
         pretend=pretend,
         posix=posix,
         options_end=parsed.end,
     )
+
+
+def _recipients(operands: Sequence[str]) -> tuple[str, ...]:
+    """msmtp_cmdline writes each operand as a "To: " line and reads them as a message header."""
+    if not operands:
+        return ()
+    header = b"".join(b"To: " + op.encode("utf-8", "surrogateescape") + b"\n" for op in operands) + b"\n"
+    return tuple(r.decode("utf-8", "surrogateescape") for r in read_headers(header, True, envelope=False)[1])
 
 
 def _indexed_options(argv: Sequence[str], posix: bool = False) -> Iterator[tuple[str, str | None]]:

@@ -34,8 +34,9 @@ _SPACE = b" \t\n\v\f\r"
 class _Reader:
     """One pass of msmtp_read_headers over a message (the fields are its local variables)."""
 
-    def __init__(self, recipients: bool) -> None:
+    def __init__(self, recipients: bool, envelope: bool) -> None:
         self.recipients = recipients
+        self.envelope = envelope  # `from`, `have_date` and `have_msgid` asked for (main's call)
         self.state = self.oldstate = FRESH
         self.backquote_save = self.parenth_save = self.folded_save = FRESH
         self.depth = 0
@@ -49,11 +50,11 @@ class _Reader:
 
     def line_start(self, c: int) -> int:
         ch = chr(c).lower()
-        if ch == "d":
+        if self.envelope and ch == "d":
             return DATE1
-        if ch == "m":
+        if self.envelope and ch == "m":
             return MSGID1
-        if self.from_hdr < 0 and ch == "f":
+        if self.envelope and self.from_hdr < 0 and ch == "f":
             return FROM1
         if self.recipients and ch in "tcb":
             return {"t": TO, "c": CC, "b": BCC1}[ch]
@@ -237,9 +238,10 @@ class _Reader:
             self.current.append(0x5F if c < 0x20 or c == 0x7F or c in _SPACE else c)
 
 
-def read_headers(message: bytes, recipients: bool = False) -> tuple[bytes | None, list[bytes]]:
-    """(envelope-from of the first From header or None, the To/Cc/Bcc recipients when `recipients`)."""
-    reader = _Reader(recipients)
+def read_headers(message: bytes, recipients: bool = False, envelope: bool = True) -> tuple[bytes | None, list[bytes]]:
+    """(envelope-from of the first From header or None, the To/Cc/Bcc recipients when `recipients`).
+    `envelope=False` is msmtp_cmdline's call for the recipients of the command line."""
+    reader = _Reader(recipients, envelope)
     for c in message:
         if c == 0x0D:  # "Convert CRLF to LF [...] just ignoring CRs is ok": every CR, anywhere
             continue
@@ -253,7 +255,7 @@ def read_headers(message: bytes, recipients: bool = False) -> tuple[bytes | None
         reader.state = HEADERS_END
         reader.finish = reader.finish or reader.current is not None
         reader.after(None)
-    if reader.from_hdr == 0:  # "Corner case: we saw a "From: " header without a recipient."
+    if reader.envelope and reader.from_hdr == 0:  # "Corner case: we saw a "From: " header without a recipient."
         reader.envelope_from = b""
     found = reader.resent if reader.resent_block >= 0 else reader.normal
     return reader.envelope_from, found

@@ -10,8 +10,7 @@ makes exactly one of three comparisons:
    `me+lists@work.example`);
 2. else a `from` holding `?`, `*` or `[` is a glob(7) pattern: glibc `fnmatch(from, address, 0)`,
    case-sensitive, `\\` escapes, `[!…]` (and `[^…]` unless POSIXLY_CORRECT), classes `[[:alpha:]]`;
-   anything but FNM_NOMATCH counts as a match — glibc returns -1 for a pattern or address that is
-   not valid in a multibyte locale, and msmtp takes that as a match;
+   in a UTF-8 locale over characters, bytes that are not UTF-8 matched byte by byte (measured);
 3. else the two are equal ignoring ASCII case.
 
 Only ASCII is locale-independent here: where the C and UTF-8 locales disagree, `from_matches`
@@ -29,8 +28,9 @@ class LocaleDependentError(Exception):
     """msmtp's answer for this pattern and address depends on its locale (LC_CTYPE)."""
 
 
-def from_matches(pattern: str, address: str, posix: bool = False) -> bool:
-    """Does `address` choose the account whose `from` is `pattern`? (`posix`: POSIXLY_CORRECT set)."""
+def from_matches(pattern: str, address: str, posix: bool = False, collation: str = "C") -> bool:
+    """Does `address` choose the account whose `from` is `pattern`? (`posix`: POSIXLY_CORRECT set;
+    `collation`: msmtp's LC_COLLATE locale, which orders the characters of a range `[a-z]`)."""
     plus, at = address.find("+"), address.find("@")
     if plus != -1 and at != -1 and "+" not in pattern:
         # "Subaddressing matches the pattern /user+detail@domain/ [...] ignore the detail."
@@ -41,7 +41,8 @@ def from_matches(pattern: str, address: str, posix: bool = False) -> bool:
             and _fold(address[at:]) == _fold(pattern[pattern_at:])
         )
     if any(char in pattern for char in "?*["):  # "a wildcard pattern according to glob(7)"
-        return _fnmatch_any_locale(pattern, address, posix)
+        ranges = collation in ("", "C", "POSIX") or collation.startswith("C.")  # C.UTF-8: code points
+        return _fnmatch_any_locale(pattern, address, posix, ranges)
     return _fold(address) == _fold(pattern)  # strcasecmp
 
 
@@ -49,16 +50,16 @@ def _fold(text: str) -> str:
     return text.translate(_ASCII_LOWER)  # strcasecmp folds ASCII letters only (C and UTF-8 locales)
 
 
-def _fnmatch_any_locale(pattern: str, address: str, posix: bool) -> bool:
+def _fnmatch_any_locale(pattern: str, address: str, posix: bool, ranges: bool) -> bool:
     raw_pattern = pattern.encode("utf-8", "surrogateescape")
     raw_address = address.encode("utf-8", "surrogateescape")
-    in_c = fnmatch(list(raw_pattern), list(raw_address), posix)
+    in_c = fnmatch(list(raw_pattern), list(raw_address), posix, ranges)
     if raw_pattern.isascii() and raw_address.isascii():
         return in_c
     try:
-        wide = fnmatch(_code_points(raw_pattern), _code_points(raw_address), posix)
+        wide = fnmatch(_code_points(raw_pattern), _code_points(raw_address), posix, ranges)
     except UnicodeDecodeError:
-        wide = True  # fnmatch returns -1 (mbsrtowcs failed), and -1 != FNM_NOMATCH
+        wide = in_c  # glibc 2.36 matches bytes when either is not valid UTF-8 (measured: `?` takes \xff)
     if wide != in_c:
         raise LocaleDependentError(f"whether {address!r} matches `from {pattern}` depends on msmtp's locale")
     return in_c
@@ -72,6 +73,7 @@ def _code_points(raw: bytes) -> list[int]:
 
 _NUL, _BANG, _CARET, _BSLASH, _LBR, _RBR, _COLON, _EQ, _DOT, _DASH, _STAR, _QMARK = map(ord, "\0!^\\[]:=.-*?")
 _CLASS_MAX = 256  # CHAR_CLASS_MAX_LENGTH
+_Opts = tuple[bool, bool]  # (POSIXLY_CORRECT set, ranges in code-point order)
 _CLASSES: dict[str, Callable[[int], bool]] = {
     "alnum": lambda c: chr(c).isalnum(),
     "alpha": lambda c: chr(c).isalpha(),
@@ -88,12 +90,13 @@ _CLASSES: dict[str, Callable[[int], bool]] = {
 }
 
 
-def fnmatch(pattern: Sequence[int], string: Sequence[int], posix: bool = False) -> bool:
-    """glibc fnmatch(pattern, string, 0) == 0 for ASCII ctype; characters as integers."""
-    return _match([*pattern, _NUL], 0, list(string), 0, posix, None)
+def fnmatch(pattern: Sequence[int], string: Sequence[int], posix: bool = False, ranges: bool = True) -> bool:
+    """glibc fnmatch(pattern, string, 0) == 0 for ASCII ctype; characters as integers. `ranges`:
+    a range is in code-point order (C, C.UTF-8); else one raises LocaleDependentError."""
+    return _match([*pattern, _NUL], 0, list(string), 0, (posix, ranges), None)
 
 
-def _match(p: list[int], pi: int, s: list[int], ni: int, posix: bool, ends: list[int] | None) -> bool:
+def _match(p: list[int], pi: int, s: list[int], ni: int, opts: _Opts, ends: list[int] | None) -> bool:
     while True:
         c = p[pi]
         pi += 1
@@ -111,13 +114,13 @@ def _match(p: list[int], pi: int, s: list[int], ni: int, posix: bool, ends: list
             if ends is not None:  # a segment between two stars matched: the caller continues here
                 ends[:] = [pi - 1, ni]
                 return True
-            found = _star(p, pi, s, ni, posix)
+            found = _star(p, pi, s, ni, opts)
             if found is None or not found:
                 return found is not None
             pi, ni = found
             continue
         elif c == _LBR:
-            after = _bracket(p, pi, s, ni, posix)
+            after = _bracket(p, pi, s, ni, opts)
             if after is None:
                 return False
             if after < 0:  # "[ unterminated, treat as normal character."
@@ -130,7 +133,7 @@ def _match(p: list[int], pi: int, s: list[int], ni: int, posix: bool, ends: list
         ni += 1
 
 
-def _star(p: list[int], pi: int, s: list[int], ni: int, posix: bool) -> list[int] | None:
+def _star(p: list[int], pi: int, s: list[int], ni: int, opts: _Opts) -> list[int] | None:
     """After a `*`: None (no match), [] (the rest matched), or [pi, ni] where the next `*` takes over."""
     c = p[pi]
     pi += 1
@@ -148,17 +151,17 @@ def _star(p: list[int], pi: int, s: list[int], ni: int, posix: bool) -> list[int
         if literal is not None and s[k] != literal:
             continue
         end: list[int] = []
-        if _match(p, pi - 1, s, k, posix, end):
+        if _match(p, pi - 1, s, k, opts, end):
             return end
     return None
 
 
-def _bracket(p: list[int], pi: int, s: list[int], ni: int, posix: bool) -> int | None:
+def _bracket(p: list[int], pi: int, s: list[int], ni: int, opts: _Opts) -> int | None:
     """`[...]` at p[pi:] against s[ni]: the index after it if it takes the character, None for no
     match (of the whole pattern), -1 when the bracket is unterminated (then "[" is an ordinary one)."""
     if ni == len(s):
         return None
-    negate = p[pi] == _BANG or (not posix and p[pi] == _CARET)
+    negate = p[pi] == _BANG or (not opts[0] and p[pi] == _CARET)
     pi += 1 if negate else 0
     fn = s[ni]
     c = p[pi]
@@ -200,7 +203,7 @@ def _bracket(p: list[int], pi: int, s: list[int], ni: int, posix: bool) -> int |
             is_range = p[pi] == _DASH and p[pi + 1] not in not_range_after
             if not is_range and element == fn:
                 return _skip(p, pi, negate)
-            found = _range(p, pi, element, fn, negate)
+            found = _range(p, pi, element, fn, negate, opts[1])
             if not isinstance(found, tuple):
                 return found
             c, pi = found
@@ -208,7 +211,7 @@ def _bracket(p: list[int], pi: int, s: list[int], ni: int, posix: bool) -> int |
             return None if not negate else pi
 
 
-def _range(p: list[int], pi: int, low: int, fn: int, negate: bool) -> tuple[int, int] | int | None:
+def _range(p: list[int], pi: int, low: int, fn: int, negate: bool, ranges: bool) -> tuple[int, int] | int | None:
     """After an element: (next character, index after it), or the bracket's result when decided."""
     c = p[pi]
     pi += 1
@@ -225,6 +228,8 @@ def _range(p: list[int], pi: int, low: int, fn: int, negate: bool) -> tuple[int,
                 high, pi = p[pi], pi + 1
             if high == _NUL:
                 return None
+        if not ranges:
+            raise LocaleDependentError("a range in a `from` pattern follows the collation of msmtp's locale")
         if low <= fn <= high:  # the C locale's collation order is the characters' order
             return _skip(p, pi, negate)
         c = p[pi]
