@@ -12,7 +12,9 @@ Issue 17 item 3. Three kinds of cases, each asked of the real msmtp and of mailp
 
 from __future__ import annotations
 
+import ctypes
 import io
+import locale
 import os
 import random
 import subprocess
@@ -20,9 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailpin.configs import msmtp
 from mailpin.configs.msmtp_argv import envelope_from
+from mailpin.configs.msmtp_match import LocaleDependentError, fnmatch
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode
@@ -417,3 +422,64 @@ def test_random_command_lines_are_read_as_msmtp_reads_them(isolated_env: Path) -
         if problem:
             wrong.append(problem)
     assert not wrong, f"{len(wrong)} divergences:\n" + "\n".join(wrong[:15])
+
+
+# --- glibc's fnmatch itself ------------------------------------------------------------------------
+
+_CHARS = "ab*?[]!^-\\:=.@é"
+_GLOB = st.text(alphabet=_CHARS, max_size=10) | st.sampled_from(
+    [
+        "[[:alpha:]]*",
+        "[[:digit:]x]",
+        "[[:bogus:]]",
+        "[[=a=]]",
+        "[[.a.]-c]",
+        "[a-]",
+        "[]-a]",
+        "[!]]",
+        "*[",
+        "\\",
+        "[[",
+        "?é",
+    ]
+)
+
+
+@pytest.mark.parametrize("where", ["C", "C.UTF-8"])
+@settings(max_examples=1500, deadline=None)
+@given(pattern=_GLOB, string=st.text(alphabet=_CHARS, max_size=8))
+def test_fnmatch_is_glibcs(where: str, pattern: str, string: str) -> None:
+    """msmtp calls glibc's fnmatch(from, address, 0): ours against the C library's, in the C locale
+    (bytes) and in C.UTF-8 (characters). POSIXLY_CORRECT is read once by glibc; it is unset here."""
+    libc = ctypes.CDLL(None)
+    libc.fnmatch.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, where)
+    try:
+        theirs = libc.fnmatch(pattern.encode(), string.encode(), 0) != 1  # anything but FNM_NOMATCH
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+    wide = where != "C"
+    units = (lambda text: [ord(char) for char in text]) if wide else (lambda text: list(text.encode()))
+    try:
+        mine = fnmatch(units(pattern), units(string), wide=wide)
+    except LocaleDependentError:
+        assert wide  # mailpin refuses to guess glibc's Unicode classes
+        return
+    assert mine == theirs
+
+
+def test_a_choice_that_depends_on_msmtps_locale_is_refused(isolated_env: Path) -> None:
+    """`?` takes one byte in the C locale and one character in UTF-8: msmtp's choice for "é@x" then
+    depends on its locale, which mailpin does not guess — it refuses; "e@x" is the same everywhere."""
+    rc = write_rc(isolated_env, "account w\nhost w.example\nfrom ?@x\naccount default\nhost d.example\n")
+    chosen = {}
+    for where in ("C", "C.UTF-8"):
+        _, output = run_msmtp(["-C", str(rc), "-f", "é@x", RCPT], isolated_env, LC_ALL=where)
+        chosen[where] = pretended(output)["name"]
+    assert chosen == {"C": "default", "C.UTF-8": "w"}
+    refused = mailpin(["-C", str(rc), "-f", "é@x", RCPT], isolated_env, None)
+    assert isinstance(refused, ConfigError) and "locale" in refused.problem
+    plain = mailpin(["-C", str(rc), "-f", "e@x", RCPT], isolated_env, None)
+    assert isinstance(plain, Account) and plain.name == "w"
+    assert divergence(["-C", str(rc), "-f", "e@x", RCPT], isolated_env) is None

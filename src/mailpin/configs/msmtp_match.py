@@ -57,7 +57,7 @@ def _fnmatch_any_locale(pattern: str, address: str, posix: bool, ranges: bool) -
     if raw_pattern.isascii() and raw_address.isascii():
         return in_c
     try:
-        wide = fnmatch(_code_points(raw_pattern), _code_points(raw_address), posix, ranges)
+        wide = fnmatch(_code_points(raw_pattern), _code_points(raw_address), posix, ranges, wide=True)
     except UnicodeDecodeError:
         wide = in_c  # glibc 2.36 matches bytes when either is not valid UTF-8 (measured: `?` takes \xff)
     if wide != in_c:
@@ -73,8 +73,8 @@ def _code_points(raw: bytes) -> list[int]:
 
 _NUL, _BANG, _CARET, _BSLASH, _LBR, _RBR, _COLON, _EQ, _DOT, _DASH, _STAR, _QMARK = map(ord, "\0!^\\[]:=.-*?")
 _CLASS_MAX = 256  # CHAR_CLASS_MAX_LENGTH
-_Opts = tuple[bool, bool]  # (POSIXLY_CORRECT set, ranges in code-point order)
-_CLASSES: dict[str, Callable[[int], bool]] = {
+_Opts = tuple[bool, bool, bool]  # (POSIXLY_CORRECT set, ranges in code-point order, code points)
+_CLASSES: dict[str, Callable[[int], bool]] = {  # ASCII only
     "alnum": lambda c: chr(c).isalnum(),
     "alpha": lambda c: chr(c).isalpha(),
     "blank": lambda c: c in (9, 32),
@@ -90,10 +90,13 @@ _CLASSES: dict[str, Callable[[int], bool]] = {
 }
 
 
-def fnmatch(pattern: Sequence[int], string: Sequence[int], posix: bool = False, ranges: bool = True) -> bool:
+def fnmatch(
+    pattern: Sequence[int], string: Sequence[int], posix: bool = False, ranges: bool = True, wide: bool = False
+) -> bool:
     """glibc fnmatch(pattern, string, 0) == 0 for ASCII ctype; characters as integers. `ranges`:
-    a range is in code-point order (C, C.UTF-8); else one raises LocaleDependentError."""
-    return _match([*pattern, _NUL], 0, list(string), 0, (posix, ranges), None)
+    a range is in code-point order (C, C.UTF-8); else one raises LocaleDependentError. `wide`:
+    characters are code points (a UTF-8 locale; a class tested on a non-ASCII one raises), else bytes."""
+    return _match([*pattern, _NUL], 0, list(string), 0, (posix, ranges, wide), None)
 
 
 def _match(p: list[int], pi: int, s: list[int], ni: int, opts: _Opts, ends: list[int] | None) -> bool:
@@ -180,6 +183,8 @@ def _bracket(p: list[int], pi: int, s: list[int], ni: int, opts: _Opts) -> int |
             else:
                 if name not in _CLASSES:
                     return None
+                if fn >= 128 and opts[2]:  # glibc's Unicode ctype tables: not guessed here
+                    raise LocaleDependentError("a character class takes a non-ASCII character by msmtp's locale")
                 if fn < 128 and _CLASSES[name](fn):
                     return _skip(p, at, negate)
                 c, pi = p[at], at + 1
@@ -273,7 +278,7 @@ def _skip(p: list[int], pi: int, negate: bool) -> int | None:
         if c == _RBR:
             return None if negate else pi
         if c == _NUL:
-            return None  # "[... (unterminated) loses."
+            return -1  # unterminated after all: glibc 2.36 then takes "[" as an ordinary character
         if c == _BSLASH:
             if p[pi] == _NUL:
                 return None
