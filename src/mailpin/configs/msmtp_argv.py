@@ -14,7 +14,7 @@ both are re-exported here for their callers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailpin.configs.msmtp_header import addresses, envelope_from, from_header, read_headers
@@ -327,8 +327,3 @@ def _recipients(operands: Sequence[str]) -> tuple[str, ...]:
         return ()
     header = b"".join(b"To: " + op.encode("utf-8", "surrogateescape") + b"\n" for op in operands) + b"\n"
     return tuple(r.decode("utf-8", "surrogateescape") for r in read_headers(header, True, envelope=False)[1])
-
-
-def _indexed_options(argv: Sequence[str], posix: bool = False) -> Iterator[tuple[str, str | None]]:
-    """The options as getopt returns them (tests)."""
-    yield from _getopt(argv, posix).options
