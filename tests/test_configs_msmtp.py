@@ -67,6 +67,7 @@ def pretended(output: str) -> dict[str, str]:
 
 
 def mailpin_choice(argv: list[str], home: Path, message: bytes | None, **extra: str) -> Account | ConfigError:
+    argv = ["-P", *argv]  # what msmtp -P is given: --pretend skips the envelope-from check of a send
     try:
         chosen = msmtp.select(msmtp.load(argv, make_env(home, **extra)), argv, message)
     except ConfigError as error:
@@ -501,7 +502,7 @@ def test_any_argv_parses_or_raises_config_error(argv: list[str]) -> None:
 @given(st.binary(max_size=300))
 def test_any_message_gives_an_address_or_none(message: bytes) -> None:
     result = envelope_from(b"From: " + message)
-    assert result is None or (result and " " not in result)
+    assert result is None or " " not in result  # "" for a From: at the very end (msmtp's corner case)
 
 
 ENFORCED = "/mailpin/pinned-cas"  # stands in for enforce.msmtp's --tls-trust-file=/proc/self/fd/N

@@ -1,34 +1,42 @@
 """msmtp's configuration, read exactly as msmtp 1.8.23 reads it, and the account an invocation uses.
 
-Semantics (man msmtp "CONFIGURATION FILES", "USAGE"; measured against `msmtp --pretend`, see
-tests/test_configs_msmtp.py): one `command argument` a line, `#` comments, a line of at most 499
-bytes; the argument loses one pair of surrounding double quotes (no escapes: `"a\\"b"` stays
-`a\\"b`); a leading `~` in file names is replaced by $HOME. `defaults` sets values for the accounts
-that follow in the same file; `account NAME : A,B` starts from those defaults and takes every
-setting A, then B, set explicitly (not their defaults). Accounts of the user file replace system
-accounts of the same name; the system's come first when `from` is matched. Lines before the
-first `account`/`defaults` line make an account named "default" (measured; the man page is
-silent). `eval` and `passwordeval` are never run: an account that may get its host or port from
-`eval` has an unknown endpoint (host None) and says so in its notes.
+Semantics from msmtp's source (conf.c `read_conffile`, msmtp.c `main`) and measured against
+`msmtp --pretend` (tests/test_configs_msmtp.py, tests/test_msmtp_oracle.py). Line syntax is
+`msmtp_syntax`. `defaults` sets values for the accounts that follow it in the same file (not for
+those before it); `account NAME : A,B` starts from those defaults and takes every setting A, then B,
+set explicitly or inherited (msmtp's `mask`), not their defaults. Accounts of the user file replace
+system accounts of the same name; the system's come first when `from` is matched. Lines before the
+first `account`/`defaults` line make an account named "default". `eval` and `passwordeval` are
+never run: an account that may get its host or port from `eval` has an unknown endpoint (host
+None) and says so in its notes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 from mailpin.configs import msmtp_argv
-from mailpin.configs.msmtp_argv import check_argument, from_matches, port_number
+from mailpin.configs.msmtp_match import LocaleDependentError, from_matches
+from mailpin.configs.msmtp_syntax import LineTooLong, check_argument, lines, port_number
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode, Protocol, Tool
 
 SYSTEM_CONFIG = Path("/etc/msmtprc")  # SYSCONFDIR/msmtprc, as `msmtp --version` says on Debian
-_MAX_LINE = 499  # msmtp reads lines with fgets into 501 bytes: "line longer than 500 characters"
-_ALIASES = {"tls_nocertcheck": ("tls_certcheck", "off"), "tls_nostarttls": ("tls_starttls", "off")}
+# Commands msmtp stores in the field of another (same `mask` bit): that command, and its value.
+_ON_AUTO = {"": "auto", "on": "auto", "off": "off"}
+_ALIASES: dict[str, tuple[str, Mapping[str, str]]] = {
+    "tls_nocertcheck": ("tls_certcheck", {"": "off"}),
+    "tls_nostarttls": ("tls_starttls", {"": "off"}),
+    "connect_timeout": ("timeout", {}),  # "accepted as an alias for timeout"
+    "add_missing_from_header": ("set_from_header", _ON_AUTO),  # "compatibility with < 1.8.8"
+    "add_missing_date_header": ("set_date_header", _ON_AUTO),
+    "keepbcc": ("remove_bcc_headers", {"": "off", "on": "off", "off": "on"}),  # "compatibility with 1.4.x"
+}
+_NO_MASK = frozenset({"allow_from_override"})  # "no mask value": copied from defaults, never inherited
 _PINS = ("tls_fingerprint", "tls_trust_file", "tls_certcheck")
 
 
@@ -60,6 +68,8 @@ class MsmtpConfig:
     # The user file exactly as read (path, bytes): what `mailpin run` hands to msmtp as `-C`, so that
     # msmtp reads the very bytes that were verified (issue 17: one read).
     user_file: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
+    posix: bool = False  # POSIXLY_CORRECT is set: getopt stops at the first recipient
+    collation: str = "C"  # msmtp's LC_COLLATE (LC_ALL, else LC_COLLATE, else LANG): `from` ranges
 
     @property
     def default(self) -> Account | None:
@@ -89,58 +99,38 @@ class _Draft:
     implicit: bool = False  # the "default" account msmtp makes of lines before any `account` line
 
 
-_LINE = re.compile(r"[ \t]*([^ \t]*)[ \t]*(.*?)[ \t\r]*", re.DOTALL)  # only these are blanks: "\vhost" is a command
-
-
-def _split(line: str) -> tuple[str, str] | None:
-    """(command, argument) of one line, or None for blank and comment lines."""
-    match = _LINE.fullmatch(line)
-    assert match is not None  # the pattern matches any text
-    command, arg = match.groups()
-    if not command or command.startswith("#"):
-        return None
-    if len(arg) >= 2 and arg[0] == arg[-1] == '"':
-        arg = arg[1:-1]
-    return command, arg
-
-
 def parse(text: str, source: str, home: str) -> MsmtpConfig:
     """Read one msmtp config file; raise ConfigError(source, line, problem) where msmtp refuses it."""
     defaults = _Draft()
-    # Measured, not documented: commands before the first `account`/`defaults` line make an account
-    # named "default" (inheritable, matched by `from` like any other).
     current: _Draft | None = None
     drafts: dict[str, tuple[int, _Draft]] = {}
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if len(raw.encode("utf-8", "surrogateescape")) > _MAX_LINE:
-            raise ConfigError(source, number, "line longer than 500 characters")
-        split = _split(raw.split("\0", 1)[0])
-        if split is None:
-            continue
-        command, arg = split
-        if command == "defaults":
-            if arg:
-                raise ConfigError(source, number, "command defaults does not take an argument")
-            current = defaults
-        elif command == "account":
-            name, draft = _new_account(arg, defaults, drafts, source, number)
-            drafts[name] = (number, draft)
-            current = draft
-        elif command == "eval":
-            if not arg:
-                raise ConfigError(source, number, "command eval needs an argument")
-            if current is None:
-                current = drafts.setdefault("default", (number, _Draft(implicit=True)))[1]
-            current.evals.append(number)
-        else:
-            problem = check_argument(command, arg)
-            if problem:
-                raise ConfigError(source, number, problem)
-            if current is None:
-                current = drafts.setdefault("default", (number, _Draft(implicit=True)))[1]
-            command, arg = _ALIASES.get(command, (command, arg))
-            current.values[command] = arg
-            current.explicit.add(command)
+    try:
+        for number, command, arg in lines(_raw(text)):
+            if current is None and command not in ("account", "defaults"):
+                # "compatibility with 1.2.x: if no account command is given, the first account will
+                # be named "default"" — made of whatever command comes first, even one msmtp refuses.
+                current = _Draft(dict(defaults.values), set(), list(defaults.evals), implicit=True)
+                drafts["default"] = (number, current)
+            if command == "defaults":
+                if arg:
+                    raise ConfigError(source, number, "command defaults does not take an argument")
+                current = defaults
+            elif command == "account":
+                name, current = _new_account(arg, defaults, drafts, source, number)
+                drafts[name] = (number, current)
+            elif command == "eval":
+                if not arg:
+                    raise ConfigError(source, number, "command eval needs an argument")
+                assert current is not None
+                current.evals.append(number)
+            else:
+                problem = check_argument(command, arg)
+                if problem:
+                    raise ConfigError(source, number, problem)
+                assert current is not None
+                _set(current, command, arg)
+    except LineTooLong as error:
+        raise ConfigError(source, error.number, str(error)) from None
     settings = tuple(
         Settings(name, source, line, MappingProxyType(d.values), frozenset(d.explicit), tuple(d.evals), d.implicit)
         for name, (line, d) in drafts.items()
@@ -148,21 +138,53 @@ def parse(text: str, source: str, home: str) -> MsmtpConfig:
     return MsmtpConfig(tuple(to_account(s, home) for s in settings), settings, (source,), home)
 
 
+def _raw(text: str) -> bytes:
+    """The file's bytes again (`load` decodes with surrogateescape; other text is taken as given)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _set(draft: _Draft, command: str, arg: str) -> None:
+    if command == "tls_force_sslv3":
+        return  # "compatibility with versions <= 1.4.32: silently ignore"
+    if command in _ALIASES:
+        command, values = _ALIASES[command]
+        arg = values.get(arg, arg)
+    draft.values[command] = arg
+    if command not in _NO_MASK:
+        draft.explicit.add(command)
+
+
+def _trim(text: str) -> str:
+    """conf.c trim_string on text already read."""
+    text = text.strip(" \t")
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
 def _new_account(
     arg: str, defaults: _Draft, drafts: Mapping[str, tuple[int, _Draft]], source: str, number: int
 ) -> tuple[str, _Draft]:
+    """conf.c, the `account` command: `NAME` or `NAME : PARENT, PARENT…` (the parents are read first)."""
     name, colon, parent_list = arg.partition(":")
-    name = name.strip(" \t")
-    parents = [p.strip(" \t") for p in parent_list.split(",")] if colon else []
-    if not name or "" in parents:
+    parents: list[_Draft] = []
+    if colon:
+        for parent_name in map(_trim, parent_list.split(",")):
+            if not parent_name:
+                raise ConfigError(source, number, "missing account name")
+            if parent_name not in drafts:
+                raise ConfigError(source, number, f"account {parent_name} not (yet) defined")
+            parents.append(drafts[parent_name][1])
+        name = _trim(name)
+    if not name:
         raise ConfigError(source, number, "missing account name")
+    if ":" in name or "," in name:
+        raise ConfigError(source, number, "an account name must not contain colons or commas")
     if name in drafts:
         raise ConfigError(source, number, f"account {name} was already defined")
     draft = _Draft(dict(defaults.values), set(), list(defaults.evals))
-    for parent_name in parents:
-        if parent_name not in drafts:
-            raise ConfigError(source, number, f"account {parent_name} not (yet) defined")
-        parent = drafts[parent_name][1]
+    for parent in parents:  # override_account: what the parent set itself or inherited (its mask)
         draft.values.update({key: parent.values[key] for key in parent.explicit})
         draft.explicit |= parent.explicit
         draft.evals.extend(n for n in parent.evals if n not in draft.evals)
@@ -172,6 +194,14 @@ def _new_account(
 def _expand(value: str, home: str) -> str:
     # msmtp replaces a leading "~" by $HOME and nothing else ("~user/x" becomes "$HOMEuser/x").
     return home + value[1:] if value.startswith("~") else value
+
+
+def _trust(s: Settings) -> str | None:
+    """The trust file msmtp uses: the account's, else "system" — unless the account itself (or a
+    parent, or the command line) set it empty: msmtp.c sets "system" only without ACC_TLS_TRUST_FILE
+    in the account's mask, and an empty value from `defaults` is not in it."""
+    value = s.values.get("tls_trust_file", "")
+    return value or (None if "tls_trust_file" in s.explicit else "system")
 
 
 def to_account(s: Settings, home: str) -> Account:
@@ -194,7 +224,7 @@ def to_account(s: Settings, home: str) -> Account:
     elif s.evals and not {"host", "port"} <= s.explicit:
         notes.append("endpoint unknown: host or port may come from eval, which mailpin does not run")
         host, port = None, None
-    trust = v.get("tls_trust_file", "system")
+    trust = _trust(s)
     fingerprint = v.get("tls_fingerprint", "")
     return Account(
         tool=Tool.MSMTP,
@@ -205,12 +235,12 @@ def to_account(s: Settings, home: str) -> Account:
         mode=mode,
         source=s.source,
         servername=v.get("tls_host_override") or (v.get("host") or None if socket else None),
-        trust_file=_expand(trust, home) if trust not in ("system", "") else None,
+        trust_file=_expand(trust, home) if trust not in ("system", None) else None,
         system_trust=trust == "system",
         certcheck=v.get("tls_certcheck", "on") != "off",
         fingerprints=(fingerprint.replace(" ", ":").upper(),) if fingerprint else (),
         transport=transport,
-        froms=(v["from"],) if v.get("from") else (),
+        froms=(v["from"],) if "from" in v else (),
         pin_options=tuple((key, v[key]) for key in _PINS if key in s.explicit),
         notes=tuple(notes),
         tls_priorities=v.get("tls_priorities") or None,  # empty: GnuTLS's default, as unset
@@ -219,23 +249,28 @@ def to_account(s: Settings, home: str) -> Account:
 
 def config_paths(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> list[Path]:
     """System file, then the user file (-C, else ~/.msmtprc, else $XDG_CONFIG_HOME/msmtp/config)."""
-    invocation = msmtp_argv.parse_argv(argv)
+    invocation = msmtp_argv.parse_argv(argv, _posix(env))
     if invocation.host is not None:
         return []  # man msmtp --host: "do not use any configuration file data" (none is even read)
     paths = [system] if system.is_file() else []
     if invocation.file is not None:
         return [*paths, Path(invocation.file)]
-    # tools.c get_userconfig: $XDG_CONFIG_HOME as set (even relative), else ~/.config; and the XDG
-    # file only when ~/.msmtprc does not exist.
-    xdg = Path(env.environ.get("XDG_CONFIG_HOME") or env.home / ".config")
+    # tools.c get_userconfig: $XDG_CONFIG_HOME as set (even relative; empty is "/"), else ~/.config;
+    # and the XDG file only when ~/.msmtprc does not exist.
+    xdg_home = env.environ.get("XDG_CONFIG_HOME")
+    xdg = env.home / ".config" if xdg_home is None else Path(xdg_home or "/")
     for user in (env.home / ".msmtprc", xdg / "msmtp" / "config"):
         if user.exists():
             return [*paths, user]
     return paths
 
 
+def _posix(env: Env) -> bool:
+    return "POSIXLY_CORRECT" in env.environ  # glibc getopt: set at all, even empty
+
+
 def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpConfig:
-    explicit = msmtp_argv.parse_argv(argv).file
+    explicit = msmtp_argv.parse_argv(argv, _posix(env)).file
     config = MsmtpConfig(home=str(env.home))
     user: tuple[str, bytes] | None = None
     for path in config_paths(argv, env, system):
@@ -248,26 +283,40 @@ def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpCo
         config = config.merged_with(parse(data.decode("utf-8", "surrogateescape"), str(path), str(env.home)))
         if path != system:
             user = (str(path), data)
+    environ = env.environ
+    collation = environ.get("LC_ALL") or environ.get("LC_COLLATE") or environ.get("LANG") or "C"
     return replace(
-        config, home=str(env.home), email=env.environ.get("EMAIL"), smtpserver=env.environ.get("SMTPSERVER"),
+        config,
+        home=str(env.home),
+        email=environ.get("EMAIL"),
+        smtpserver=environ.get("SMTPSERVER"),
+        posix=_posix(env),
+        collation=collation,
         user_file=user,
-    )  # fmt: skip
+    )
 
 
 def needs_message(argv: Sequence[str]) -> bool:
-    """True when the From header of the message on stdin decides the account (--read-envelope-from)."""
-    try:
-        inv = msmtp_argv.parse_argv(argv)
-    except ConfigError:
-        return False
-    return inv.read_envelope_from and inv.mode == "sendmail" and inv.account is None and inv.host is None
+    """True when the From header of the message on stdin may decide the account (--read-envelope-from),
+    read with or without POSIXLY_CORRECT: reading it when msmtp would not costs nothing (msmtp reads
+    stdin in sendmail mode anyway), not reading it when msmtp needs it would refuse a good send."""
+    for posix in (False, True):
+        try:
+            inv = msmtp_argv.parse_argv(argv, posix)
+        except ConfigError:
+            continue
+        if inv.read_envelope_from and inv.mode == "sendmail" and inv.account is None and inv.host is None:
+            return True
+    return False
 
 
 def select(config: MsmtpConfig, argv: Sequence[str], message: bytes | None = None) -> list[Account]:
-    """The account this msmtp invocation uses (msmtp.c: -a, else --host, else -f/From match, else default)."""
-    inv = msmtp_argv.parse_argv(argv)
+    """The account this msmtp invocation uses (msmtp.c main: --host, else -a, else the envelope-from's
+    account, else "default", else $SMTPSERVER), with the command line's settings over it."""
+    inv = msmtp_argv.parse_argv(argv, config.posix)
     if inv.mode in ("info", "configure"):
         return []  # --version, --help, --configure connect nowhere
+    known, envelope = _envelope_from(inv, message)
     if inv.host is not None:
         chosen = Settings("--host", msmtp_argv.CLI, 0, {"host": inv.host})
     elif inv.account is not None:
@@ -276,33 +325,51 @@ def select(config: MsmtpConfig, argv: Sequence[str], message: bytes | None = Non
             raise ConfigError(_where(config), None, f"account {inv.account} not found{_in(config)}")
         chosen = found
     else:
-        chosen = _by_envelope(config, inv, message)
+        chosen = _by_envelope(config, inv, envelope)
     values = dict(chosen.values)
-    for command, value in inv.overrides:
-        problem = check_argument(command, value)
-        if problem or (command == "port" and not value):
-            raise ConfigError(msmtp_argv.CLI, None, f"invalid argument {value} for --{command.replace('_', '-')}")
+    explicit = set(chosen.explicit)
+    for command, value in inv.overrides:  # override_account(account, cmdline_account)
         values[command] = value
-    final = replace(chosen, values=MappingProxyType(values), explicit=chosen.explicit | {c for c, _ in inv.overrides})
-    _check(final)
+        explicit.add(command)
+    if inv.envelope_from is not None or inv.read_envelope_from:
+        values.pop("from", None)  # ACC_FROM: the command line's (or the message's) address, even none
+        if envelope is not None or not known:
+            values["from"] = envelope or ""  # unknown: msmtp itself refuses a message without one
+    final = replace(chosen, values=MappingProxyType(values), explicit=frozenset(explicit))
+    _check(final, sendmail=inv.mode == "sendmail" and not inv.pretend)
     return [to_account(final, config.home)]
 
 
-def _by_envelope(config: MsmtpConfig, inv: msmtp_argv.Invocation, message: bytes | None) -> Settings:
-    address = inv.envelope_from
-    if address is None and inv.read_envelope_from and inv.mode == "sendmail":
-        if message is None:
-            raise ConfigError(msmtp_argv.CLI, None, "--read-envelope-from: the message is needed to choose the account")
-        address = msmtp_argv.envelope_from(message)
-    if address:
+def _envelope_from(inv: msmtp_argv.Invocation, message: bytes | None) -> tuple[bool, str | None]:
+    """(known, address): -f's address, or the message's with --read-envelope-from (msmtp reads the
+    message in sendmail mode only); not known when the message was not read and does not decide."""
+    if not (inv.read_envelope_from and inv.mode == "sendmail"):
+        return True, inv.envelope_from
+    if message is not None:
+        return True, msmtp_argv.envelope_from(message, inv.read_recipients)
+    if inv.account is None and inv.host is None:
+        raise ConfigError(msmtp_argv.CLI, None, "--read-envelope-from: the message is needed to choose the account")
+    return False, None
+
+
+def _by_envelope(config: MsmtpConfig, inv: msmtp_argv.Invocation, address: str | None) -> Settings:
+    if address is not None:  # even "": `-f '<>'` is an address, and `from *` takes it
         for s in config.settings:
-            if s.values.get("from") and from_matches(s.values["from"], address):
-                return s
+            try:
+                if "from" in s.values and from_matches(s.values["from"], address, config.posix, config.collation):
+                    return s
+            except LocaleDependentError as error:
+                raise ConfigError(s.file, s.line or None, f"account {s.name}: {error}") from None
     default = next((s for s in config.settings if s.name == "default"), None)
     if default is not None:
         return default
-    if config.smtpserver and (config.email or address):  # man msmtp ENVIRONMENT: EMAIL, SMTPSERVER
-        return Settings("SMTPSERVER", "environment", 0, {"host": config.smtpserver})
+    # msmtp.c: "allow fallback to environment variables" — set at all counts, even empty.
+    sendmail = inv.mode == "sendmail"
+    if config.smtpserver is not None and (not sendmail or address is not None or config.email is not None):
+        values = {"host": config.smtpserver}
+        if sendmail and address is None and config.email is not None:
+            values["from"] = config.email
+        return Settings("SMTPSERVER", "environment", 0, values)
     raise ConfigError(_where(config), None, f"account default not found{_in(config)}")
 
 
@@ -314,28 +381,29 @@ def _in(config: MsmtpConfig) -> str:
     return f" in {', '.join(config.files)}" if config.files else ": no configuration file available"
 
 
-def _check(s: Settings) -> None:
-    """conf.c check_account: what msmtp refuses about the account it is about to use."""
+def _check(s: Settings, sendmail: bool) -> None:
+    """conf.c check_account: what msmtp refuses about the account it is about to use, in its order.
+    `sendmail`: a real send (not --pretend), where an envelope-from is required."""
     v = s.values
-    problem = None
     tls = v.get("tls", "off") != "off"
-    # A socket replaces host, except that TLS still needs a name to check (tls_host_override or host).
-    if not v.get("host") and not s.evals and (not v.get("socket") or (tls and not v.get("tls_host_override"))):
-        problem = "host not set"
-    elif not v.get("port") and v.get("protocol") == "lmtp" and not v.get("socket"):
-        problem = "port not set"
-    elif bool(v.get("tls_key_file")) != bool(v.get("tls_cert_file")):
-        problem = (
-            "tls_key_file requires tls_cert_file" if v.get("tls_key_file") else "tls_cert_file requires tls_key_file"
-        )
-    elif (
-        tls
-        and v.get("tls_certcheck", "on") != "off"
-        and v.get("tls_trust_file", "system") == ""
-        and not v.get("tls_fingerprint")
-    ):
-        problem = (
-            "tls requires either tls_trust_file (highly recommended) or tls_fingerprint or a disabled tls_certcheck"
-        )
+    unset = not s.evals  # an eval line may set anything: msmtp ran it, mailpin cannot know
+    trust = _trust(s)
+    problems = (
+        ("host" not in v and not v.get("socket") and unset, "host not set"),
+        (not v.get("port") and v.get("protocol") == "lmtp", "port not set"),  # smtp: 25 or 465
+        (
+            sendmail and "from" not in v and v.get("auto_from", "off") == "off" and unset,
+            "envelope-from address is missing",
+        ),
+        (tls and "host" not in v and not v.get("tls_host_override") and unset, "host not set"),
+        (bool(v.get("tls_key_file")) and not v.get("tls_cert_file"), "tls_key_file requires tls_cert_file"),
+        (not v.get("tls_key_file") and bool(v.get("tls_cert_file")), "tls_cert_file requires tls_key_file"),
+        (
+            tls and trust is None and not v.get("tls_fingerprint") and v.get("tls_certcheck", "on") != "off",
+            "tls requires either tls_trust_file (highly recommended) or tls_fingerprint or a disabled tls_certcheck",
+        ),
+        (bool(v.get("tls_crl_file")) and trust is None, "tls_crl_file requires tls_trust_file"),
+    )
+    problem = next((text for failed, text in problems if failed), None)
     if problem:
-        raise ConfigError(s.source, s.line or None, f"account {s.name}: {problem}")
+        raise ConfigError(s.file, s.line or None, f"account {s.name}: {problem}")

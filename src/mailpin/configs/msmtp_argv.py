@@ -1,70 +1,111 @@
-"""msmtp's command line, the message header and the `from` patterns that choose its account.
+"""msmtp's command line, read exactly as msmtp 1.8.23 reads it (msmtp.c `msmtp_cmdline`).
 
-Pure helpers for `configs.msmtp`: `parse_argv` reads argv the way msmtp 1.8.23 does (GNU
-`getopt_long`: bundled short options, abbreviated long options, arguments permuted, `--` ends
-options); `envelope_from` extracts the address `--read-envelope-from` takes from the message;
-`from_matches` is msmtp's `from` matching; `check_argument` is what msmtp accepts as the argument
-of a config command (and of the command-line option that overrides it). All were checked against
-the real msmtp (`tests/test_configs_msmtp.py`).
+msmtp hands argv to glibc's `getopt_long` with the option string below and its table of long
+options; `_getopt` is that function: clustered short options (`-tiab`), an optional argument only
+attached (`-d0.1`, so `-dalocal` is `-d` with "alocal", never `-a local`), long options by exact
+name or unique prefix (`--acc`), `--opt=value` or `--opt value` for a required argument but only
+`--opt=value` for an optional one, `--` ends the options, and arguments are permuted (options may
+follow recipients) unless POSIXLY_CORRECT is set, where the first recipient ends the options.
+`parse_argv` then does what msmtp_cmdline does with each option, refusing what it refuses.
+
+The message header (`--read-envelope-from`) is `msmtp_header`, the `from` matching `msmtp_match`;
+both are re-exported here for their callers.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailpin.configs.msmtp_header import addresses, envelope_from, from_header, read_headers
+from mailpin.configs.msmtp_match import from_matches
+from mailpin.configs.msmtp_syntax import (
+    AUTH_MECHANISMS,
+    SYSLOG_FACILITIES,
+    check_argument,
+    dsn_notify_ok,
+    fingerprint_ok,
+    port_number,
+    pos_int,
+    words,
+)
 from mailpin.errors import ConfigError
 
-CLI = "msmtp command line"
+__all__ = [
+    "CLI",
+    "ENDPOINT_OPTIONS",
+    "Invocation",
+    "addresses",
+    "check_argument",
+    "envelope_from",
+    "from_header",
+    "from_matches",
+    "options_end",
+    "parse_argv",
+    "port_number",
+]
 
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-# the `source` of errors about argv
-
-# Short options (msmtp.c `getopt_long` string, measured): True = takes an argument.
-_SHORT = {**dict.fromkeys("PdvStiGmn", False), **dict.fromkeys("CafFNRXobhABLO", True)}
-_SHORT_NAMES = {"P": "pretend", "d": "debug", "v": "debug", "S": "serverinfo", "t": "read-recipients", "C": "file"}
-_SHORT_NAMES |= {"a": "account", "f": "from", "N": "dsn-notify", "R": "dsn-return", "X": "logfile"}
+CLI = "msmtp command line"  # the `source` of errors about argv
 
 _NONE, _REQUIRED, _OPTIONAL = 0, 1, 2
-_LONG = {
-    **dict.fromkeys(
-        _words("pretend debug serverinfo read-recipients read-envelope-from version help"),
-        _NONE,
-    ),
-    **dict.fromkeys(
-        _words(
-            "file account host port source-ip proxy-host proxy-port socket timeout protocol domain user passwordeval "
-            "password tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file tls-priorities "
-            "tls-host-override tls-min-dh-prime-bits from maildomain dsn-notify dsn-return logfile "
-            "logfile-time-format aliases rmqs configure"
-        ),
-        _REQUIRED,
-    ),
-    # `--tls[=(on|off)]`: an optional argument must be attached with `=`; alone it means "on".
-    **dict.fromkeys(
-        _words(
-            "auth tls tls-starttls tls-certcheck auto-from syslog set-from-header set-date-header set-msgid-header "
-            "remove-bcc-headers undisclosed-recipients keepbcc add-missing-from-header add-missing-date-header "
-            "tls-force-sslv3"
-        ),
-        _OPTIONAL,
-    ),
+_OPTSTRING = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"  # msmtp.c, the getopt_long call
+
+
+def _short_table(optstring: str) -> dict[str, int]:
+    table: dict[str, int] = {}
+    for i, char in enumerate(optstring):
+        if char != ":":
+            colons = len(optstring[i + 1 : i + 3]) - len(optstring[i + 1 : i + 3].lstrip(":"))
+            table[char] = (_NONE, _REQUIRED, _OPTIONAL)[colons]
+    return table
+
+
+_SHORT = _short_table(_OPTSTRING)
+
+
+def _table(kind: int, names: str) -> dict[str, tuple[int, str]]:
+    """name -> (has_arg, what msmtp does with it: a short letter or the long name itself)."""
+    out: dict[str, tuple[int, str]] = {}
+    for word in words(names):
+        name, _, letter = word.partition("=")
+        out[name] = (kind, letter or name)
+    return out
+
+
+# msmtp.c `options[]`, in its order (getopt lists ambiguous candidates in this order).
+_LONG: dict[str, tuple[int, str]] = {
+    **_table(_NONE, "version help"),
+    **_table(_REQUIRED, "configure"),
+    **_table(_NONE, "pretend=P"),
+    **_table(_OPTIONAL, "debug=d"),  # "accept an optional argument for sendmail compatibility"
+    **_table(_NONE, "serverinfo=S"),
+    **_table(_REQUIRED, "rmqs file=C account=a host port timeout connect-timeout=timeout"),
+    **_table(_OPTIONAL, "auto-from"),
+    **_table(_REQUIRED, "from=f maildomain"),
+    **_table(_OPTIONAL, "auth"),
+    **_table(_REQUIRED, "user passwordeval"),
+    **_table(_OPTIONAL, "tls tls-starttls"),
+    **_table(_REQUIRED, "tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file"),
+    **_table(_OPTIONAL, "tls-certcheck tls-force-sslv3"),
+    **_table(_REQUIRED, "tls-min-dh-prime-bits tls-priorities tls-host-override dsn-notify=N dsn-return=R"),
+    **_table(_REQUIRED, "protocol domain logfile=X logfile-time-format"),
+    **_table(_OPTIONAL, "syslog"),
+    **_table(_REQUIRED, "aliases proxy-host proxy-port"),
+    **_table(_OPTIONAL, "add-missing-from-header add-missing-date-header set-from-header set-date-header"),
+    **_table(_OPTIONAL, "set-msgid-header remove-bcc-headers undisclosed-recipients"),
+    **_table(_REQUIRED, "source-ip socket"),
+    **_table(_OPTIONAL, "keepbcc"),
+    **_table(_NONE, "read-recipients=t read-envelope-from"),
 }
 
-# Options that change how the chosen account connects (man msmtp: "Options override configuration
-# file settings"), as the config command they override.
+# Options that change how the chosen account connects or whether msmtp accepts it (man msmtp:
+# "Options override configuration file settings"), as the config command they override.
 ENDPOINT_OPTIONS = {
     opt: opt.replace("-", "_")
-    for opt in _words(
-        "port tls tls-starttls tls-trust-file tls-fingerprint tls-certcheck tls-host-override socket "
-        "proxy-host proxy-port protocol tls-key-file tls-cert-file"
+    for opt in words(
+        "port tls tls-starttls tls-trust-file tls-crl-file tls-fingerprint tls-certcheck tls-host-override "
+        "tls-priorities tls-min-dh-prime-bits socket proxy-host proxy-port protocol tls-key-file tls-cert-file "
+        "auto-from"
     )
 }
 
@@ -73,370 +114,216 @@ ENDPOINT_OPTIONS = {
 class Invocation:
     """What one msmtp command line asks for, as far as choosing the account goes."""
 
-    mode: str = "sendmail"  # sendmail | serverinfo | rmqs | configure | info (--version/--help)
+    mode: str = "sendmail"  # sendmail | serverinfo | rmqs | configure | info (--version/--help/-d0.1)
     account: str | None = None  # -a/--account (the last one wins)
     host: str | None = None  # --host: command-line settings only, no config file
-    envelope_from: str | None = None  # -f/--from
+    envelope_from: str | None = None  # -f/--from ("<>" is ""); None: not given
     read_envelope_from: bool = False
     read_recipients: bool = False  # -t: recipients from To, Cc and Bcc as well
     file: str | None = None  # -C/--file
     overrides: tuple[tuple[str, str], ...] = ()  # (config command, value) in command-line order
     operands: tuple[str, ...] = ()  # recipients
+    pretend: bool = False  # -P/--pretend: msmtp then skips the envelope-from check of a send
+    posix: bool = False  # read with POSIXLY_CORRECT (the first recipient ends the options)
+    options_end: int = 0  # where msmtp stopped reading options (see `options_end`)
+    recipients: tuple[str, ...] = ()  # the addresses msmtp reads in the operands (as "To: OPERAND" lines)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    options: tuple[tuple[str, str | None], ...]  # (short letter or long name, optarg) in order
+    operands: tuple[str, ...]
+    end: int  # index of the `--` that ended the options, else of the first operand (POSIX), else len
+
+
+def _getopt(argv: Sequence[str], posix: bool) -> _Parsed:
+    """glibc getopt_long (2.36) over argv without argv[0]; ConfigError with its message on '?'."""
+    options: list[tuple[str, str | None]] = []
+    skipped: list[str] = []  # non-options permuted to the end, in order
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return _Parsed(tuple(options), (*skipped, *argv[i + 1 :]), i)
+        if not arg.startswith("-") or arg == "-":
+            if posix:  # REQUIRE_ORDER: the first non-option ends the scan
+                return _Parsed(tuple(options), tuple(argv[i:]), i)
+            skipped.append(arg)  # PERMUTE
+            i += 1
+            continue
+        i = (_long_option if arg.startswith("--") else _short_options)(argv, i, options)
+    return _Parsed(tuple(options), tuple(skipped), len(argv))
+
+
+def _long_option(argv: Sequence[str], i: int, options: list[tuple[str, str | None]]) -> int:
+    text = argv[i][2:]
+    name, eq, value = text.partition("=")
+    kind, key, full = _long_match(name, text)
+    if eq and kind == _NONE:
+        raise ConfigError(CLI, None, f"option '--{full}' doesn't allow an argument")
+    if not eq and kind == _REQUIRED:
+        if i + 1 >= len(argv):
+            raise ConfigError(CLI, None, f"option '--{full}' requires an argument")
+        options.append((key, argv[i + 1]))
+        return i + 2
+    options.append((key, value if eq else None))
+    return i + 1
+
+
+def _long_match(name: str, text: str) -> tuple[int, str, str]:
+    """An exact name, else the prefix's one option (candidates that are the same option count once)."""
+    if name in _LONG:
+        return (*_LONG[name], name)
+    found = [full for full in _LONG if full.startswith(name)]
+    if not found:
+        raise ConfigError(CLI, None, f"unrecognized option '--{text}'")
+    if len({_LONG[full] for full in found}) > 1:
+        possible = " ".join(f"'--{full}'" for full in found)
+        raise ConfigError(CLI, None, f"option '--{text}' is ambiguous; possibilities: {possible}")
+    return (*_LONG[found[0]], found[0])
+
+
+def _short_options(argv: Sequence[str], i: int, options: list[tuple[str, str | None]]) -> int:
+    arg = argv[i]
+    j = 1
+    while j < len(arg):
+        letter = arg[j]
+        j += 1
+        kind = _SHORT.get(letter)
+        if kind is None or letter in ":;":
+            raise ConfigError(CLI, None, f"invalid option -- '{letter}'")
+        if kind == _NONE:
+            options.append((letter, None))
+            continue
+        if j < len(arg):  # the rest of this argument is the argument, required or optional
+            options.append((letter, arg[j:]))
+        elif kind == _OPTIONAL:
+            options.append((letter, None))
+        elif i + 1 < len(argv):
+            options.append((letter, argv[i + 1]))
+            return i + 2
+        else:
+            raise ConfigError(CLI, None, f"option requires an argument -- '{letter}'")
+        break
+    return i + 1
 
 
 def options_end(argv: Sequence[str], posix: bool) -> int:
-    """Where msmtp stops reading options: the index of `--`, or — with POSIXLY_CORRECT, where GNU
-    getopt stops at the first operand — of the first recipient; else the end (options may follow
-    recipients). An option placed there comes after every option of the caller's."""
-    end = next((i for i, (key, _) in _indexed(argv, posix) if key == ""), len(argv)) if posix else len(argv)
-    return argv.index("--") if "--" in argv[:end] else end
+    """Where msmtp stops reading options: the index of the `--` that ends them, or — with
+    POSIXLY_CORRECT, where getopt stops at the first operand — of the first recipient; else the
+    end (options may follow recipients). An option placed there comes after every option of the
+    caller's. A `--` that is the argument of an option (`-f --`) does not end them."""
+    return _getopt(argv, posix).end
 
 
-def _options(argv: Sequence[str], posix: bool = False) -> Iterator[tuple[str, str | None]]:
-    """Yield (long name or short letter, value) like GNU getopt_long; operands as ("", value)."""
-    for _, option in _indexed(argv, posix):
-        yield option
-
-
-def _indexed(argv: Sequence[str], posix: bool) -> Iterator[tuple[int, tuple[str, str | None]]]:
-    """`_options`, each with the index of the argument it starts at."""
-    i = 0
-    while i < len(argv):
-        start, arg = i, argv[i]
-        i += 1
-        if arg == "--":
-            yield from ((n, ("", rest)) for n, rest in enumerate(argv[i:], i))
-            return
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            full = _long_name(name)
-            kind = _LONG[full]
-            if kind == _NONE and eq:
-                raise ConfigError(CLI, None, f"option '--{full}' doesn't allow an argument")
-            if kind == _REQUIRED and not eq:
-                if i >= len(argv):
-                    raise ConfigError(CLI, None, f"option '--{full}' requires an argument")
-                value, eq, i = argv[i], "=", i + 1
-            yield start, (full, (value if eq else None))
-        elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                j += 1
-                if letter not in _SHORT:
-                    raise ConfigError(CLI, None, f"invalid option -- '{letter}'")
-                if not _SHORT[letter]:
-                    yield start, (letter, None)
-                    continue
-                if j < len(arg):
-                    yield start, (letter, arg[j:])
-                elif i < len(argv):
-                    yield start, (letter, argv[i])
-                    i += 1
-                else:
-                    raise ConfigError(CLI, None, f"option requires an argument -- '{letter}'")
-                break
-        elif posix:  # POSIXLY_CORRECT: getopt stops at the first operand; the rest are recipients
-            yield from ((n, ("", rest)) for n, rest in enumerate(argv[start:], start))
-            return
-        else:
-            yield start, ("", arg)  # getopt_long permutes: options may follow recipients
-
-
-def _long_name(name: str) -> str:
-    """GNU getopt_long: an exact name, else an unambiguous prefix of one."""
-    if name in _LONG:
-        return name
-    matches = [full for full in _LONG if full.startswith(name)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise ConfigError(CLI, None, f"unrecognized option '--{name}'")
-    raise ConfigError(CLI, None, f"option '--{name}' is ambiguous; possibilities: {' '.join(matches)}")
-
-
-def parse_argv(argv: Sequence[str]) -> Invocation:
-    """Read argv (without argv[0]); raise ConfigError where msmtp would refuse the command line."""
-    fields: dict[str, str | None] = {}
-    overrides: list[tuple[str, str]] = []
-    operands: list[str] = []
-    modes: list[str] = []
-    read_envelope_from = read_recipients = False
-    for key, value in _options(argv):
-        name = _SHORT_NAMES.get(key, key)
-        if name == "":
-            operands.append(value or "")
-        elif name == "b" and value != "m":  # sendmail -bm (deliver) is the only operation mode msmtp knows
-            raise ConfigError(CLI, None, f"unsupported operation mode b{value}")
-        elif name in ("file", "account", "host", "from"):
-            fields[name] = value
-        elif name == "read-envelope-from":
-            read_envelope_from = True
-        elif name == "read-recipients":
-            read_recipients = True
-        elif name in ("serverinfo", "rmqs", "configure"):
-            modes.append(name)
-        elif name in ("version", "help"):
-            modes.append("info")
-        elif name in ENDPOINT_OPTIONS:
-            if _LONG[name] == _OPTIONAL and value == "":
-                raise ConfigError(CLI, None, f"invalid argument  for --{name}")
-            overrides.append((ENDPOINT_OPTIONS[name], "on" if value is None else value))
-    if fields.get("host") is not None and fields.get("account") is not None:
-        raise ConfigError(CLI, None, "cannot use both --host and --account")
-    if fields.get("from") is not None and read_envelope_from:
-        raise ConfigError(CLI, None, "cannot use both --from and --read-envelope-from")
-    mode = "info" if "info" in modes else (modes[-1] if modes else "sendmail")
-    if mode in ("serverinfo", "rmqs") and operands:
-        raise ConfigError(CLI, None, "too many arguments")
-    return Invocation(
-        mode=mode,
-        account=fields.get("account"),
-        host=fields.get("host"),
-        envelope_from=fields.get("from"),
-        read_envelope_from=read_envelope_from,
-        read_recipients=read_recipients,
-        file=fields.get("file"),
-        overrides=tuple(overrides),
-        operands=tuple(operands),
-    )
-
-
-# --- --read-envelope-from: the first address of the first From header ----------------------------
-
-
-def from_header(message: bytes) -> str | None:
-    """The (unfolded) value of the first From header, or None; headers end at the first empty line."""
-    text = message.decode("utf-8", "surrogateescape")
-    value: list[str] | None = None
-    for line in text.split("\n"):
-        line = line.removesuffix("\r")
-        if value is not None:
-            if line[:1] in (" ", "\t"):
-                value.append("\n" + line)  # RFC 5322 §2.2.3 folding; "\n" marks where it was
-                continue
-            break
-        if not line:
-            break
-        if line[:5].lower() == "from:":
-            value = [line[5:]]
-    return None if value is None else "".join(value)
-
-
-def envelope_from(message: bytes) -> str | None:
-    """The envelope-from msmtp takes from the message with --read-envelope-from (None: no From).
-
-    msmtp 1.8.23 uses the From header only (not Resent-From, whatever comes first), and the first
-    non-empty address of its list (msmtp.c `parse_address_list`, measured).
-    """
-    value = from_header(message)
-    return None if value is None else next(addresses(value), None)
-
-
-def _skip_comment(text: str, i: int) -> int | None:
-    """Index after the (nested) comment starting at text[i] == "(", or None if unterminated."""
-    depth = 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        i += 1
-        if depth == 0:
-            return i
-    return None
-
-
-def _bracket(text: str, i: int) -> tuple[str, int]:
-    """The address inside <...> starting after text[i] == "<", and the index after it."""
-    out: list[str] = []
-    i += 1
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            out.append(text[i + 1 : i + 2])
-            i += 2
-        elif char == "(":
-            end = _skip_comment(text, i)
-            if end is None:
-                return "".join(out), len(text)
-            i = end
-        elif char == ">":
-            return "".join(out), i + 1
-        elif char == "\n":  # a fold inside brackets vanishes with its leading white space (measured)
-            i += 1
-            while i < len(text) and text[i] in " \t":
-                i += 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out), i
-
-
-def addresses(value: str) -> Iterator[str]:
-    """The non-empty addresses of a header value, in order, msmtp-style (white space becomes "_")."""
-    found: list[str] = []
-    current: list[str] = []
-    bracket: str | None = None
-    ended = False  # white space ends a word; the next word replaces it ("Joe joe@example.com")
-    i = 0
-    while i < len(value):
-        char = value[i]
-        if char == "(":
-            end = _skip_comment(value, i)
-            if end is None:
-                break
-            i = end
-            continue
-        if char == '"':
-            end = i + 1
-            while end < len(value) and value[end] != '"':
-                end += 2 if value[end] == "\\" else 1
-            if end >= len(value):  # an unterminated quoted string loses the address it is in
-                yield from _non_empty(found)
-                return
-            current, ended, i = [], False, end + 1
-            continue
-        if char == "<":
-            address, i = _bracket(value, i)
-            bracket = address if bracket is None else bracket
-            continue
-        if char in ",;":
-            found.append(bracket if bracket is not None else "".join(current))
-            current, bracket, ended = [], None, False
-        elif char in " \t\n":
-            ended = True
-        elif char == ":":  # "group: a@x, b@y;"
-            current, ended = [], False
-        else:
-            if char == "\\":
-                i += 1
-                char = value[i : i + 1]
-            if ended:
-                current, ended = [], False
-            current.append(char)
-        i += 1
-    found.append(bracket if bracket is not None else "".join(current))
-    yield from _non_empty(found)
-
-
-def _non_empty(found: list[str]) -> Iterator[str]:
-    for address in found:
-        if address:
-            yield address.replace(" ", "_").replace("\t", "_")
-
-
-# --- `from` matching (man msmtp USAGE, measured) ------------------------------------------------
-
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-
-
-def from_matches(pattern: str, address: str) -> bool:
-    """Does an envelope-from address choose the account whose `from` is `pattern`?
-
-    msmtp 1.8.23: a `from` holding `?`, `*` or `[` is a shell pattern, matched case-sensitively
-    against the whole address (fnmatch without flags; no subaddress stripping). Otherwise the
-    comparison ignores ASCII case, and `user+detail@example.com` also matches `user@example.com`.
-    """
-    if any(char in pattern for char in "?*["):
-        return fnmatch.fnmatchcase(address, pattern.replace("[^", "[!"))
-    wanted = pattern.translate(_ASCII_LOWER)
-    return wanted in (address.translate(_ASCII_LOWER), _without_subaddress(address).translate(_ASCII_LOWER))
-
-
-def _without_subaddress(address: str) -> str:
-    plus = address.find("+")
-    at = address.find("@", plus + 1) if plus != -1 else -1
-    return address[:plus] + address[at:] if at != -1 else address
-
-
-# --- arguments of config commands and their command-line options ---------------------------------
-
-# What msmtp accepts as an argument (conf.c, measured): empty means "on" where on/off is expected.
-_ON_OFF = ("", "on", "off")
-_CHOICES: dict[str, tuple[str, ...]] = {
+_ON_OFF = (None, "on", "off")  # an optional on/off argument: alone it means "on"; `--tls=` is invalid
+_CHOICES: dict[str, tuple[str | None, ...]] = {
     **dict.fromkeys(
-        _words(
-            "tls tls_starttls tls_certcheck remove_bcc_headers undisclosed_recipients auto_from "
-            "add_missing_from_header add_missing_date_header keepbcc"
+        words(
+            "tls tls-starttls tls-certcheck auto-from remove-bcc-headers keepbcc undisclosed-recipients "
+            "add-missing-from-header add-missing-date-header"
         ),
         _ON_OFF,
     ),
-    "allow_from_override": ("on", "off"),
+    "set-from-header": (None, "auto", "on", "off"),
+    "set-date-header": (None, "auto", "off"),
+    "set-msgid-header": (None, "auto", "off"),
+    "auth": (*_ON_OFF, "", *AUTH_MECHANISMS, "oauthbearer", "xoauth2"),  # check_auth_arg("") accepts ""
+    "syslog": (*_ON_OFF, *SYSLOG_FACILITIES),  # but check_syslog_arg("") does not
+    "R": ("off", "hdrs", "headers", "full"),  # "be compatible to both sendmail and the dsn_notify command"
     "protocol": ("smtp", "lmtp"),
-    "dsn_return": ("off", "headers", "full"),
-    "set_from_header": ("", "auto", "on", "off"),
-    "set_date_header": ("", "auto", "off"),
-    "set_msgid_header": ("", "auto", "off"),
-    "syslog": (*_ON_OFF, "LOG_USER", "LOG_MAIL", *(f"LOG_LOCAL{n}" for n in range(8))),
-    "auth": (
-        *_ON_OFF,
-        *_words("plain scram-sha-1 scram-sha-256 external gssapi cram-md5 digest-md5 login ntlm"),
-        "oauthbearer",
-        "xoauth2",
-    ),
 }
-_FREE = frozenset(
-    _words(
-        "host source_ip proxy_host socket domain user password passwordeval ntlmdomain tls_trust_file tls_crl_file "
-        "tls_key_file tls_cert_file tls_priorities tls_host_override from logfile logfile_time_format aliases "
-        "maildomain tls_force_sslv3"
-    )
-)
-_NEEDS_ARG = frozenset({"host", "port", "timeout", "protocol", "dsn_notify", "dsn_return"})
+_NAMES = {"N": "dsn-notify", "R": "dsn-return"}
 
 
-_STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
-
-
-def _pos_int(text: str, limit: int = 2**31 - 1) -> bool:
-    """conf.c get_pos_int: C strtol base 0 (0x1d is 29, 010 is 8) over the whole text, then 1..limit."""
-    match = _STRTOL.fullmatch(text)
-    if match is None:
-        return False
-    sign, digits = match.groups()
-    base = 16 if digits[:2] in ("0x", "0X") else (8 if digits.startswith("0") else 10)
-    value = int(digits, base) * (-1 if sign == "-" else 1)
-    return 0 < value <= limit
-
-
-def port_number(text: str) -> int:
-    """A port as msmtp reads it (already checked by `check_argument`)."""
-    match = _STRTOL.fullmatch(text)
-    assert match is not None
-    digits = match.group(2)
-    return int(digits, 16 if digits[:2] in ("0x", "0X") else (8 if digits.startswith("0") else 10))
-
-
-def check_argument(command: str, arg: str) -> str | None:
-    """Why msmtp refuses `command arg` (its words), or None when it accepts it."""
-    if command in _NEEDS_ARG and not arg:
-        return f"command {command} needs an argument"
-    if command in ("tls_nocertcheck", "tls_nostarttls"):
-        return f"command {command} does not take an argument" if arg else None
-    if command in _CHOICES:
-        ok = arg in _CHOICES[command]
-    elif command in ("port", "proxy_port"):
-        ok = (command == "proxy_port" and not arg) or _pos_int(arg, 65535)
-    elif command in ("timeout", "tls_min_dh_prime_bits"):
-        ok = (arg == "off" if command == "timeout" else not arg) or _pos_int(arg)
-    elif command == "dsn_notify":
-        parts = arg.split(",")
-        ok = arg in ("off", "never") or (
-            len(set(parts)) == len(parts) and set(parts) <= {"failure", "delay", "success"}
-        )
-    elif command == "tls_fingerprint":
-        ok = not arg or _fingerprint(arg)
-    elif command in _FREE:
-        ok = True
+def _check_option(key: str, value: str | None) -> None:
+    """What msmtp_cmdline refuses about one option's argument ("invalid argument X for --opt")."""
+    text = value or ""
+    if key in _CHOICES:
+        ok = value in _CHOICES[key]
+    elif key in ("port", "proxy-port"):
+        ok = (key == "proxy-port" and text == "") or 0 < pos_int(text) <= 65535
+    elif key == "timeout":
+        ok = text == "off" or pos_int(text) > 0
+    elif key == "tls-min-dh-prime-bits":
+        ok = text == "" or pos_int(text) > 0
+    elif key == "N":
+        ok = text == "off" or dsn_notify_ok(text)
+    elif key == "tls-fingerprint":
+        ok = text == "" or fingerprint_ok(text)
     else:
-        return f"unknown command {command}"
-    return None if ok else f"invalid argument {arg} for command {command}"
+        return
+    if not ok:
+        raise ConfigError(CLI, None, f"invalid argument {value} for --{_NAMES.get(key, key)}")
 
 
-def _fingerprint(text: str) -> bool:
-    """conf.c get_fingerprint: SHA256, SHA1 or MD5 as hex pairs separated by ":" or " "."""
-    return bool(
-        re.fullmatch(r"[0-9A-Fa-f]{2}([: ][0-9A-Fa-f]{2}){15}(([: ][0-9A-Fa-f]{2}){4}|([: ][0-9A-Fa-f]{2}){16})?", text)
+def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
+    """Read argv (without argv[0]) as msmtp does; raise ConfigError where msmtp refuses it (EX_USAGE).
+
+    `posix`: POSIXLY_CORRECT is set in msmtp's environment (any value, even empty)."""
+    parsed = _getopt(argv, posix)
+    account = host = from_ = file = None
+    overrides: list[tuple[str, str]] = []
+    info = configure = serverinfo = rmqs = pretend = read_envelope_from = read_recipients = False
+    for key, value in parsed.options:
+        _check_option(key, value)
+        if key in ("version", "help", "configure"):
+            info, configure = info or key != "configure", configure or key == "configure"
+            serverinfo = False  # as msmtp_cmdline does: a later --rmqs is then no conflict
+        elif key in ("d", "v"):
+            # "only care about the optional argument if it's 0.1 [...]: it prints version information"
+            info = info or value == "0.1"
+        elif key == "P":
+            pretend = True
+        elif key in ("S", "rmqs"):
+            if (key == "S" and rmqs) or (key == "rmqs" and serverinfo):
+                raise ConfigError(CLI, None, "cannot use both --serverinfo and --rmqs")
+            serverinfo, rmqs = key == "S", key == "rmqs"
+        elif key == "C":
+            file = value
+        elif key in ("a", "host"):
+            if (key == "a" and host is not None) or (key == "host" and account is not None):
+                raise ConfigError(CLI, None, "cannot use both --host and --account")
+            account, host = (value, host) if key == "a" else (account, value)
+        elif key in ("f", "read-envelope-from"):
+            if (key == "f" and read_envelope_from) or (key != "f" and from_ is not None):
+                raise ConfigError(CLI, None, "cannot use both --from and --read-envelope-from")
+            if key == "f":
+                from_ = "" if value == "<>" else value  # "Accept '<>' to mean an empty from address"
+            read_envelope_from = read_envelope_from or key != "f"
+        elif key == "t":
+            read_recipients = True
+        elif key == "b" and value != "m":  # sendmail -bm (deliver) is the only operation mode msmtp knows
+            raise ConfigError(CLI, None, f"unsupported operation mode b{value}")
+        elif key in ENDPOINT_OPTIONS:
+            overrides.append((ENDPOINT_OPTIONS[key], "on" if value is None else value))
+    # main(): --configure runs (after --version/--help print), else msmtp exits after printing
+    # unless it was asked to send, to query a server (-S) or to start a queue run (--rmqs).
+    mode = "serverinfo" if serverinfo else "rmqs" if rmqs else "sendmail"
+    mode = "configure" if configure else "info" if info else mode
+    recipients = _recipients(parsed.operands)
+    if mode in ("serverinfo", "rmqs") and recipients:  # operands that hold no address do not count
+        raise ConfigError(CLI, None, "too many arguments")
+    return Invocation(
+        mode=mode,
+        account=account,
+        host=host,
+        envelope_from=from_,
+        read_envelope_from=read_envelope_from,
+        read_recipients=read_recipients,
+        file=file,
+        overrides=tuple(overrides),
+        operands=parsed.operands,
+        recipients=recipients,
+        pretend=pretend,
+        posix=posix,
+        options_end=parsed.end,
     )
+
+
+def _recipients(operands: Sequence[str]) -> tuple[str, ...]:
+    """msmtp_cmdline writes each operand as a "To: " line and reads them as a message header."""
+    if not operands:
+        return ()
+    header = b"".join(b"To: " + op.encode("utf-8", "surrogateescape") + b"\n" for op in operands) + b"\n"
+    return tuple(r.decode("utf-8", "surrogateescape") for r in read_headers(header, True, envelope=False)[1])
