@@ -47,7 +47,7 @@ class Decision:
         return tuple(outcome for outcome in self.outcomes if outcome.verdict.status not in _PASS)
 
 
-def reads_message(tool: Tool, argv: Sequence[str]) -> bool:
+def reads_message(tool: Tool, argv: Sequence[str], posix: bool = False) -> bool:
     """Does the tool read a message on stdin? Only msmtp, and only in sendmail mode: reading
     stdin for `msmtp --version` or a sync would hang on a terminal or steal the caller's input."""
     if tool is not Tool.MSMTP:
@@ -56,7 +56,7 @@ def reads_message(tool: Tool, argv: Sequence[str]) -> bool:
     from mailpin.errors import ConfigError
 
     try:
-        return msmtp_argv.parse_argv(argv).mode == "sendmail"
+        return msmtp_argv.parse_argv(argv, posix).mode == "sendmail"  # posix: POSIXLY_CORRECT is set
     except ConfigError:
         return False  # msmtp will refuse these arguments itself, before reading anything
 
@@ -68,7 +68,7 @@ def decide(
     will use, verify them all at once (pinning an unpinned one on first use when the settings allow
     it). A broken config raises ConfigError (78): the tool would refuse it too, and the caller keeps
     the message."""
-    if message is None and reads_message(tool, argv):
+    if message is None and reads_message(tool, argv, "POSIXLY_CORRECT" in env.environ):
         message = env.read_stdin_bytes()
     verifier = Verifier(env, configured)
     module = reader(tool)
