@@ -73,6 +73,7 @@ BROKEN = {
     "broken-no-trust.conf": (13, "neither sslcacertfile nor cert_fingerprint"),
     "broken-bad-boolean.conf": (17, "'maybe' is not a boolean"),
     "broken-mbnames-empty.conf": (22, "[mbnames] lacks peritem, header, sep, footer, filename"),
+    "broken-status-backend.conf": (8, "status_backend is not supported by offlineimap 8"),
 }
 
 
@@ -451,7 +452,38 @@ def test_real_offlineimap_fails_on_broken_corpus(lab: Lab, name: str) -> None:
         assert TOOL_SAYS[name] in result.stdout + result.stderr and TOOL_SAYS[name] in refusal(name)
 
 
-TOOL_SAYS = {"broken-mbnames-empty.conf": "No option 'peritem' in section: 'mbnames'"}
+TOOL_SAYS = {
+    "broken-mbnames-empty.conf": "No option 'peritem' in section: 'mbnames'",
+    "broken-status-backend.conf": "the 'status_backend' configuration option is not supported anymore",
+}
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["missing", "present"])
+def test_a_missing_sslcacertfile_is_refused_as_offlineimap_refuses_it(
+    isolated_env: Path, tmp_path: Path, present: bool
+) -> None:
+    """IMAP.getsslcacertfile: a named CA file that is not there stops the account before it connects
+    (checked on this machine's files: `load`, not a sample's `parse`)."""
+    need("offlineimap")
+    ca = tmp_path / "ca.pem"
+    if present:
+        ca.write_bytes(Path(CA).read_bytes())
+    text = (CORPUS / "mbnames-complete.conf").read_text().split("\n[mbnames]")[0]
+    rc = isolated_env / ".offlineimaprc"
+    rc.write_text(text.replace(CA, str(ca)).replace("imap.main.example", "localhost\nremoteport = 9"))
+    alone = subprocess.run(
+        ["timeout", "-k", "2", "20", need("offlineimap"), "-o", "-u", "basic", "-k", f"metadata={tmp_path / 'm'}"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    said = "couldn't be found" in alone.stdout + alone.stderr
+    assert said is not present, alone.stdout + alone.stderr
+    env = Env.from_os()
+    if present:
+        assert [a.name for a in oi.select(oi.load([], env), ["-o"])] == ["main"]
+    else:
+        with pytest.raises(ConfigError, match="couldn't be found") as caught:
+            oi.select(oi.load([], env), ["-o"])
+        assert caught.value.line == 19  # the sslcacertfile line (remoteport 9 was added above it)
 
 
 def refusal(name: str) -> str:

@@ -45,6 +45,7 @@ class OfflineimapConfig:
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     cwd: str | None = None  # relative sslcacertfile paths are relative to offlineimap's working directory
     data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what offlineimap is handed
+    files: bool = False  # the files it names are checked as offlineimap opens them (load: this machine's)
 
 
 # --- reading: configparser, plus the line each section and option came from -------------------------
@@ -294,11 +295,18 @@ def _active(cfg: _Parsed, opts: optparse.Values) -> list[str]:
 
 
 def parse(
-    text: str, source: str, home: str, *, environ: Mapping[str, str] | None = None, cwd: str | None = None
+    text: str,
+    source: str,
+    home: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    files: bool = False,
 ) -> OfflineimapConfig:
-    """Every account of an offlineimap config, as offlineimap would resolve it without command-line edits."""
+    """Every account of an offlineimap config, as offlineimap would resolve it without command-line
+    edits; `files`: check the files it names exist, as offlineimap does on this machine."""
     cfg = _Parsed(text, source)
-    ctx = Context(home, MappingProxyType(dict(environ or {})), cwd)
+    ctx = Context(home, MappingProxyType(dict(environ or {})), cwd, files=files)
     accounts, problems = resolve_all(cfg, _account_names(cfg.parser), ctx)
     try:
         general = cfg.get("general", "accounts")
@@ -315,8 +323,9 @@ def parse(
     if mbnames is not None:
         problems = (*problems, ("[mbnames]", mbnames))
     return OfflineimapConfig(
-        tuple(accounts), source, general, problems, dormant=dormant, text=text, home=home, environ=ctx.environ, cwd=cwd
-    )
+        tuple(accounts), source, general, problems, dormant=dormant, text=text, home=home, environ=ctx.environ, cwd=cwd,
+        files=files,
+    )  # fmt: skip
 
 
 # mbnames.py `MBNames.__init__`: when the section exists at all (even with `enabled = no`), each of
@@ -373,7 +382,8 @@ def load(argv: Sequence[str], env: Env) -> OfflineimapConfig:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(str(path), line, f"not UTF-8 text (byte {data[exc.start]:#04x})") from None
-    return replace(parse(text, str(path), str(env.home), environ=env.environ, cwd=os.getcwd()), data=data)
+    parsed = parse(text, str(path), str(env.home), environ=env.environ, cwd=os.getcwd(), files=True)
+    return replace(parsed, data=data)
 
 
 def needs_message(argv: Sequence[str]) -> bool:
@@ -410,7 +420,7 @@ def select(config: OfflineimapConfig, argv: Sequence[str], message: bytes | None
             raise ConfigError(config.source, None, "--delete-folder needs exactly one account (offlineimap -a NAME)")
         if cfg.boolean("general", "dry-run", False):
             return []  # accounts.deletefolder: a dry run only says what it would delete
-    ctx = Context(config.home, config.environ, config.cwd, edits)
+    ctx = Context(config.home, config.environ, config.cwd, edits, config.files)
     accounts, problems = resolve_all(cfg, names, ctx)
     if problems:
         raise problems[0][1]

@@ -42,6 +42,7 @@ class Context:
     environ: Mapping[str, str]
     cwd: str | None
     overrides: tuple[tuple[str, str], ...] = ()  # (section, "-k ARG") from the command line
+    files: bool = False  # check the files offlineimap opens (this machine's config, not a sample)
 
 
 def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
@@ -60,6 +61,14 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
         problem = f"account {name!r}: [{repo}] type {kind!r}: offlineimap needs IMAP or Gmail for a remote repository"
         raise cfg.error(repo, "type", problem)
     gmail = kind == "Gmail"
+    if cfg.has(section, "status_backend"):
+        # repository/LocalStatus.py (offlineimap3 8.0): the option is gone, and an account that still
+        # sets it (or inherits it from [DEFAULT]) is not synced at all.
+        raise cfg.error(
+            section, "status_backend", f"account {name!r}: status_backend is not supported by offlineimap 8, which "
+            "refuses the account (\"the 'status_backend' configuration option is not supported anymore\"): "
+            "remove the line",
+        )  # fmt: skip
     notes: list[str] = [
         f"{arg} applied (command line)"
         for sec, arg in ctx.overrides
@@ -84,6 +93,13 @@ def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
     tries_tls = any(m != "GSSAPI" for m in mechs)  # imapserver.__authn_helper: STARTTLS before any but GSSAPI
     host, port = _host_port(cfg, name, repo, gmail, usessl, notes, tunnel=bool(preauth or tunnel_cmd))
     trust_file, system_trust, pins = _trust(cfg, repo, ctx, notes)
+    if ctx.files and trust_file is not None and not os.path.isfile(trust_file):
+        # IMAP.getsslcacertfile, called for every IMAP repository (ssl or not): a named file that is
+        # not there stops the account before it connects.
+        raise cfg.error(
+            repo, "sslcacertfile", f"account {name!r}: sslcacertfile {trust_file}: no such file; offlineimap "
+            f"refuses the account (\"CA certfile for repository '{remote}' couldn't be found\")",
+        )  # fmt: skip
     fingerprints = tuple(
         f.strip().lower().replace(":", "") for f in (cfg.get(repo, "cert_fingerprint") or "").split(",") if f
     )
