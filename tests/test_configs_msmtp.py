@@ -539,3 +539,27 @@ def test_mailpins_flags_come_after_every_option_of_the_callers(
     assert pretended(after)["tls_trust_file"] == ENFORCED, after
     recipients = [line for line in before.splitlines() if "recipient" in line]
     assert [line for line in after.splitlines() if "recipient" in line] == recipients
+
+
+def test_a_base_account_without_host_is_no_error_until_used(isolated_env: Path, pki, smtp_server) -> None:
+    """msmtp refuses an account without host only when it sends through it ("host not set"): a base
+    that others inherit from is fine. `check` skips it saying why; `mailpin run -a base` stops with
+    msmtp's own reason and exit status; the account built on it verifies."""
+    from tests.test_pins_real import cli
+    from tests.test_run_real import MESSAGE, mailpin_command
+
+    real = need("msmtp")
+    (isolated_env / ".msmtprc").write_text(
+        f"account base\nfrom alice@example.org\ntls on\ntls_starttls off\ntls_trust_file {pki.ca_pem}\n\n"
+        f"account lab : base\nhost localhost\nport {smtp_server.smtps_port}\n\naccount default : lab\n"
+    )
+    (isolated_env / ".msmtprc").chmod(0o600)
+    alone = subprocess.run([real, "-a", "base", "you@example.org"], input=MESSAGE, capture_output=True, timeout=30)
+    assert alone.returncode == 78 and b"host not set" in alone.stderr, alone.stderr
+    assert cli("init", "--yes")[0] == 0
+    code, out, err = cli("check")
+    assert code == 0, out + err
+    assert "msmtp refuses to use this account (host not set)" in out and "msmtp:lab " in out
+    argv = [mailpin_command(), "run", "msmtp", "-a", "base", "you@example.org"]
+    wrapped = subprocess.run(argv, input=MESSAGE, capture_output=True, timeout=30)
+    assert wrapped.returncode == 78 and b"account base: host not set" in wrapped.stderr, wrapped.stderr

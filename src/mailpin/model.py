@@ -152,6 +152,9 @@ class Account:
     notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
     remote: str | None = None  # the tool's own name for the server side (offlineimap's remote repository)
     tls_priorities: str | None = None  # msmtp `tls_priorities` (a GnuTLS priority string), as written
+    # Why the tool refuses to connect with this account at all (msmtp "host not set": a base that other
+    # accounts inherit from); nothing to verify, and a run that uses it is refused as the tool refuses it.
+    unusable: str | None = None
     # The tool's own TLS settings that mailpin's session must honour when it stands in for the tool's
     # (the pre-flight probe and `mailpin tunnel`; applied in `net.tlsctx`, refused there if it cannot be).
     tls_versions: tuple[str, ...] = ()  # versions the tool's TLS may negotiate (TLS_VERSIONS names); (): its default,

@@ -302,6 +302,11 @@ _WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on f
 def nothing_to_verify(account: Account) -> Verdict | None:
     if policy.is_mailpin_tunnel(account):
         return Verdict(account.key, Status.SKIPPED, warnings=("verified in-line by `mailpin tunnel`",))
+    if account.unusable is not None:
+        # msmtp itself refuses to send with it (a base other accounts inherit from): no connection to
+        # verify, and no error while nothing uses it; `mailpin run` refuses it as msmtp does.
+        said = f"{account.tool.value} refuses to use this account ({account.unusable}): nothing to verify"
+        return Verdict(account.key, Status.SKIPPED, warnings=(said,))
     if account.host is None and account.transport is None:
         # The endpoint comes from something mailpin does not run (msmtp `eval`, offlineimap
         # `remotehosteval`): it cannot be verified, so it is not let through (fail closed).

@@ -244,6 +244,7 @@ def to_account(s: Settings, home: str) -> Account:
         pin_options=tuple((key, v[key]) for key in _PINS if key in s.explicit),
         notes=tuple(notes),
         tls_priorities=v.get("tls_priorities") or None,  # empty: GnuTLS's default, as unset
+        unusable=_problem(s, sendmail=False),  # a base for others (no host): refused only when used
     )
 
 
@@ -382,6 +383,12 @@ def _in(config: MsmtpConfig) -> str:
 
 
 def _check(s: Settings, sendmail: bool) -> None:
+    problem = _problem(s, sendmail)
+    if problem:
+        raise ConfigError(s.file, s.line or None, f"account {s.name}: {problem}")
+
+
+def _problem(s: Settings, sendmail: bool) -> str | None:
     """conf.c check_account: what msmtp refuses about the account it is about to use, in its order.
     `sendmail`: a real send (not --pretend), where an envelope-from is required."""
     v = s.values
@@ -404,6 +411,4 @@ def _check(s: Settings, sendmail: bool) -> None:
         ),
         (bool(v.get("tls_crl_file")) and trust is None, "tls_crl_file requires tls_trust_file"),
     )
-    problem = next((text for failed, text in problems if failed), None)
-    if problem:
-        raise ConfigError(s.file, s.line or None, f"account {s.name}: {problem}")
+    return next((text for failed, text in problems if failed), None)
