@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 _LEVELS = ["leaf", "key", "ca", "pkix"]
 _TOOLS = ("msmtp", "mbsync", "offlineimap")
-_EXITS = "Exit 0: verified; 69: blocked (does not match the profile); 75: could not verify; 78: broken config."
+_EXITS = (
+    "Exit 0: verified; 69: blocked (does not match the profile); 78: broken config; 75: could not verify. "
+    "When accounts end differently, the most severe wins: 69, then 78, then 75."
+)
 
 
 def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -51,6 +51,14 @@ class ConfigError(MailpinError):
         self.problem = problem
 
 
+class ToolUsageError(ConfigError):
+    """The wrapped tool's own command line, which the tool itself would refuse (an unknown option, a
+    missing argument): a usage error (exit 2), nothing verified and nothing run. A ConfigError in
+    shape — it names the tool's command line as its source."""
+
+    exit_status = ExitStatus.USAGE
+
+
 class ProbeError(MailpinError):
     """The dialogue or handshake with a server did not complete as a careful client requires.
 

@@ -24,13 +24,14 @@ class CheckResult:
 
 
 def overall(outcomes: Sequence[Outcome], errors: Sequence[ConfigError] = ()) -> ExitStatus:
-    """DESIGN §4: any block is 69; else anything not verified is 75; else a broken config is 78."""
+    """DESIGN §4, the most severe first: any block is 69; else a broken config is 78 (it needs you:
+    running again will not mend it); else anything that could not be verified is 75 (try later)."""
     statuses = {outcome.verdict.status for outcome in outcomes}
     if Status.BLOCKED in statuses:
         return ExitStatus.BLOCKED
-    if Status.UNVERIFIED in statuses:
-        return ExitStatus.TEMPFAIL
-    return ExitStatus.CONFIG if errors or Status.CONFIG_ERROR in statuses else ExitStatus.OK
+    if errors or Status.CONFIG_ERROR in statuses:
+        return ExitStatus.CONFIG
+    return ExitStatus.TEMPFAIL if Status.UNVERIFIED in statuses else ExitStatus.OK
 
 
 SYNC_TOOLS = ("mbsync:", "offlineimap:")

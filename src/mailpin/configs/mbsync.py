@@ -353,7 +353,7 @@ def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
         return [Path(explicit)]
     xdg, legacy = env.config_home / "isyncrc", env.home / ".mbsyncrc"
     candidates = (xdg, legacy) if xdg.is_file() and _reads_xdg_config(env) else (legacy,)
-    return [path for path in candidates if path.is_file()][:1]
+    return [path for path in candidates if path.exists()][:1]  # a directory there: load() says so
 
 
 def _reads_xdg_config(env: Env) -> bool:
@@ -370,6 +370,10 @@ def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
         return MbsyncConfig((), str(env.home / ".mbsyncrc"), found=False)
     try:
         data = paths[0].read_bytes()
+    except IsADirectoryError:
+        # config.c load_config: fopen() opens a directory and reads nothing from it; mbsync then
+        # stops with "No channels defined".
+        raise ConfigError(str(paths[0]), None, "is a directory, not an mbsync config file") from None
     except OSError as exc:
         raise ConfigError(str(paths[0]), None, f"cannot read this mbsync config file: {exc.strerror}") from None
     config = replace(parse(data.decode("utf-8", "surrogateescape"), str(paths[0]), str(env.home)), data=data)

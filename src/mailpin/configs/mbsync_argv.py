@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailpin.errors import ConfigError
+from mailpin.errors import ConfigError, ToolUsageError
 
 if TYPE_CHECKING:  # mbsync imports this module; the types are only needed for checking
     from mailpin.configs.mbsync import Channel, MbsyncConfig, Store
@@ -150,7 +150,7 @@ def select(config: MbsyncConfig, argv: Sequence[str]) -> list[Account]:
     """The IMAP accounts of the stores `mbsync ARGV…` opens: both sides of every selected channel."""
     invocation = parse_argv(argv)
     if invocation.error is not None:
-        raise ConfigError("mbsync command line", None, f"{invocation.error} (mbsync stops here)")
+        raise ToolUsageError("mbsync command line", None, f"{invocation.error} (mbsync stops here)")
     if invocation.exits_early:
         return []  # -h / -v print and exit: nothing is opened
     where = config.source

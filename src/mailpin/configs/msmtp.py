@@ -277,10 +277,16 @@ def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpCo
     for path in config_paths(argv, env, system):
         try:
             data = path.read_bytes()
+        except IsADirectoryError:
+            # conf.c get_conf: fopen() opens a directory, the first read fails: CONF_EIO, and msmtp
+            # stops with "input error" (EX_IOERR) — for the system file as for the user's.
+            raise ConfigError(
+                str(path), None, 'is a directory, not a config file: msmtp stops here ("input error", exit 74)'
+            ) from None
         except OSError as error:
             if explicit is not None and path == Path(explicit):
                 raise ConfigError(str(path), None, f"cannot read msmtp's config: {error.strerror}") from None
-            continue  # msmtp skips a system or user file it cannot read
+            continue  # msmtp skips a system or user file it cannot open
         config = config.merged_with(parse(data.decode("utf-8", "surrogateescape"), str(path), str(env.home)))
         if path != system:
             user = (str(path), data)

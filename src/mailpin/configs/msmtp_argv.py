@@ -29,7 +29,7 @@ from mailpin.configs.msmtp_syntax import (
     pos_int,
     words,
 )
-from mailpin.errors import ConfigError
+from mailpin.errors import ToolUsageError
 
 __all__ = [
     "CLI",
@@ -160,10 +160,10 @@ def _long_option(argv: Sequence[str], i: int, options: list[tuple[str, str | Non
     name, eq, value = text.partition("=")
     kind, key, full = _long_match(name, text)
     if eq and kind == _NONE:
-        raise ConfigError(CLI, None, f"option '--{full}' doesn't allow an argument")
+        raise ToolUsageError(CLI, None, f"option '--{full}' doesn't allow an argument")
     if not eq and kind == _REQUIRED:
         if i + 1 >= len(argv):
-            raise ConfigError(CLI, None, f"option '--{full}' requires an argument")
+            raise ToolUsageError(CLI, None, f"option '--{full}' requires an argument")
         options.append((key, argv[i + 1]))
         return i + 2
     options.append((key, value if eq else None))
@@ -176,10 +176,10 @@ def _long_match(name: str, text: str) -> tuple[int, str, str]:
         return (*_LONG[name], name)
     found = [full for full in _LONG if full.startswith(name)]
     if not found:
-        raise ConfigError(CLI, None, f"unrecognized option '--{text}'")
+        raise ToolUsageError(CLI, None, f"unrecognized option '--{text}'")
     if len({_LONG[full] for full in found}) > 1:
         possible = " ".join(f"'--{full}'" for full in found)
-        raise ConfigError(CLI, None, f"option '--{text}' is ambiguous; possibilities: {possible}")
+        raise ToolUsageError(CLI, None, f"option '--{text}' is ambiguous; possibilities: {possible}")
     return (*_LONG[found[0]], found[0])
 
 
@@ -191,7 +191,7 @@ def _short_options(argv: Sequence[str], i: int, options: list[tuple[str, str | N
         j += 1
         kind = _SHORT.get(letter)
         if kind is None or letter in ":;":
-            raise ConfigError(CLI, None, f"invalid option -- '{letter}'")
+            raise ToolUsageError(CLI, None, f"invalid option -- '{letter}'")
         if kind == _NONE:
             options.append((letter, None))
             continue
@@ -203,7 +203,7 @@ def _short_options(argv: Sequence[str], i: int, options: list[tuple[str, str | N
             options.append((letter, argv[i + 1]))
             return i + 2
         else:
-            raise ConfigError(CLI, None, f"option requires an argument -- '{letter}'")
+            raise ToolUsageError(CLI, None, f"option requires an argument -- '{letter}'")
         break
     return i + 1
 
@@ -254,7 +254,7 @@ def _check_option(key: str, value: str | None) -> None:
     else:
         return
     if not ok:
-        raise ConfigError(CLI, None, f"invalid argument {value} for --{_NAMES.get(key, key)}")
+        raise ToolUsageError(CLI, None, f"invalid argument {value} for --{_NAMES.get(key, key)}")
 
 
 def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
@@ -277,24 +277,24 @@ def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
             pretend = True
         elif key in ("S", "rmqs"):
             if (key == "S" and rmqs) or (key == "rmqs" and serverinfo):
-                raise ConfigError(CLI, None, "cannot use both --serverinfo and --rmqs")
+                raise ToolUsageError(CLI, None, "cannot use both --serverinfo and --rmqs")
             serverinfo, rmqs = key == "S", key == "rmqs"
         elif key == "C":
             file = value
         elif key in ("a", "host"):
             if (key == "a" and host is not None) or (key == "host" and account is not None):
-                raise ConfigError(CLI, None, "cannot use both --host and --account")
+                raise ToolUsageError(CLI, None, "cannot use both --host and --account")
             account, host = (value, host) if key == "a" else (account, value)
         elif key in ("f", "read-envelope-from"):
             if (key == "f" and read_envelope_from) or (key != "f" and from_ is not None):
-                raise ConfigError(CLI, None, "cannot use both --from and --read-envelope-from")
+                raise ToolUsageError(CLI, None, "cannot use both --from and --read-envelope-from")
             if key == "f":
                 from_ = "" if value == "<>" else value  # "Accept '<>' to mean an empty from address"
             read_envelope_from = read_envelope_from or key != "f"
         elif key == "t":
             read_recipients = True
         elif key == "b" and value != "m":  # sendmail -bm (deliver) is the only operation mode msmtp knows
-            raise ConfigError(CLI, None, f"unsupported operation mode b{value}")
+            raise ToolUsageError(CLI, None, f"unsupported operation mode b{value}")
         elif key in ENDPOINT_OPTIONS:
             overrides.append((ENDPOINT_OPTIONS[key], "on" if value is None else value))
     # main(): --configure runs (after --version/--help print), else msmtp exits after printing
@@ -303,7 +303,7 @@ def parse_argv(argv: Sequence[str], posix: bool = False) -> Invocation:
     mode = "configure" if configure else "info" if info else mode
     recipients = _recipients(parsed.operands)
     if mode in ("serverinfo", "rmqs") and recipients:  # operands that hold no address do not count
-        raise ConfigError(CLI, None, "too many arguments")
+        raise ToolUsageError(CLI, None, "too many arguments")
     return Invocation(
         mode=mode,
         account=account,

@@ -24,7 +24,7 @@ from typing import Any
 
 from mailpin.configs.offlineimap_account import Context, resolve_all
 from mailpin.env import Env
-from mailpin.errors import ConfigError
+from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
 
 UIS = ("ttyui", "basic", "quiet", "syslog", "machineui", "blinkenlights")  # ui/__init__.py UI_LIST
@@ -375,6 +375,8 @@ def load(argv: Sequence[str], env: Env) -> OfflineimapConfig:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(path), None, "no such file (offlineimap would abort)") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a directory, not an offlineimap config file") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
     try:
@@ -397,7 +399,7 @@ def select(config: OfflineimapConfig, argv: Sequence[str], message: bytes | None
     except _Stop:
         return []
     except _ArgvError as exc:
-        raise ConfigError(config.source, None, f"offlineimap would reject its command line: {exc}") from None
+        raise ToolUsageError("offlineimap command line", None, f"offlineimap would reject it: {exc}") from None
     if opts.version:
         return []  # -V prints the version before reading the config
     if not config.found:

@@ -1,0 +1,63 @@
+"""What a new user trips on first (issue 18): each case as the user meets it, through the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+from tests.test_pins_real import cli
+
+
+@pytest.mark.parametrize("tool", ["msmtp", "mbsync", "offlineimap"])
+def test_a_config_path_that_is_a_directory_is_an_error_naming_it(isolated_env: Path, tool: str) -> None:
+    """The tools stop on it (msmtp "input error" 74, mbsync "No channels defined", offlineimap "Is a
+    directory"); mailpin says so, naming the path, where it once read 0 accounts and said ok."""
+    real = need(tool)
+    path = isolated_env / {"msmtp": ".msmtprc", "mbsync": ".mbsyncrc", "offlineimap": ".offlineimaprc"}[tool]
+    path.mkdir()
+    argv = {"msmtp": ["-a", "x", "you@example.org"], "mbsync": ["-a"], "offlineimap": ["-o"]}[tool]
+    alone = subprocess.run(["timeout", "20", real, *argv], input=b"", capture_output=True, env=dict(os.environ))
+    assert alone.returncode not in (0, 124), alone.stderr
+    for command in (["accounts"], ["check"], ["doctor"]):
+        code, out, err = cli(*command)
+        assert code == 78, (command, out, err)
+        assert f"{path}: is a directory" in out + err, (command, out, err)
+
+
+@pytest.mark.parametrize("tool", ["msmtp", "mbsync", "offlineimap"])
+def test_an_option_the_tool_does_not_know_is_a_usage_error(isolated_env: Path, tool: str) -> None:
+    """`mailpin run TOOL --frobnicate`: the tool would refuse its own command line; mailpin says so
+    with the usage status (2), not as a broken config (78), and runs nothing."""
+    from tests.test_run_real import mailpin_command
+
+    need(tool)
+    done = subprocess.run([mailpin_command(), "run", tool, "--frobnicate"], input=b"", capture_output=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"mailpin: {tool} command line: ".encode() in done.stderr and b"frobnicate" in done.stderr
+
+
+def test_check_exits_with_the_most_severe_status_blocked_then_config_then_unverified(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    """A broken config and an unreachable account: 78 (running again will not mend the config); the
+    order is the one `mailpin --help` states."""
+    from tests.lab.pki import free_port
+
+    (isolated_env / ".msmtprc").write_text(
+        f"account gone\nhost localhost\nport {free_port()}\ntls on\ntls_starttls off\n"
+    )
+    (isolated_env / ".msmtprc").chmod(0o600)
+    (isolated_env / ".mbsyncrc").write_text("IMAPAccount broken\nHost\n")
+    code, out, err = cli("check")
+    assert code == 78, out + err
+    assert "could not verify" in out.lower() or "UNVERIFIED" in out, out
+    (isolated_env / ".mbsyncrc").unlink()
+    assert cli("check")[0] == 75
+    help_text = subprocess.run(
+        [str(Path(os.sys.executable).parent / "mailpin"), "check", "--help"], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert "the most severe wins: 69, then 78, then 75" in " ".join(help_text.split())
