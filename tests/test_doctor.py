@@ -153,6 +153,23 @@ def test_no_shims_say_how_to_install_them(isolated_env: Path, real_tools: Path, 
     assert out.rstrip().endswith("warnings")
 
 
+def test_each_tools_fix_is_its_own(isolated_env: Path, real_tools: Path, msmtprc: Path) -> None:
+    """msmtp's way around PATH is the MUA's sendmail; mbsync's and offlineimap's is what starts them
+    (a timer, cron, the notmuch hook), never "point your MUA's sendmail at" them."""
+    (isolated_env / ".mbsyncrc").write_text("IMAPAccount a\nHost imap.example.org\nUser u\nSSLType IMAPS\n")
+    (isolated_env / ".offlineimaprc").write_text(
+        "[general]\naccounts = a\n[Account a]\nlocalrepository = l\nremoterepository = r\n[Repository l]\n"
+        "type = Maildir\nlocalfolders = ~/m\n[Repository r]\ntype = IMAP\nremotehost = imap.example.org\n"
+        "sslcacertfile = OS-DEFAULT\n"
+    )
+    _, out, _ = cli("doctor")
+    assert "point your MUA's sendmail at" in finding(out, "shims", "msmtp")
+    for tool in ("mbsync", "offlineimap"):
+        line = finding(out, "shims", tool)
+        assert "it runs unchecked" in line and "sendmail" not in line, line
+        assert f"`mailpin run {tool} …`" in line and "timer" in line, line
+
+
 def test_a_shim_later_on_path_is_told_to_come_first(
     isolated_env: Path, real_tools: Path, msmtprc: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

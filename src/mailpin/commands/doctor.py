@@ -139,10 +139,16 @@ def _shim_fix(env: Env, tool: str, runs: str) -> str:
         if hooks.runnable(candidate) and is_shim(candidate):
             return f'mailpin\'s shim is in {directory}, after {os.path.dirname(runs)}: export PATH="{directory}:$PATH"'
     default = env.home / ".local" / "bin"
-    return (
-        f"`mailpin hooks install` (shims in {default}; --bin DIR for another place), put that directory first on "
-        f"PATH — or point your MUA's sendmail at {default / 'msmtp'}"
+    install = (
+        f"`mailpin hooks install` (shims in {default}; --bin DIR for another place), put that directory first on PATH"
     )
+    # Each tool's own way around PATH: a MUA's sendmail for msmtp; for the syncs, whatever starts them.
+    other = {
+        "msmtp": f"point your MUA's sendmail at {default / 'msmtp'}",
+        "mbsync": f"run `mailpin run mbsync …` (or {default / 'mbsync'}) in your timer, cron line or notmuch hook",
+        "offlineimap": f"run `mailpin run offlineimap …` (or {default / 'offlineimap'}) in your timer or cron line",
+    }
+    return f"{install} — or {other[tool]}" if tool in other else install
 
 
 # --- configs, accounts, pin store ----------------------------------------------------------------
