@@ -61,3 +61,31 @@ def test_check_exits_with_the_most_severe_status_blocked_then_config_then_unveri
         [str(Path(os.sys.executable).parent / "mailpin"), "check", "--help"], capture_output=True, text=True, timeout=30
     ).stdout
     assert "the most severe wins: 69, then 78, then 75" in " ".join(help_text.split())
+
+
+def test_queue_flush_says_each_fact_once(isolated_env: Path, pki, smtp_server) -> None:
+    """A flush that cannot verify: one line, one clause per fact — what happened, why, and that the
+    message is still held (said once, on stdout; the notification carries its own words)."""
+    from datetime import datetime, timezone
+
+    from mailpin.env import Env
+    from mailpin.queue import Queue
+    from tests.lab.pki import free_port
+    from tests.test_pins_real import write_msmtprc
+
+    need("msmtp")
+    write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
+    assert cli("init", "--yes")[0] == 0
+    rc = isolated_env / ".msmtprc"
+    rc.write_text(rc.read_text().replace(str(smtp_server.smtps_port), str(free_port())))  # now unreachable…
+    message = b"From: me@example.org\r\nTo: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n"
+    now = datetime.now(timezone.utc)
+    held = Queue.for_env(Env.from_os()).hold(
+        message, "msmtp", ("-a", "smtps", "rcpt@example.org"), ["msmtp:smtps"], ["unreachable"], "down", now
+    ).held
+    code, out, err = cli("queue", "flush")
+    assert code in (69, 75), out + err  # the port moved: a config-downgrade (69) or unreachable (75)
+    (line,) = out.splitlines()
+    assert line.startswith(f'{held.id} "held": ') and line.endswith("; still held"), line
+    assert line.count("held") == 2 and held.id not in line[len(held.id) :], line  # the subject, then "still held"
+    assert "stays held" not in out + err, out + err
