@@ -80,12 +80,67 @@ def test_queue_flush_says_each_fact_once(isolated_env: Path, pki, smtp_server) -
     rc.write_text(rc.read_text().replace(str(smtp_server.smtps_port), str(free_port())))  # now unreachable…
     message = b"From: me@example.org\r\nTo: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n"
     now = datetime.now(timezone.utc)
-    held = Queue.for_env(Env.from_os()).hold(
-        message, "msmtp", ("-a", "smtps", "rcpt@example.org"), ["msmtp:smtps"], ["unreachable"], "down", now
-    ).held
+    held = (
+        Queue.for_env(Env.from_os())
+        .hold(message, "msmtp", ("-a", "smtps", "rcpt@example.org"), ["msmtp:smtps"], ["unreachable"], "down", now)
+        .held
+    )
     code, out, err = cli("queue", "flush")
     assert code in (69, 75), out + err  # the port moved: a config-downgrade (69) or unreachable (75)
     (line,) = out.splitlines()
     assert line.startswith(f'{held.id} "held": ') and line.endswith("; still held"), line
     assert line.count("held") == 2 and held.id not in line[len(held.id) :], line  # the subject, then "still held"
     assert "stays held" not in out + err, out + err
+
+
+def _msmtp_account(home: Path, port: int, ca: Path, starttls: bool = False) -> None:
+    (home / ".msmtprc").write_text(
+        f"account lab\nhost localhost\nport {port}\ntls on\ntls_starttls {'on' if starttls else 'off'}\n"
+        f"tls_trust_file {ca}\nfrom alice@example.org\n"
+    )
+    (home / ".msmtprc").chmod(0o600)
+
+
+def test_review_shows_whole_certificate_hashes(isolated_env: Path, pki, smtp_server) -> None:
+    """The README tells users to compare fingerprints: all 64 hex digits, pinned and live."""
+    need("msmtp")
+    _msmtp_account(isolated_env, smtp_server.smtps_port, pki.ca_pem)
+    assert cli("init", "--yes", "--level", "leaf", "msmtp:lab")[0] == 0
+    smtp_server.serve("renewed")
+    code, out, _ = cli("review", "msmtp:lab")
+    assert code == 69, out
+    import hashlib
+    import ssl
+
+    pinned = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki.cert("good").chain_pem.read_text())).hexdigest()
+    live = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki.cert("renewed").chain_pem.read_text())).hexdigest()
+    assert f"pinned {pinned}" in out and f"live   {live}" in out, out
+
+
+def test_review_of_an_unpinned_account_says_how_to_pin_it(isolated_env: Path, pki, smtp_server) -> None:
+    need("msmtp")
+    _msmtp_account(isolated_env, smtp_server.smtps_port, pki.ca_pem)
+    _, out, _ = cli("review", "msmtp:lab")
+    assert out.splitlines()[0] == "msmtp:lab — not pinned yet: `mailpin init msmtp:lab`", out
+    assert "unpinned" not in out and "  pinned " not in out and " - " not in out, out
+    assert "localhost" in out  # what the server shows now
+
+
+def test_review_after_stripping_never_offers_accept(isolated_env: Path, pki, smtp_server) -> None:
+    """STARTTLS stripped on the live connection: `accept` refuses it, so `review` does not offer it,
+    and says that stripping is never accepted."""
+    from tests.lab import hostile
+    from tests.lab.hostile import HostileServer
+    from tests.lab.split import SplitServer
+
+    need("msmtp")
+    with (
+        HostileServer(hostile.stripped("smtp")) as evil,
+        SplitServer(smtp_server.submission_port, evil.port) as split,
+    ):
+        _msmtp_account(isolated_env, split.port, pki.ca_pem, starttls=True)
+        assert cli("init", "--yes", "msmtp:lab")[0] == 0
+        code, out, _ = cli("review", "msmtp:lab")
+        assert code == 69 and "starttls-missing" in out, out
+        assert "mailpin accept" not in out and "never accepted" in out, out
+        assert cli("accept", "--yes", "msmtp:lab")[0] != 0  # what review no longer offers

@@ -232,7 +232,7 @@ def _side(profile: Profile | None, obs: Observation | None, outcome: Outcome) ->
         ("issuer", profile.issuer if profile else "-", live(leaf.issuer if leaf else "")),
         ("valid until", _day(profile.not_after) if profile else "-", live(_day(leaf.not_after) if leaf else "")),
         ("key", _short(profile.spki_sha256) if profile else "-", live(leaf.spki_sha256 if leaf else "")),
-        ("cert sha256", _short(profile.cert_sha256)[:48] if profile else "-", live(leaf.sha256[:48] if leaf else "")),
+        ("cert sha256", _short(profile.cert_sha256) if profile else "-", live(leaf.sha256 if leaf else "")),
         ("chain", _pinned_chain(profile), live(_chain(obs) if obs else "")),
         ("trust", profile.trust if profile else "-", live(obs.chain.trust if obs else "")),
     ]
@@ -256,9 +256,14 @@ def review_text(result: ReviewResult) -> str:
     return "\n\n".join(_review_text(review) for review in result.reviews)
 
 
+_COLUMN = 46  # the pinned column; a longer value (a whole SHA-256) gets lines of its own
+
+
 def _review_text(review: Review) -> str:
     outcome, now = review.outcome, review.now
     verdict, profile, key = outcome.verdict, outcome.target.profile, outcome.target.key
+    if profile is None:
+        return _unpinned_review(outcome)
     lines = [f"{key} — {_status(verdict.status)}" + (f": {', '.join(verdict.reasons)}" if verdict.reasons else "")]
     if profile is not None:
         when = f"{profile.pinned_at:%Y-%m-%d %H:%M UTC} ({_ago(profile.pinned_at, now)})"
@@ -272,8 +277,14 @@ def _review_text(review: Review) -> str:
                 line += f"; blocked {history.blocked} time{'s' if history.blocked != 1 else ''}"
         lines.append(line)
     rows = _side(profile, outcome.observation, outcome)
-    lines.append(f"  {'':<12} {'pinned':<46} live")
-    lines += [f"  {label:<12} {pinned:<46} {live}".rstrip() for label, pinned, live in rows]
+    lines.append(f"  {'':<12} {'pinned':<{_COLUMN}} live")
+    for label, pinned, live in rows:
+        if len(pinned) <= _COLUMN:
+            lines.append(f"  {label:<12} {pinned:<{_COLUMN}} {live}".rstrip())
+        else:  # whole, to compare by eye or against another source: never cut
+            lines.append(f"  {label:<12} pinned {pinned}")
+            if live:
+                lines.append(f"  {'':<12} live   {live}")
     if outcome.error is not None:
         lines.append(f"  live connection: {outcome.error}")
     if review.changes:
@@ -281,8 +292,28 @@ def _review_text(review: Review) -> str:
         lines += [f"    - {change}" for change in review.changes]
     lines += [f"  finding: {finding.text} [{finding.reason}]" for finding in verdict.findings]
     lines += [f"  warning: {warning}" for warning in verdict.warnings]
-    if verdict.status is Status.BLOCKED:
+    if verdict.status is Status.BLOCKED and outcome.observation is not None:
         lines.append(f"  if you expected this change: mailpin accept {key}   (or keep blocking: do nothing)")
+    elif verdict.status is Status.BLOCKED:
+        # No TLS session was completed (stripped or refused STARTTLS, injection, PREAUTH, plaintext on
+        # an Implicit TLS port): `accept` has nothing to pin and refuses, so it is not offered.
+        lines.append(
+            "  never accepted: no TLS session was completed, so there is nothing to pin — a stripped or injected"
+            " STARTTLS is an attack, not a change; `mailpin check` again from a network you trust"
+        )
+    return "\n".join(lines)
+
+
+def _unpinned_review(outcome: Outcome) -> str:
+    """An account with no profile: nothing to compare, only what the server shows now."""
+    key = outcome.target.key
+    lines = [f"{key} — not pinned yet: `mailpin init {key}`"]
+    rows = [(label, live) for label, _, live in _side(None, outcome.observation, outcome) if live and live != "-"]
+    lines += [f"  {label:<12} {live}" for label, live in rows]
+    if outcome.error is not None:
+        lines.append(f"  live connection: {outcome.error}")
+    lines += [f"  finding: {f.text} [{f.reason}]" for f in outcome.verdict.findings if f.reason != "unpinned"]
+    lines += [f"  warning: {warning}" for warning in outcome.verdict.warnings]
     return "\n".join(lines)
 
 
