@@ -110,10 +110,15 @@ def test_review_shows_whole_certificate_hashes(isolated_env: Path, pki, smtp_ser
     code, out, _ = cli("review", "msmtp:lab")
     assert code == 69, out
     import hashlib
-    import ssl
 
-    pinned = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki.cert("good").chain_pem.read_text())).hexdigest()
-    live = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki.cert("renewed").chain_pem.read_text())).hexdigest()
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    def leaf_sha256(variant: str) -> str:
+        leaf = x509.load_pem_x509_certificates(pki.cert(variant).chain_pem.read_bytes())[0]
+        return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
+
+    pinned, live = leaf_sha256("good"), leaf_sha256("renewed")
     assert f"pinned {pinned}" in out and f"live   {live}" in out, out
 
 
@@ -144,3 +149,17 @@ def test_review_after_stripping_never_offers_accept(isolated_env: Path, pki, smt
         assert code == 69 and "starttls-missing" in out, out
         assert "mailpin accept" not in out and "never accepted" in out, out
         assert cli("accept", "--yes", "msmtp:lab")[0] != 0  # what review no longer offers
+
+
+def test_an_unknown_account_in_mailpins_settings_is_told_with_a_suggestion(isolated_env: Path) -> None:
+    (isolated_env / ".msmtprc").write_text("account work\nhost localhost\nport 2525\n")
+    (isolated_env / ".msmtprc").chmod(0o600)
+    settings = isolated_env / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[accounts]\n  [[msmtp:wrk]]\n  level = key\n  [[work]]\n  enforce = no\n")
+    said = f"{settings}: [accounts] [[msmtp:wrk]] names no account of the tools' configs"
+    for command in ("accounts", "check", "doctor"):
+        code, out, err = cli(command)
+        assert code == 0, (command, out, err)  # told, not an error
+        assert said in out + err and "did you mean msmtp:work?" in out + err, (command, out, err)
+        assert "[[work]]" not in out + err  # a bare NAME that names msmtp:work is fine

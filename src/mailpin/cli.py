@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mailpin import __version__
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, MailpinError, UsageError
+from mailpin.errors import ConfigError, ExitStatus, MailpinError, UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -173,7 +173,8 @@ def _accounts(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("tool arguments need --for TOOL (e.g. mailpin accounts --for msmtp -- -a work)")
     result = accounts.run(env, args.tool, args.args)
     shown = output.accounts_json(result) if args.json else output.accounts_text(result)
-    _show(env, args.json, shown, result.errors)
+    warnings = _settings_warnings(env, [a.key for a in result.accounts]) if args.tool is None else []
+    _show(env, args.json, shown, [*result.errors, *warnings])
     return int(result.exit_status)
 
 
@@ -199,6 +200,16 @@ def _asker(env: Env, verb: str, shown: set[str]) -> Callable[[Proposal], bool] |
         return env.stdin.readline().strip().lower() in ("y", "yes")
 
     return confirm
+
+
+def _settings_warnings(env: Env, keys: Sequence[str]) -> list[str]:
+    """[[NAME]] sections of mailpin's settings that name no account: told, never an error."""
+    from mailpin import settings
+
+    try:
+        return [f"warning: {said}" for said in settings.load(env).unknown_accounts(keys)]
+    except ConfigError:
+        return []  # a broken settings file is reported by the command itself
 
 
 def _report(env: Env, problems: Sequence[object]) -> None:
@@ -239,7 +250,9 @@ def _check(args: argparse.Namespace, env: Env) -> int:
 
     result = check.run(env, args.accounts, sync_only=args.sync)
     shown = output_pins.check_json(result) if args.json else output_pins.check_text(result, quiet=args.quiet)
-    _show(env, args.json, shown, [*result.errors, *result.audit_problems])
+    everything = not args.accounts and not args.sync and not result.errors  # every account known
+    warnings = _settings_warnings(env, [o.target.key for o in result.outcomes]) if everything else []
+    _show(env, args.json, shown, [*result.errors, *result.audit_problems, *warnings])
     return int(result.exit_status)
 
 

@@ -23,7 +23,7 @@ option"). Every problem is a ConfigError (exit 78) naming the file, and the line
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -157,6 +157,23 @@ class Settings:
     tools: Mapping[str, str] = field(default_factory=dict)  # the real binary per tool, instead of PATH
     notify: Notify = field(default_factory=lambda: Notify())
     source: str | None = None  # the file read, None when there is none
+    account_names: tuple[str, ...] = ()  # every [[NAME]] under [accounts], as written
+
+    def unknown_accounts(self, keys: Collection[str]) -> list[str]:
+        """Warnings for [[NAME]] sections that name none of `keys` (TOOL:NAME): their settings apply to
+        nothing — a typo, or an account that was renamed — with the closest names as a suggestion."""
+        import difflib
+
+        bare = {key.partition(":")[2] for key in keys}
+        said = []
+        for name in self.account_names:
+            if name in keys or name in bare:
+                continue
+            close = difflib.get_close_matches(name, sorted({*keys, *bare}), n=2, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f"; the accounts are {', '.join(sorted(keys))}"
+            said.append(f"{self.source}: [accounts] [[{name}]] names no account of the tools' configs, so its "
+                        f"settings apply to nothing{hint if keys else ''}")  # fmt: skip
+        return said
 
     def enforce_for(self, account_key: str) -> bool:
         """Hold the tool's own session to the profile (tunnel, pinned certificate)? Default yes."""
@@ -239,6 +256,7 @@ def parse(text: str, source: str) -> Settings:
         tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
         notify=_notify(config["notify"], source),
         source=source,
+        account_names=tuple(config["accounts"].sections),
     )
 
 

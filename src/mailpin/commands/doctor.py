@@ -73,6 +73,12 @@ def run(env: Env, *, notify_test: bool = False) -> DoctorResult:
         configured = settings.Settings()
         fix = "correct it: until then the shims, check, init and the other pin commands stop with exit 78"
         findings.append(Finding("configs", "mailpin settings", False, str(exc), fix, broken=True))
+    keys = [account.key for item in found.values() for account in item.discovery.accounts]
+    if not any(item.discovery.errors for item in found.values()):
+        for said in configured.unknown_accounts(keys):
+            findings.append(
+                Finding("configs", "mailpin settings", False, said, "correct the name, or remove the section")
+            )
     profiles, store = _pin_store(env)
     findings += _accounts(found, profiles)
     findings += store
