@@ -163,3 +163,53 @@ def test_an_unknown_account_in_mailpins_settings_is_told_with_a_suggestion(isola
         assert code == 0, (command, out, err)  # told, not an error
         assert said in out + err and "did you mean msmtp:work?" in out + err, (command, out, err)
         assert "[[work]]" not in out + err  # a bare NAME that names msmtp:work is fine
+
+
+def test_usage_errors_say_what_is_wrong(isolated_env: Path) -> None:
+    from tests.test_run_real import mailpin_command
+
+    def run(*argv: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [mailpin_command(), *argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+        return done.returncode, done.stderr
+
+    code, err = run("--frob")
+    assert code == 2 and "unrecognized option '--frob'" in err and "required: COMMAND" not in err, err
+    code, err = run("check", "--frob")
+    assert code == 2 and err.startswith("usage: mailpin check") and "unrecognized arguments: --frob" in err, err
+    code, err = run("queue", "list", "--frob")
+    assert code == 2 and err.startswith("usage: mailpin queue list"), err
+    code, err = run("run")
+    assert code == 2 and "name the tool" in err and "tool, ARGS" not in err, err
+    assert run("--vers")[0] == 0 and run("--h")[0] == 0  # argparse's own abbreviations still work
+    (isolated_env / ".msmtprc").write_text("account work\nhost localhost\nport 1\ntls on\n")
+    (isolated_env / ".msmtprc").chmod(0o600)
+    code, err = run("run", "msmtp", "-a", "nosuch", "you@example.org")
+    assert code == 78 and err.count(str(isolated_env / ".msmtprc")) == 1, err  # the file named once
+    (isolated_env / ".msmtprc").write_text("account work\nhost\n")
+    code, out, err = cli("check")
+    assert code == 78 and out == "" and "command host needs an argument" in err, (out, err)  # no "no accounts found"
+    settings = isolated_env / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[notify]\ndesktop = maybe\n")
+    code, _, err = cli("check")
+    assert code == 78 and err.rstrip().endswith("is of the wrong type: use yes or no"), err
+
+
+def test_queue_list_columns_line_up(isolated_env: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from mailpin.env import Env
+    from mailpin.queue import Queue
+
+    queue, now = Queue.for_env(Env.from_os()), datetime.now(timezone.utc)
+    short = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nx\r\n"
+    long = short.replace(b"hi", b"a much longer subject") + b"y" * 5000
+    queue.hold(short, "msmtp", ("-a", "w", "b@example.org"), ["msmtp:w"], ["ca-changed"], "x", now - timedelta(days=3))
+    queue.hold(long, "msmtp", ("-a", "work", "b@example.org"), ["msmtp:work"], ["key-changed,expired"], "y", now)
+    code, out, _ = cli("queue", "list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2, out
+    for word in ("  msmtp  ", "msmtp:", "held"):  # a column starts at the same place on every line
+        assert len({line.index(word) for line in lines}) == 1, out

@@ -518,7 +518,7 @@ def test_cli_list_drop_and_json(queue: Queue, monkeypatch: pytest.MonkeyPatch) -
     held = hold(queue)
     code, out, _ = cli(env, "queue", "list")
     assert code == 0
-    assert out == f'{held.id}    2h  msmtp  msmtp:work  key-changed  {len(MESSAGE)} B  "Café € report"  held\n'
+    assert out == f'{held.id}  2h  msmtp  msmtp:work  key-changed  {len(MESSAGE)} B  held  "Café € report"\n'
     for argv in (["queue", "--json"], ["queue", "list", "--json"]):
         code, out, _ = cli(env, *argv)
         data = json.loads(out)

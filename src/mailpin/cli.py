@@ -480,6 +480,33 @@ def _tunnel_args(argv: Sequence[str]) -> argparse.Namespace | None:
     return SimpleNamespace(command="tunnel", account=argv[-1], config=config, edits=edits)  # type: ignore[return-value]
 
 
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    """argparse, with the message about what was actually wrong: an unknown option before the command
+    (argparse says a COMMAND is missing), one after it (argparse shows the top-level usage), and
+    `mailpin run` without a tool."""
+    import argparse
+
+    parser = build_parser()
+    first = argv[0] if argv else ""
+    own = first == "-h" or (
+        len(first) > 2 and first.startswith("--") and any(o.startswith(first) for o in ("--help", "--version"))
+    )
+    if first.startswith("-") and not own:
+        parser.error(f"unrecognized option {first!r} (options go after the command: mailpin COMMAND --help)")
+    if list(argv) == ["run"]:
+        parser.exit(2, "usage: mailpin run msmtp|mbsync|offlineimap [ARGS…]\nmailpin run: name the tool to run\n")
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        chosen = commands.choices.get(getattr(args, "command", "") or "", parser)
+        for action in chosen._actions:  # the subcommand's own subcommands (queue, hooks): their parser
+            if isinstance(action, argparse._SubParsersAction):
+                name = next((word for word in argv if word in action.choices), None)
+                chosen = action.choices[name] if name is not None else chosen
+        chosen.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     env = env or Env.from_os()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -490,9 +517,8 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         return cli_run.main(argv[1], argv[2:], env)
     args = _tunnel_args(argv)
     if args is None:
-        parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args = _parse(argv)
         except SystemExit as exc:  # argparse prints its own message; 0 for --help/--version
             return int(exc.code) if isinstance(exc.code, int) else int(ExitStatus.USAGE)
     try:

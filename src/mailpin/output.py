@@ -166,7 +166,8 @@ def accounts_text(result: AccountsResult) -> str:
     if result.invocation is not None:
         lines.append(f"{' '.join(result.invocation)} would use:")
     if not result.accounts:
-        lines.append("no accounts found" if result.invocation is None else "no account")
+        if not result.errors:  # else the errors (stderr) say why
+            lines.append("no accounts found" if result.invocation is None else "no account")
         return "\n".join(lines)
     width = max(len(account.key) for account in result.accounts)
     for account in result.accounts:

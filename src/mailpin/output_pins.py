@@ -104,7 +104,7 @@ def check_text(result: CheckResult, *, quiet: bool = False) -> str:
     """One line per account; `quiet` (hooks, timers): only the accounts that need a look."""
     outcomes = [o for o in result.outcomes if not quiet or o.verdict.status not in (Status.VERIFIED, Status.SKIPPED)]
     if not outcomes:
-        return "" if quiet else "no accounts found"
+        return "" if quiet or result.errors else "no accounts found"  # the errors (stderr) say why
     width = max(len(outcome.target.key) for outcome in outcomes)
     return "\n".join(outcome_line(outcome, width) for outcome in outcomes)
 
@@ -144,7 +144,7 @@ def init_text(result: InitResult, shown: Collection[str] = ()) -> str:
         )
     if result.offer:
         lines.append(f"tip: {result.offer}")
-    return "\n".join(lines) if lines else "no accounts found"
+    return "\n".join(lines) if lines or result.errors else "no accounts found"
 
 
 def init_json(result: InitResult) -> dict[str, Any]:

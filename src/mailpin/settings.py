@@ -236,7 +236,14 @@ def parse(text: str, source: str) -> Settings:
     failures = _failures(results, ())
     if failures:
         where, failure = failures[0]
-        raise ConfigError(source, None, f"{'/'.join(where)} {_shown(_value(config, where))}: {failure}")
+        hint = ""
+        spec = config.configspec
+        for part in where:
+            spec = spec.get(part, {}) if hasattr(spec, "get") else {}
+        if isinstance(spec, str) and spec.startswith("boolean"):
+            hint = ": use yes or no"  # validate's own words say only "of the wrong type"
+        said = f"{str(failure).rstrip('.')}{hint}" if hint else failure
+        raise ConfigError(source, None, f"{'/'.join(where)} {_shown(_value(config, where))}: {said}")
     accounts: dict[str, Level] = {}
     enforce: dict[str, bool] = {}
     for name in config["accounts"].sections:

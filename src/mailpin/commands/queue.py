@@ -214,21 +214,29 @@ def _subject(held: Held) -> str:
 def list_text(result: ListResult) -> str:
     if not result.held:
         return "no held messages"
-    return "\n".join(
-        "  ".join(
-            (
-                held.id,
-                f"{_age(held.held_at, result.now):>4}",
-                held.tool,
-                ",".join(held.accounts) or "-",
-                ",".join(held.reasons) or "-",
-                _size(held.size),
-                _subject(held),
-                held.state,
-            )
+    rows = [
+        (
+            held.id,
+            _age(held.held_at, result.now),
+            held.tool,
+            ",".join(held.accounts) or "-",
+            ",".join(held.reasons) or "-",
+            _size(held.size),
+            held.state,
+            _subject(held),  # last: as long as it is, nothing after it to push out of line
         )
         for held in result.held
-    )
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    right = {1, 5}  # age and size: numbers line up on the right
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+        ]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
 
 
 def held_json(held: Held) -> dict[str, Any]:

@@ -381,11 +381,15 @@ def _by_envelope(config: MsmtpConfig, inv: msmtp_argv.Invocation, address: str |
 
 
 def _where(config: MsmtpConfig) -> str:
-    return config.files[-1] if config.files else "msmtp"
+    return config.files[-1] if len(config.files) == 1 else "msmtp"
 
 
 def _in(config: MsmtpConfig) -> str:
-    return f" in {', '.join(config.files)}" if config.files else ": no configuration file available"
+    """msmtp's words after "account X not found" — the file once: when one file was read, it leads
+    the line already (`_where`)."""
+    if len(config.files) == 1:
+        return ""
+    return f" in {' and '.join(config.files)}" if config.files else ": no configuration file available"
 
 
 def _check(s: Settings, sendmail: bool) -> None:
