@@ -410,6 +410,24 @@ def test_pre_new_hook_chains_the_users_hook_and_gates_indexing(
         assert nm.lines(nm.user_log) == []  # nor synced
 
 
+def test_notmuch_after_an_install_elsewhere_updates_the_shims_there(nm: Notmuch, tmp_path: Path) -> None:
+    """`hooks install --bin ~/bin`, then `hooks install --notmuch`: the hook is added and the shims stay
+    where they went (updated there), with no second set in ~/.local/bin and no warning about it."""
+    home = Path(os.environ["HOME"])
+    chosen = home / "bin"
+    code, _, err = cli("hooks", "install", "--bin", str(chosen))
+    assert code == 0, err
+    code, out, err = cli("hooks", "install", "--notmuch")
+    assert code == 0, err
+    assert is_shim(str(nm.hooks / "pre-new")) and is_shim(str(chosen / "msmtp"))
+    assert not (home / ".local" / "bin").exists(), out
+    assert ".local/bin" not in out + err, out + err
+    # Once those shims are gone, the default place again.
+    for tool in hooks.TOOLS:
+        (chosen / tool).unlink()
+    assert cli("hooks", "install")[0] == 0 and is_shim(str(home / ".local" / "bin" / "msmtp"))
+
+
 def test_installing_twice_chains_the_users_hook_once(nm: Notmuch, tmp_path: Path) -> None:
     executable(nm.hooks / "pre-new", USER_HOOK)
     install(tmp_path / "bin", [str(nm.stub)], notmuch=True)

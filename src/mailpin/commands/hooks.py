@@ -98,6 +98,7 @@ def install(env: Env, bin_dir: str | None, *, notmuch: bool, dry_run: bool, comm
         advice = plan.advice
     if not dry_run:
         hooks.apply(steps)
+        _remember(env, directory)
     real = _RealTools.load(env)
     tools = tuple(
         ToolShim(tool, step.path, step.action, _runs(env, directory, tool), *real.find(tool))
@@ -107,8 +108,33 @@ def install(env: Env, bin_dir: str | None, *, notmuch: bool, dry_run: bool, comm
     return InstallResult(directory, tuple(command), tuple(steps), tools, warnings, hook_dir, advice, dry_run)
 
 
+def _remembered(env: Env) -> Path:
+    return env.state_home / "mailpin" / "shims-dir"
+
+
+def _remember(env: Env, directory: Path) -> None:
+    """Where the shims went, so that a later `hooks install --notmuch` (no --bin) updates them there
+    instead of writing a second set to ~/.local/bin."""
+    from mailpin.durable import make_private_dirs, write_atomically
+
+    try:
+        make_private_dirs(_remembered(env).parent)
+        write_atomically(_remembered(env), os.fsencode(directory) + b"\n")
+    except OSError:
+        pass  # only a convenience: without it, the default directory is used next time
+
+
 def _bin_dir(env: Env, given: str | None) -> Path:
+    from mailpin.wrap import is_shim
+
     if not given:
+        # Where an earlier install put the shims, while they are still there; else the default.
+        try:
+            remembered = os.fsdecode(_remembered(env).read_bytes().rstrip(b"\n"))
+        except OSError:
+            remembered = ""
+        if os.path.isabs(remembered) and is_shim(os.path.join(remembered, hooks.TOOLS[0])):
+            return Path(remembered)
         return env.home / ".local" / "bin"
     if given == "~" or given.startswith("~/"):
         given = str(env.home) + given[1:]
