@@ -213,3 +213,19 @@ def test_queue_list_columns_line_up(isolated_env: Path) -> None:
     assert code == 0 and len(lines) == 2, out
     for word in ("  msmtp  ", "msmtp:", "held"):  # a column starts at the same place on every line
         assert len({line.index(word) for line in lines}) == 1, out
+
+
+def test_control_bytes_of_the_users_own_config_never_reach_the_terminal_raw(isolated_env: Path) -> None:
+    """A config with ESC, BEL, CR in an account name and in a bad line: every line mailpin prints
+    about it (the listing, the error, doctor) shows them escaped."""
+    from tests.test_run_real import mailpin_command
+
+    raw = "\x1b[2J\x07\r"
+    (isolated_env / ".msmtprc").write_text(f"account w{raw}x\nhost localhost\nport 2525\n")
+    (isolated_env / ".msmtprc").chmod(0o600)
+    (isolated_env / ".mbsyncrc").write_text(f"IMAPAccount a\nHost h\nFrob{raw} yes\n")
+    for command in (["accounts"], ["check"], ["doctor"], ["run", "mbsync", "-a"]):
+        done = subprocess.run([mailpin_command(), *command], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        shown = done.stdout + done.stderr
+        assert not any(byte in shown for byte in (b"\x1b", b"\x07", b"\r")), (command, shown)
+        assert b"\\x1b[2J" in shown, (command, shown)

@@ -182,11 +182,12 @@ def _asker(env: Env, verb: str, shown: set[str]) -> Callable[[Proposal], bool] |
     """On a TTY, a function that shows one proposal and asks; elsewhere None (nobody to ask)."""
     if not env.stdin.isatty():
         return None
+    from mailpin.net.replies import printable_lines
     from mailpin.output_pins import proposal_text
 
     def confirm(proposal: Proposal) -> bool:
         key = proposal.target.key
-        print(proposal_text(proposal), file=env.stdout)
+        print(printable_lines(proposal_text(proposal)), file=env.stdout)
         shown.add(key)
         if proposal.trusted:
             question = f"{verb} {key} at level {proposal.level.value if proposal.level else '-'}? [y/N] "
@@ -213,8 +214,10 @@ def _settings_warnings(env: Env, keys: Sequence[str]) -> list[str]:
 
 
 def _report(env: Env, problems: Sequence[object]) -> None:
+    from mailpin.net.replies import printable_lines
+
     for problem in problems:
-        print(f"mailpin: {problem}", file=env.stderr)
+        print(printable_lines(f"mailpin: {problem}"), file=env.stderr)
 
 
 def _show(env: Env, as_json: bool, shown: object, problems: Sequence[object] = ()) -> None:
@@ -224,7 +227,10 @@ def _show(env: Env, as_json: bool, shown: object, problems: Sequence[object] = (
 
         print(output.dumps(shown), file=env.stdout)
     elif shown:
-        print(shown, file=env.stdout)
+        from mailpin.net.replies import printable_lines
+
+        # Text for a terminal: whatever a config file or a server put into it cannot drive it.
+        print(printable_lines(str(shown)), file=env.stdout)
     _report(env, problems)
 
 
@@ -315,7 +321,7 @@ def _queue(args: argparse.Namespace, env: Env) -> int:
     from mailpin.commands import queue
 
     if args.queue_command == "drop":
-        print(queue.drop_text(queue.drop(env, args.ids)), file=env.stdout)
+        _show(env, False, queue.drop_text(queue.drop(env, args.ids)))
         return 0
     if args.queue_command == "flush":
         result = queue.flush(env, args.ids, force=args.force)
@@ -524,7 +530,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, env)
     except MailpinError as exc:
-        print(f"mailpin: {exc}", file=env.stderr)
+        _report(env, [exc])
         return int(exc.exit_status)
     except KeyboardInterrupt:
         return 130

@@ -27,7 +27,7 @@ def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
     try:
         return _run(Tool(tool_name), list(argv), env)
     except MailpinError as exc:
-        print(f"mailpin: {exc}", file=env.stderr)
+        print(printable(f"mailpin: {exc}", 4000), file=env.stderr)  # a config's bytes cannot drive the terminal
         return int(exc.exit_status)
     except KeyboardInterrupt:
         return 130
