@@ -20,7 +20,7 @@ _mailpin_spec() {
     'accept') subs='' opts='-h --help --level --add --accept-untrusted --json' valued='--level' rest='' ;;
     'forget') subs='' opts='-h --help' valued='' rest='' ;;
     'doctor') subs='' opts='-h --help --notify-test --json' valued='' rest='' ;;
-    'tunnel') subs='' opts='-h --help --config' valued='--config' rest='' ;;
+    'tunnel') subs='' opts='-h --help --config -k' valued='--config -k' rest='' ;;
     'demo') subs='' opts='-h --help --keep --quiet -q' valued='' rest='' ;;
     'hooks') subs='install status' opts='-h --help' valued='' rest='' ;;
     'hooks install') subs='' opts='-h --help --bin --notmuch --dry-run --json' valued='--bin' rest='' ;;

@@ -31,7 +31,7 @@ function __mailpin_valued --argument-names path --description 'options of this c
         case 'accept'
             printf '%s\n' --level
         case 'tunnel'
-            printf '%s\n' --config
+            printf '%s\n' --config -k
         case 'hooks install'
             printf '%s\n' --bin
     end
@@ -132,6 +132,7 @@ complete -c mailpin -n '__mailpin_at \'doctor\' 0' -l json -d 'machine-readable 
 # mailpin tunnel
 complete -c mailpin -n '__mailpin_at \'tunnel\' 0' -s h -l help -d 'show this help message and exit'
 complete -c mailpin -n '__mailpin_at \'tunnel\' 0' -l config -r -F -d 'the tool\'s config file, when not its default one'
+complete -c mailpin -n '__mailpin_at \'tunnel\' 0' -s k -x -d 'offlineimap\'s -k edits of this run (repeat), applied to the account as offlineimap applies them'
 complete -c mailpin -n '__mailpin_at \'tunnel\' 0 0' -a '(__mailpin_account_names)' -d 'ACCOUNT'
 
 # mailpin demo
