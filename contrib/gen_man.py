@@ -241,7 +241,8 @@ def render_man(root: Command) -> str:
         lines.append(f".BR {_esc(name)} ({section})" + ("," if i < len(SEE_ALSO) - 1 else ""))
     lines += [
         ".PP",
-        "The README and contrib/ in mailpin's source: systemd units, MUA snippets, completions.",
+        "In mailpin's source: the README; docs/guide.md, the user guide; docs/config.md, every setting and "
+        "pins.conf; contrib/: systemd units, MUA snippets, completions.",
     ]
     return "\n".join(lines) + "\n"
 
