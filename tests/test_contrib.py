@@ -468,7 +468,8 @@ def test_the_statuses_that_hold_mail_are_the_man_pages(isolated_env: Path) -> No
 
     def send(account: str) -> tuple[int, str]:
         argv = [sys.executable, "-m", "mailpin", "run", "msmtp", "-a", account, "you@example.org"]
-        done = subprocess.run(argv, input=MESSAGE, capture_output=True, timeout=60, check=False)
+        message = MESSAGE.replace(b"Subject: hi", f"Subject: via {account}".encode())  # not a retry of another
+        done = subprocess.run(argv, input=message, capture_output=True, timeout=60, check=False)
         return done.returncode, done.stderr.decode()
 
     def held() -> int:
