@@ -6,8 +6,11 @@
 
 Commands, subcommands, options, choices (--level, --protocol, --mode, run's TOOL) come from
 `mailpin.cli.build_parser()`; ACCOUNT arguments complete to the first column of `mailpin accounts`
-(TOOL:NAME) and to the bare NAMEs. tests/test_contrib.py fails while a checked-in file differs from
-what this script writes now.
+(TOOL:NAME) and to the bare NAMEs, each once (msmtp:work and mbsync:work give one `work`); an ID
+(`mailpin queue flush ID`, `queue drop ID`) completes to the held messages' IDs, read from
+`mailpin queue list --json` (its "id" members: the JSON is the interface scripts may rely on, the
+text columns are for people). tests/test_contrib.py fails while a checked-in file differs from what
+this script writes now.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from argtree import CONTRIB, GENERATED, Command, Option, Positional, check_or_wr
 
 SCRIPT = "gen_completions.py"
 OUT = CONTRIB / "completions"
+
+# A held message's ID, as mailpin's queue names them (mailpin/queue.py `_ID`; tests/test_contrib.py
+# checks they agree). Only an "id" member of this shape is taken from the JSON: within a JSON string
+# every quote is escaped, so a subject or an argv word cannot forge a line `"id": "…"`.
+HELD_ID = "[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8,64}"
+HELD_LINE = f'^ *"id": "({HELD_ID})",?$'  # `mailpin queue list --json`: one member per line (indent=2)
+ABOUT = (
+    "ACCOUNT arguments complete to the first column of `mailpin accounts` (TOOL:NAME) and to the bare NAMEs;",
+    "an ID to the messages mailpin holds (`mailpin queue list --json`).",
+)
 
 
 def _sq(text: str) -> str:
@@ -48,6 +61,8 @@ def _bash_compgen(kind: str, choices: list[str] | None) -> str | None:
         return "_mailpin_reply -d"
     if kind == "account":
         return '_mailpin_reply -W "$(__mailpin_account_names)"'
+    if kind == "held":
+        return '_mailpin_reply -W "$(__mailpin_held_ids)"'
     return None
 
 
@@ -63,6 +78,9 @@ def _bash_positional(command: Command) -> str | None:
         test = f"$2 == {index}" if positional.nargs is None else f"$2 >= {index}"
         branches.append(f"(({test})) && {{ {action}; return; }}")
     return "; ".join(branches) if branches else None
+
+
+BACKREF = "\\1"  # sed's first group
 
 
 def render_bash(root: Command) -> str:
@@ -90,10 +108,17 @@ def render_bash(root: Command) -> str:
 # bash completion for mailpin: {header}.
 # Install: copy to ~/.local/share/bash-completion/completions/mailpin (bash-completion loads it the first
 # time you complete mailpin), or `source` it from ~/.bashrc. Needs bash 4.
-# ACCOUNT arguments complete to the first column of `mailpin accounts` (TOOL:NAME) and to the bare NAMEs.
+# {ABOUT[0]}
+# {ABOUT[1]}
 
+# Each name once: msmtp:work and mbsync:work give one bare `work`.
 __mailpin_account_names() {{
-    mailpin accounts 2>/dev/null | awk '$1 ~ /^[a-z]+:./ {{ print $1; sub(/^[a-z]+:/, "", $1); print $1 }}'
+    mailpin accounts 2>/dev/null |
+        awk '$1 ~ /^[a-z]+:./ {{ if (!seen[$1]++) print $1; sub(/^[a-z]+:/, "", $1); if (!seen[$1]++) print $1 }}'
+}}
+
+__mailpin_held_ids() {{
+    mailpin queue list --json 2>/dev/null | sed -nE {_sq(f"s/{HELD_LINE}/{BACKREF}/p")}
 }}
 
 # _mailpin_spec PATH: subcommands, options, options taking a value, and the index of the positional argument
@@ -206,6 +231,8 @@ def _zsh_action(kind: str, choices: list[str] | None) -> str:
         return "_files -/"
     if kind == "account":
         return "__mailpin_account_names"
+    if kind == "held":
+        return "__mailpin_held_ids"
     return " "
 
 
@@ -285,16 +312,25 @@ def render_zsh(root: Command) -> str:
         f"# zsh completion for mailpin: {header}.",
         "# Install: copy to a directory on $fpath, e.g. ~/.zfunc with `fpath=(~/.zfunc $fpath)` in ~/.zshrc before",
         "# `autoload -Uz compinit && compinit`; then `rm -f ~/.zcompdump; exec zsh`.",
-        "# ACCOUNT arguments complete to the first column of `mailpin accounts` (TOOL:NAME) and to the bare NAMEs.",
+        *(f"# {line}" for line in ABOUT),
         "",
         "__mailpin_account_names() {",
-        "  local -a keys",
+        "  local -aU keys  # -U: each name once (msmtp:work and mbsync:work give one bare work)",
         "  local line key",
         '  for line in ${(f)"$(_call_program accounts mailpin accounts 2>/dev/null)"}; do',
         "    key=${line%% *}",
         "    [[ $key == [a-z]*:?* ]] && keys+=($key ${key#*:})",
         "  done",
         "  _wanted accounts expl account compadd -a - keys",
+        "}",
+        "",
+        "__mailpin_held_ids() {",
+        "  local -a ids match mbegin mend",
+        "  local line",
+        '  for line in ${(f)"$(_call_program held-ids mailpin queue list --json 2>/dev/null)"}; do',
+        f"    [[ $line =~ {_sq(HELD_LINE)} ]] && ids+=($match[1])",
+        "  done",
+        "  _wanted held-ids expl 'held message' compadd -a - ids",
         "}",
         "",
     ]
@@ -321,6 +357,8 @@ def _fish_values(kind: str, choices: list[str] | None) -> str:
         return "-x -a '(__fish_complete_directories)'"
     if kind == "account":
         return "-x -a '(__mailpin_account_names)'"
+    if kind == "held":
+        return "-x -a '(__mailpin_held_ids)'"
     return "-x"
 
 
@@ -339,13 +377,22 @@ def render_fish(root: Command) -> str:
     lines = [
         f"# fish completion for mailpin: {header}.",
         "# Install: copy to ~/.config/fish/completions/mailpin.fish",
-        "# ACCOUNT arguments complete to the first column of `mailpin accounts` (TOOL:NAME) and to the bare NAMEs.",
+        *(f"# {line}" for line in ABOUT),
         "",
-        "function __mailpin_account_names --description 'accounts mailpin finds in the tools configs'",
+        "function __mailpin_account_names --description 'accounts mailpin finds in the tools configs, each once'",
+        "    set -l seen",
         "    for key in (mailpin accounts 2>/dev/null | string match -r '^[a-z]+:\\S+')",
-        "        echo $key",
-        "        string replace -r '^[a-z]+:' '' -- $key",
+        "        for name in $key (string replace -r '^[a-z]+:' '' -- $key)",
+        "            if not contains -- $name $seen",
+        "                set -a seen $name",
+        "                echo $name",
+        "            end",
+        "        end",
         "    end",
+        "end",
+        "",
+        "function __mailpin_held_ids --description 'IDs of the messages mailpin holds'",
+        f"    mailpin queue list --json 2>/dev/null | string replace -rf {_fq(HELD_LINE)} '$1'",
         "end",
         "",
         "function __mailpin_subcommands --argument-names path",

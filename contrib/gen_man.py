@@ -39,8 +39,13 @@ DESCRIPTION = [
     "`mailpin hooks install --notmuch` adds a notmuch pre-new hook, `mailpin check --sync --quiet`.",
 ]
 
+# Which statuses hold an outgoing message: src/mailpin/cli_run.py holds it (`_hold`) whenever msmtp
+# would have read one and the decision did not pass, whatever the status (69, 75, or 78 for an account
+# that cannot be verified); a config that cannot be read raises before any decision, and holds nothing.
+# tests/test_docs.py runs the real `mailpin run msmtp` for each case.
 EXIT_STATUS = [
     ("0", "verified, pinned, or done; for `mailpin run`, the real tool ran and this is its own status."),
+    ("1", "`mailpin demo`: a step did not behave as shown (the step is named on stderr)."),
     ("2", "usage error (an unknown option, or an ACCOUNT that matches nothing)."),
     (
         "69",
@@ -48,17 +53,39 @@ EXIT_STATUS = [
         "the server misbehaved (STARTTLS stripped, injection), or a certificate needs confirmation. "
         "The real tool was not run; an outgoing message is held (`mailpin queue`).",
     ),
-    ("75", "could not verify (EX_TEMPFAIL): unreachable, timed out, or no service for now. The real tool was not run."),
+    (
+        "75",
+        "could not verify (EX_TEMPFAIL): unreachable, timed out, or no service for now. The real tool was not "
+        "run; an outgoing message is held (`mailpin queue`), as on 69.",
+    ),
     (
         "78",
         "a broken config (EX_CONFIG): the tool's config, mailpin's settings or the pin store, "
-        "named with the file and line.",
+        "named with the file and line. The real tool was not run. An outgoing message is held when the config "
+        "was read but an account in it cannot be verified (`cannot verify`: its trust file is unreadable, or its "
+        "host comes from `eval`); a config that cannot be read holds nothing, and the mail program keeps the "
+        "message, as with the tool alone.",
+    ),
+    (
+        "130",
+        "interrupted (Ctrl-C). `mailpin demo` also on SIGTERM and SIGHUP, after stopping its servers and "
+        "removing its temporary directory (kept with --keep).",
     ),
 ]
+HELD_NOTE = (
+    "Whenever a message is held, the line on stderr names its ID (`mailpin queue flush ID` sends it); "
+    "where the queue cannot be written it says NOT held, and the status still says not sent, so the mail "
+    "program keeps its copy."
+)
 
 ENVIRONMENT = [
     ("XDG_CONFIG_HOME", "where `mailpin/config` and `mailpin/pins.conf` are (default ~/.config)."),
     ("XDG_STATE_HOME", "where `mailpin/audit.log` and the held messages are (default ~/.local/state)."),
+    (
+        "XDG_CACHE_HOME",
+        "where the caches are (default ~/.cache): `mailpin/chains/`, the chain memo, and "
+        "`mailpin/versions.json`, the installed tools' versions.",
+    ),
     ("SSL_CERT_FILE", "the CA certificates `mailpin probe` validates against without --trust-file."),
     (
         "DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR",
@@ -85,6 +112,17 @@ FILES = [
     ),
     ("$XDG_STATE_HOME/mailpin/audit.log", "JSON lines: every pin, verification, block, review, accept and forget."),
     ("$XDG_STATE_HOME/mailpin/queue/", "outgoing messages held by a blocked send (`mailpin queue`)."),
+    (
+        "$XDG_CACHE_HOME/mailpin/chains/",
+        "the chain memo: chains already judged valid for a name under the same trust anchors, reused only "
+        "while no certificate in them begins or ends its validity; at most 256 entries, mode 0700. A chain "
+        "with any finding is never remembered. Safe to delete at any time.",
+    ),
+    (
+        "$XDG_CACHE_HOME/mailpin/versions.json",
+        "the version of the installed mbsync (`mbsync --version`), remembered per binary (path, device, "
+        "inode, size, mtime) so a sync does not start it twice; an upgrade is asked again. Safe to delete.",
+    ),
     (
         "~/.local/bin/msmtp, ~/.local/bin/mbsync, ~/.local/bin/offlineimap",
         "the shims `mailpin hooks install` writes (--bin DIR elsewhere).",
@@ -190,6 +228,7 @@ def render_man(root: Command) -> str:
     lines += [".SH EXIT STATUS"]
     for status, meaning in EXIT_STATUS:
         lines += [".TP", f"\\fB{status}\\fR", _text(meaning)]
+    lines += [".PP", _text(HELD_NOTE)]
     lines += [".SH ENVIRONMENT"]
     for name, meaning in ENVIRONMENT:
         lines += [".TP", f"\\fB{_esc(name)}\\fR", _text(meaning)]
@@ -202,7 +241,8 @@ def render_man(root: Command) -> str:
         lines.append(f".BR {_esc(name)} ({section})" + ("," if i < len(SEE_ALSO) - 1 else ""))
     lines += [
         ".PP",
-        "The README and contrib/ in mailpin's source: systemd units, MUA snippets, completions.",
+        "In mailpin's source: the README; docs/guide.md, the user guide; docs/config.md, every setting and "
+        "pins.conf; contrib/: systemd units, MUA snippets, completions.",
     ]
     return "\n".join(lines) + "\n"
 
