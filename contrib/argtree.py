@@ -30,12 +30,6 @@ KIND_BY_METAVAR = {"PEM": "file", "FILE": "file", "DIR": "dir", "ACCOUNT": "acco
 # Help for options the parser gives none, by (command path, flag): the man page and the completions
 # describe every option. The parser's own help wins; tests/test_contrib.py fails once an entry here is
 # shadowed by it (then delete the entry). The right home is `help=` in src/mailpin/cli.py.
-MISSING_HELP = {
-    ("probe", "--protocol"): "the protocol to speak: imap, smtp or pop3 (default port: 993/143, 465/587, 995/110 "
-    "for implicit/starttls)",
-    ("probe", "--mode"): "implicit: TLS from the first byte (RFC 8314); starttls: the plaintext greeting, then "
-    "STARTTLS (POP3: STLS), which must be offered and accepted: never a fallback to plaintext",
-}
 
 
 @dataclass
@@ -119,12 +113,10 @@ def _command(parser: argparse.ArgumentParser, path: tuple[str, ...], help_text: 
         elif action.option_strings:
             takes_value = action.nargs != 0
             metavar = _metavar(action) if takes_value else None
-            keys = [(" ".join(path), flag) for flag in action.option_strings]
-            missing = next((MISSING_HELP[key] for key in keys if key in MISSING_HELP), "")
             command.options.append(
                 Option(
                     flags=list(action.option_strings),
-                    help=_help(parser, action) or missing,
+                    help=_help(parser, action),
                     metavar=metavar,
                     choices=[str(choice) for choice in action.choices] if action.choices is not None else None,
                     kind=_kind(action, metavar) if takes_value else "flag",

@@ -73,6 +73,7 @@ EXIT_STATUS = [
     ),
 ]
 HELD_NOTE = (
+    "When the accounts of one command end differently, the most severe status wins: 69, then 78, then 75. "
     "Whenever a message is held, the line on stderr names its ID (`mailpin queue flush ID` sends it); "
     "where the queue cannot be written it says NOT held, and the status still says not sent, so the mail "
     "program keeps its copy."

@@ -422,17 +422,6 @@ def test_man_page_describes_every_option() -> None:
     assert "--mode implicit|starttls implicit: TLS from the first byte" in text
 
 
-def test_help_the_generators_add_is_help_the_parser_lacks() -> None:
-    argtree = _load("argtree.py")
-    parser_help = {}
-    for command in argtree.tree().walk():
-        for option in command.options:
-            for flag in option.flags:
-                parser_help[(" ".join(command.path), flag)] = option.help
-    for key, text in argtree.MISSING_HELP.items():
-        assert parser_help[key] == text, f"{key}: cli.py has help for it now: delete it from MISSING_HELP"
-
-
 def test_man_page_exit_status_says_when_mail_is_held() -> None:
     statuses = _man_items("EXIT STATUS")
     assert list(statuses) == ["0", "1", "2", "69", "75", "78", "130"]

@@ -49,8 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     probe.add_argument("target", metavar="HOST[:PORT]")
-    probe.add_argument("--protocol", required=True, choices=["imap", "smtp", "pop3"])
-    probe.add_argument("--mode", required=True, choices=["implicit", "starttls"])
+    probe.add_argument(
+        "--protocol",
+        required=True,
+        choices=["imap", "smtp", "pop3"],
+        help=(
+            "the protocol to speak: imap, smtp or pop3 (default port: 993/143, 465/587, 995/110 for implicit/starttls)"
+        ),
+    )
+    probe.add_argument("--mode", required=True, choices=["implicit", "starttls"], help=(
+        "implicit: TLS from the first byte (RFC 8314); starttls: the plaintext greeting, then STARTTLS (POP3: "
+        "STLS), which must be offered and accepted: never a fallback to plaintext"))  # fmt: skip
     probe.add_argument(
         "--trust-file",
         metavar="PEM",
