@@ -61,7 +61,9 @@ def test_recovery_clears_the_rate_limit(blocked_lab: Path, session_bus, smtp_ser
     assert len(session_bus.wait_for(2, timeout=5)) == 2
 
 
-def test_could_not_verify_is_a_normal_urgency_notification(isolated_env: Path, pki, session_bus, monkeypatch) -> None:
+def test_could_not_verify_is_a_normal_urgency_notification_told_at_each_send(
+    isolated_env: Path, pki, session_bus, monkeypatch
+) -> None:
     from tests.lab.pki import free_port
 
     write_msmtprc(isolated_env, pki.ca_pem, {"gone": (free_port(), False)})
@@ -69,6 +71,14 @@ def test_could_not_verify_is_a_normal_urgency_notification(isolated_env: Path, p
     assert cli("check", "msmtp:gone")[0] == 75
     (note,) = session_bus.wait_for(1, timeout=5)
     assert note["hints"]["urgency"] == 1 and "could not verify" in note["summary"]
+    # A person sending meanwhile (offline, say) is told at each send; a check again is not.
+    for count in (2, 3):
+        assert cli("run", "msmtp", "-a", "gone", "-t", stdin=MESSAGE.decode())[0] == 75
+        note = session_bus.wait_for(count, timeout=5)[-1]
+        assert note["hints"]["urgency"] == 1 and "message held as" in note["body"]
+    assert cli("check", "msmtp:gone")[0] == 75
+    time.sleep(0.3)
+    assert len(session_bus.notifications()) == 3
 
 
 def test_every_blocked_send_notifies_and_the_interval_is_for_checks(blocked_lab: Path, session_bus, shims) -> None:
