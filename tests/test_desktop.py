@@ -40,6 +40,19 @@ def no_system_user_bus(tmp_path: Path) -> Path:
     return desktop.RUN_USER
 
 
+@pytest.fixture
+def user_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """This user's /run/user/$UID, made short (a socket path must fit in 108 bytes) and empty."""
+    base = short_tempdir(prefix="mailpin-run-user-")
+    monkeypatch.setattr(desktop, "RUN_USER", base)
+    mine = base / str(os.getuid())
+    mine.mkdir(mode=0o700)
+    try:
+        yield mine
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def timed(note: Note, environ: dict[str, str]) -> tuple[str, float]:
     started = time.monotonic()
     how = send(note, environ)
@@ -65,14 +78,41 @@ def test_bus_address_prefers_the_environment(tmp_path: Path) -> None:
         assert bus_address(environ) == f"unix:path={bus.socket_path}"
 
 
-def test_bus_address_falls_back_to_run_user(tmp_path: Path, no_system_user_bus: Path) -> None:
-    with DeafBus() as bus:
-        user_dir = no_system_user_bus / str(os.getuid())
-        user_dir.mkdir(parents=True)
-        (user_dir / "bus").symlink_to(bus.socket_path)
-        # No XDG_RUNTIME_DIR, or a relative one (invalid per the XDG spec), or one without a bus.
+def test_bus_address_falls_back_to_run_user(tmp_path: Path, user_dir: Path) -> None:
+    with DeafBus(user_dir):
+        # No XDG_RUNTIME_DIR (cron), or a relative one (invalid per the XDG spec), or one without a bus.
         for environ in ({}, {"XDG_RUNTIME_DIR": "relative/dir"}, {"XDG_RUNTIME_DIR": str(tmp_path)}):
             assert bus_address(environ) == f"unix:path={user_dir}/bus"
+
+
+def test_bus_address_takes_no_link_to_a_socket(user_dir: Path) -> None:
+    """libdbus lstat()s $XDG_RUNTIME_DIR/bus: a link is not the user's bus, wherever it points."""
+    with DeafBus() as bus:
+        (user_dir / "bus").symlink_to(bus.socket_path)
+        runtime = short_tempdir(prefix="mailpin-runtime-")
+        try:
+            (runtime / "bus").symlink_to(bus.socket_path)
+            assert bus_address({"XDG_RUNTIME_DIR": str(runtime)}) is None
+            assert bus_address({}) is None
+            # What `mailpin doctor` says of it.
+            assert f"{user_dir}/bus is not a socket of yours" in paths({"PATH": empty_path_dir(runtime)})[0][2]
+        finally:
+            shutil.rmtree(runtime, ignore_errors=True)
+        # The socket itself is taken (the link was the only problem).
+        assert bus_address({"XDG_RUNTIME_DIR": str(bus.directory)}) == bus.address
+
+
+def test_bus_address_takes_only_a_socket_of_the_users_own(user_dir: Path) -> None:
+    """Another user's socket at the place of this user's bus (libdbus: st_uid != getuid()) is not
+    this user's bus: it would be told the account and the server of every block."""
+    if os.getuid() != 0:
+        pytest.skip("giving a socket to another user needs root (CI runs as root)")
+    with DeafBus(user_dir) as bus:
+        os.chown(bus.socket_path, 65534, -1, follow_symlinks=False)  # nobody
+        assert bus_address({"XDG_RUNTIME_DIR": str(user_dir)}) is None
+        assert bus_address({}) is None
+        os.chown(bus.socket_path, os.getuid(), -1, follow_symlinks=False)
+        assert bus_address({}) == bus.address
 
 
 def test_bus_address_ignores_what_is_not_a_socket(tmp_path: Path, no_system_user_bus: Path) -> None:
@@ -148,12 +188,10 @@ def test_from_cron_the_bus_is_found_in_xdg_runtime_dir(session_bus: NotifyDaemon
 
 
 @pytest.mark.real
-def test_from_cron_the_bus_is_found_in_run_user(session_bus: NotifyDaemon, no_system_user_bus: Path) -> None:
-    user_dir = no_system_user_bus / str(os.getuid())
-    user_dir.mkdir(parents=True)
-    (user_dir / "bus").symlink_to(session_bus.socket_path)
-    assert send(BLOCK, {"PATH": PATH}) == f"dbus unix:path={user_dir}/bus"
-    assert session_bus.wait_for(1)[0]["urgency"] == 2
+def test_from_cron_the_bus_is_found_in_run_user(user_dir: Path) -> None:
+    with NotifyDaemon(user_dir, program=need("dbus-daemon")) as bus:
+        assert send(BLOCK, {"PATH": PATH}) == f"dbus unix:path={user_dir}/bus"
+        assert bus.wait_for(1)[0]["urgency"] == 2
 
 
 @pytest.mark.real
@@ -243,21 +281,17 @@ def test_notify_send_takes_over_when_dbus_direct_fails(
 
 
 @pytest.mark.real
-def test_notify_send_is_given_the_bus_found_from_cron(
-    session_bus: NotifyDaemon, monkeypatch: pytest.MonkeyPatch, no_system_user_bus: Path
-) -> None:
+def test_notify_send_is_given_the_bus_found_from_cron(monkeypatch: pytest.MonkeyPatch, user_dir: Path) -> None:
     need("notify-send")
     monkeypatch.setattr(desktop, "_notify_dbus", broken_dbus)
-    user_dir = no_system_user_bus / str(os.getuid())
-    user_dir.mkdir(parents=True)
-    (user_dir / "bus").symlink_to(session_bus.socket_path)
-    # Neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR: on its own notify-send has no bus (see the
-    # next assertion), so the notification arriving shows mailpin passed on the address it found.
-    alone = subprocess.run(["notify-send", "alone"], env={"PATH": PATH}, capture_output=True, check=False, timeout=5)
-    assert alone.returncode != 0
-    how = send(UNVERIFIED, {"PATH": PATH})
-    assert how == "notify-send"
-    [arrived] = session_bus.wait_for(1)
+    with NotifyDaemon(user_dir, program=need("dbus-daemon")) as bus:
+        # Neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR: on its own notify-send has no bus (see
+        # the next assertion), so the notification arriving shows mailpin passed on the address it found.
+        alone = subprocess.run(["notify-send", "alone"], env={"PATH": PATH}, capture_output=True, timeout=5)
+        assert alone.returncode != 0
+        how = send(UNVERIFIED, {"PATH": PATH})
+        assert how == "notify-send"
+        [arrived] = bus.wait_for(1)
     assert (arrived["summary"], arrived["urgency"]) == (UNVERIFIED.summary, 1)
 
 

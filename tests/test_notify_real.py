@@ -3,17 +3,23 @@ notification server), rate-limited across processes, and alerts in a real notmuc
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import os
+import pwd
+import shutil
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
-from tests.lab.notifyd import DeafBus
+from tests.conftest import clock_environ, need
+from tests.lab.notifyd import DeafBus, NotifyDaemon, short_tempdir
 from tests.test_pins_real import MSMTP, cli, write_msmtprc
 from tests.test_run_real import MESSAGE, mailpin_command, shim_env
 
@@ -55,7 +61,9 @@ def test_recovery_clears_the_rate_limit(blocked_lab: Path, session_bus, smtp_ser
     assert len(session_bus.wait_for(2, timeout=5)) == 2
 
 
-def test_could_not_verify_is_a_normal_urgency_notification(isolated_env: Path, pki, session_bus, monkeypatch) -> None:
+def test_could_not_verify_is_a_normal_urgency_notification_told_at_each_send(
+    isolated_env: Path, pki, session_bus, monkeypatch
+) -> None:
     from tests.lab.pki import free_port
 
     write_msmtprc(isolated_env, pki.ca_pem, {"gone": (free_port(), False)})
@@ -63,27 +71,121 @@ def test_could_not_verify_is_a_normal_urgency_notification(isolated_env: Path, p
     assert cli("check", "msmtp:gone")[0] == 75
     (note,) = session_bus.wait_for(1, timeout=5)
     assert note["hints"]["urgency"] == 1 and "could not verify" in note["summary"]
-
-
-def test_a_blocked_send_notifies_once_with_the_held_message(blocked_lab: Path, session_bus, shims: Path) -> None:
-    env = shim_env(shims, DBUS_SESSION_BUS_ADDRESS=session_bus.address)
-    done = subprocess.run(["msmtp", "-a", "smtps", "-t"], input=MESSAGE, env=env, capture_output=True, timeout=60)
-    assert done.returncode == 69
-    (note,) = session_bus.wait_for(1, timeout=5)
-    assert note["summary"].startswith(f"{MSMTP}: ") and "message held as" in note["body"]
-    assert f"mailpin review {MSMTP}" in note["body"]
-    again = subprocess.run(["msmtp", "-a", "smtps", "-t"], input=MESSAGE, env=env, capture_output=True, timeout=60)
-    assert again.returncode == 69
+    # A person sending meanwhile (offline, say) is told at each send; a check again is not.
+    for count in (2, 3):
+        assert cli("run", "msmtp", "-a", "gone", "-t", stdin=MESSAGE.decode())[0] == 75
+        note = session_bus.wait_for(count, timeout=5)[-1]
+        assert note["hints"]["urgency"] == 1 and "message held as" in note["body"]
+    assert cli("check", "msmtp:gone")[0] == 75
     time.sleep(0.3)
-    assert len(session_bus.notifications()) == 1  # across processes
+    assert len(session_bus.notifications()) == 3
 
 
-def test_from_cron_the_bus_is_found_in_xdg_runtime_dir(blocked_lab: Path, session_bus) -> None:
-    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
-    (runtime / "bus").symlink_to(session_bus.socket_path)
-    assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
+def test_every_blocked_send_notifies_and_the_interval_is_for_checks(blocked_lab: Path, session_bus, shims) -> None:
+    """A person pressed send three times (aerc shows them only "exit status 69"): told three times.
+    A check of the same block right after (a timer's sync) is inside the interval: not told again."""
+    env = shim_env(shims, DBUS_SESSION_BUS_ADDRESS=session_bus.address)
+    for count in (1, 2, 3):
+        done = subprocess.run(["msmtp", "-a", "smtps", "-t"], input=MESSAGE, env=env, capture_output=True, timeout=60)
+        assert done.returncode == 69
+        note = session_bus.wait_for(count, timeout=5)[-1]
+        assert note["summary"] == f"{MSMTP}: certificate from a different CA" and note["hints"]["urgency"] == 2
+        assert "message held as" in note["body"] and f"mailpin review {MSMTP}" in note["body"]
     assert cli("check")[0] == 69
-    assert len(session_bus.wait_for(1, timeout=5)) == 1
+    time.sleep(0.3)
+    assert len(session_bus.notifications()) == 3  # across processes
+
+
+def test_the_mail_programs_pipes_close_when_mailpin_exits(blocked_lab: Path, shims: Path, tmp_path: Path) -> None:
+    """A notifier that leaves a process behind (a notify-send that starts a helper) must not hold the
+    mail program's stdout or stderr: a mail program that reads them to the end (neomutt, Emacs,
+    alot) would wait for that process, not for mailpin. The block is told, and the pipes close when
+    mailpin exits while the helper is still there."""
+    lingering = tmp_path / "helper.pid"
+    notifier = shims / "notify-send"
+    notifier.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {lingering}\n")
+    notifier.chmod(0o755)
+    # A bus address where nothing listens: D-Bus direct fails at once, notify-send is tried next.
+    env = shim_env(shims, DBUS_SESSION_BUS_ADDRESS=f"unix:path={tmp_path}/no-bus")
+    sender = subprocess.Popen(
+        ["msmtp", "-a", "smtps", "-t"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        _, err = sender.communicate(MESSAGE, timeout=20)  # reads both pipes to their end
+        helper = int(lingering.read_text())
+        os.kill(helper, 0)  # still there when the pipes closed: it outlived mailpin
+    finally:
+        if lingering.exists() and lingering.read_text().strip().isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(lingering.read_text()), signal.SIGKILL)  # the helper this test's notify-send started
+        if sender.poll() is None:
+            sender.kill()
+            sender.communicate()
+    assert sender.returncode == 69 and f"{MSMTP} blocked".encode() in err
+
+
+def test_from_systemd_the_bus_is_found_in_xdg_runtime_dir(blocked_lab: Path, monkeypatch) -> None:
+    with NotifyDaemon(program=need("dbus-daemon")) as bus:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(bus.directory))
+        assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
+        assert cli("check")[0] == 69
+        assert len(bus.wait_for(1, timeout=5)) == 1
+
+
+# cron(8) runs a job with HOME, LOGNAME, SHELL=/bin/sh and PATH=/usr/bin:/bin, and nothing else.
+CRON_PATH = "/usr/bin:/bin"
+# Where /run/user is can only be set inside the process: nothing in cron's environment says it.
+_WITH_RUN_USER = (
+    "import sys; from pathlib import Path; from mailpin.notify import desktop; "
+    "desktop.RUN_USER = Path(sys.argv[1]); from mailpin.cli import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+def from_cron(home: Path, run_user: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    environ = {**clock_environ(), "HOME": str(home), "LOGNAME": pwd.getpwuid(os.getuid()).pw_name}
+    environ |= {"PATH": CRON_PATH, "SHELL": "/bin/sh"}
+    return subprocess.run(
+        [sys.executable, "-c", _WITH_RUN_USER, str(run_user), *argv],
+        env=environ, cwd=home, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def run_user() -> Iterator[Path]:
+    """A /run/user of the test's own, with this user's directory in it (short: a socket path must fit
+    in 108 bytes)."""
+    base = short_tempdir(prefix="mailpin-run-user-")
+    (base / str(os.getuid())).mkdir(mode=0o700)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_from_cron_with_nothing_set_the_bus_is_found_in_run_user(blocked_lab: Path, run_user: Path) -> None:
+    with NotifyDaemon(run_user / str(os.getuid()), program=need("dbus-daemon")) as bus:
+        done = from_cron(blocked_lab, run_user, "check")
+        assert done.returncode == 69, done.stderr
+        (note,) = bus.wait_for(1, timeout=5)
+    assert note["summary"] == f"{MSMTP}: certificate from a different CA" and note["hints"]["urgency"] == 2
+
+
+def test_from_cron_a_bus_that_is_not_the_users_is_not_told(blocked_lab: Path, run_user: Path) -> None:
+    """A link at /run/user/$UID/bus (libdbus lstat()s it) and, as root, a socket of another user's
+    there are not this user's bus: the block is 69 all the same, and nobody is told."""
+    mine = run_user / str(os.getuid())
+    with NotifyDaemon(mine, program=need("dbus-daemon")) as bus:
+        (mine / "bus").rename(mine / "bus.real")  # the daemon listens on, under the new name
+        (mine / "bus").symlink_to(mine / "bus.real")
+        done = from_cron(blocked_lab, run_user, "check")
+        assert done.returncode == 69, done.stderr
+        if os.getuid() == 0:  # CI runs as root, who may give a socket away
+            (mine / "bus.real").replace(mine / "bus")
+            os.chown(mine / "bus", 65534, -1)  # nobody
+            done = from_cron(blocked_lab, run_user, "check")
+            assert done.returncode == 69, done.stderr
+        time.sleep(0.3)
+        assert bus.notifications() == []
 
 
 def timed_check(env: dict[str, str]) -> tuple[int, float]:

@@ -72,7 +72,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     for outcome in decision.blocked:
         print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)
     env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
-    announce(env, decision.outcomes, configured.notify, held)
+    announce(env, decision.outcomes, configured.notify, held, send=decision.message is not None)
     return int(decision.exit_status)
 
 

@@ -1,5 +1,6 @@
 """Tell the user about a block where they will see it: a desktop notification, and (when enabled)
-an alert message in their notmuch inbox — once per account and reasons per interval.
+an alert message in their notmuch inbox — once per account and reasons per interval for what runs
+on its own (a timer's sync, a notmuch hook, `mailpin check`), at every blocked send for a person.
 
 Many of these tools run where stderr goes nowhere (aerc discards it, msmtpq queues silently, a
 timer's journal is read by nobody): a block nobody sees is an outage users "fix" by turning the
@@ -68,9 +69,17 @@ def body(outcome: Outcome, held: str = "") -> str:
     return printable_lines("\n".join(lines))
 
 
-def announce(env: Env, outcomes: Sequence[Outcome], settings: Notify, held: str = "") -> list[str]:
+def announce(
+    env: Env, outcomes: Sequence[Outcome], settings: Notify, held: str = "", *, send: bool = False
+) -> list[str]:
     """Tell each block that is news; forget accounts that verified. Returns what was done, for the
-    audit log and for tests ("desktop msmtp:work via dbus …", "notmuch msmtp:work")."""
+    audit log and for tests ("desktop msmtp:work via dbus …", "notmuch msmtp:work").
+
+    `send`: this run read a message to send (msmtp as a mail program's sendmail). A person just
+    pressed send and their mail program may show nothing of why it failed (aerc discards stderr and
+    shows only "exit status 69"), so the desktop is told every time, the interval notwithstanding.
+    The interval is for runs nobody watches: a timer's sync every five minutes must not show the
+    same block every five minutes. A told send still counts for the interval of those runs."""
     from mailpin.notify.ratelimit import RateLimit
 
     limit = RateLimit.for_env(env)
@@ -88,12 +97,13 @@ def announce(env: Env, outcomes: Sequence[Outcome], settings: Notify, held: str 
         news = [o for o in told if limit.is_news(o.target.key, o.verdict.reasons, _TOLD[o.verdict.status], env.now(),
                                                  settings.interval if o.verdict.status is Status.BLOCKED
                                                  else settings.unverified_interval)]  # fmt: skip
+        shown = told if send else news
         done: list[tuple[str, str]] = []
         if settings.desktop:
-            done += _desktop(env, news, held)
-        if settings.notmuch:
+            done += _desktop(env, shown, held)
+        if settings.notmuch:  # one alert in the inbox per episode, sends or not: mail is read later
             done += _notmuch(env, [o for o in news if o.verdict.status is Status.BLOCKED], settings, held)
-        for outcome in news:
+        for outcome in shown:
             if any(key == outcome.target.key for key, _ in done):
                 limit.record(outcome.target.key, outcome.verdict.reasons, _TOLD[outcome.verdict.status], env.now())
     return [f"{how} {key}" for key, how in done]

@@ -54,16 +54,17 @@ class Note:
 
 
 def bus_address(environ: Mapping[str, str]) -> str | None:
-    """The session bus: $DBUS_SESSION_BUS_ADDRESS, else the per-user bus socket if it exists.
+    """The session bus: $DBUS_SESSION_BUS_ADDRESS, else the user's bus socket if there is one.
 
-    systemd user services have DBUS_SESSION_BUS_ADDRESS; cron does not, but the per-user bus
-    lives at $XDG_RUNTIME_DIR/bus, which is /run/user/$UID/bus.
+    systemd user services have DBUS_SESSION_BUS_ADDRESS; cron has neither it nor XDG_RUNTIME_DIR,
+    but the per-user bus that systemd-logind's session starts is still at /run/user/$UID/bus, so
+    a cron job finds it with nothing set in the crontab.
     """
     address = environ.get("DBUS_SESSION_BUS_ADDRESS", "")
     if address:
         return address
     for path in _bus_sockets(environ):
-        if _is_socket(path):
+        if _users_socket(path):
             return "unix:path=" + _escape_address(os.fsencode(path))
     return None
 
@@ -281,16 +282,23 @@ def _bus_sockets(environ: Mapping[str, str]) -> list[Path]:
     return sockets
 
 
-def _is_socket(path: Path) -> bool:
+def _users_socket(path: Path) -> bool:
+    """A socket of this user's own, checked as libdbus checks $XDG_RUNTIME_DIR/bus
+    (dbus-sysdeps-unix.c, _dbus_lookup_user_bus): lstat, owned by getuid(), S_IFSOCK. A bus that
+    someone else put there (another user's, or a link to one) would be told the account and the
+    server of every block."""
     try:
-        return stat.S_ISSOCK(path.stat().st_mode)
+        found = path.lstat()
     except (OSError, ValueError):
         return False
+    return found.st_uid == os.getuid() and stat.S_ISSOCK(found.st_mode)
 
 
 def _no_bus(environ: Mapping[str, str]) -> str:
     unset = "empty" if "DBUS_SESSION_BUS_ADDRESS" in environ else "unset"
-    looked = ", ".join(f"no {path}" for path in _bus_sockets(environ))
+    looked = ", ".join(
+        f"{path} is not a socket of yours" if os.path.lexists(path) else f"no {path}" for path in _bus_sockets(environ)
+    )
     if not os.path.isabs(environ.get("XDG_RUNTIME_DIR", "")):
         looked = "no $XDG_RUNTIME_DIR/bus, " + looked
     return f"no session bus: DBUS_SESSION_BUS_ADDRESS {unset}, {looked}"
