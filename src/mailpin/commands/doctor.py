@@ -264,8 +264,9 @@ def _notifications(env: Env, desktop_on: bool, notmuch_on: bool) -> list[Finding
         if not any(works for _, works, _ in paths):
             tried = "; ".join(f"{path}: {why}" for path, _, why in paths)
             fix = (
-                "blocks are told on stderr and in the exit status only; from cron, set XDG_RUNTIME_DIR "
-                "(the bus is $XDG_RUNTIME_DIR/bus); over SSH or on a server, enable the notmuch alert"
+                "blocks are told on stderr and in the exit status only; from cron the bus is found at "
+                "/run/user/$UID/bus while you are logged in to the desktop; over SSH or on a server, "
+                "enable the notmuch alert"
             )
             findings.append(
                 Finding("notifications", "desktop", False, f"no notification path works here ({tried})", fix)
