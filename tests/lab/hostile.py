@@ -93,7 +93,13 @@ class Peer:
         if context is None:
             raise RuntimeError("HostileServer has no certificate: pass chain_pem and key_pem")
         self.leftover, self._buf = self._buf, b""
-        self._sock = context.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
+        try:
+            self._sock = context.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
+        except OSError as exc:
+            # The client already closed (a block before its handshake): CPython's wrap_socket raises
+            # "Closed before TLS handshake with data in recv buffer" — the client going away, as below.
+            self._server.tls_failures.append(str(exc))
+            raise PeerGone(f"TLS handshake failed: {exc}") from exc
         deadline = time.monotonic() + timeout
         while True:
             if self.stopping or time.monotonic() >= deadline:
