@@ -167,3 +167,24 @@ def test_msmtp_is_told_the_account_that_was_verified(isolated_env: Path, pki, sm
         for fd in made.keep_fds:
             os.close(fd)
     assert b"using account work" in handed.stdout, handed.stdout
+
+
+def test_an_account_given_by_host_on_the_command_line_is_not_named(isolated_env: Path, pki, smtp_server) -> None:
+    """`--host` (no config account) and msmtp's SMTPSERVER fallback have no name msmtp could take with
+    --account (msmtp refuses --host with --account): the verified settings go as flags only."""
+    real = need("msmtp")
+    env = Env.from_os()
+    argv = [
+        "--pretend", "--host=localhost", f"--port={smtp_server.smtps_port}", "--tls=on", "--tls-starttls=off",
+        f"--tls-trust-file={pki.ca_pem}", "--from=alice@example.org", "you@example.org",
+    ]  # fmt: skip
+    decision = run_command.decide(env, Tool.MSMTP, argv, load_settings(env), MESSAGE)
+    assert decision.passed, [o.verdict for o in decision.outcomes]
+    made = plan(env, Tool.MSMTP, argv, decision, load_settings(env))
+    try:
+        assert not any(arg.startswith("--account") for arg in made.argv), made.argv
+        handed = subprocess.run([real, *made.argv], capture_output=True, timeout=30, pass_fds=made.keep_fds)
+    finally:
+        for fd in made.keep_fds:
+            os.close(fd)
+    assert handed.returncode == 0 and b"host = localhost" in handed.stdout, handed.stdout + handed.stderr
