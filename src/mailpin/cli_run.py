@@ -83,7 +83,7 @@ def blocked_line(outcome: Outcome, held: str) -> str:
     if outcome.target.profile is not None:
         line += f"; review: mailpin review {key}"
     line = f"{line}; {held or 'nothing was sent'}"
-    return printable(line, limit=len(line) * 6 + 1)  # one line on a terminal, whatever a server put in it
+    return printable(line, limit=None)  # one line on a terminal, whatever a server put in it
 
 
 RETRY_WAIT = 30.0  # seconds a mail program's retry of a held message waits for a running flush

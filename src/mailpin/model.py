@@ -164,6 +164,11 @@ class Account:
     client_key: str | None = None  # its private key (None: in client_cert, or none presented)
     tls_sources: tuple[tuple[str, str, str], ...] = ()  # (versions/ciphers/client/trust, setting as written, FILE:LINE)
 
+    def tls_source(self, role: str) -> tuple[str, str] | None:
+        """(setting as written, FILE:LINE) of the tool's own TLS setting about `role`
+        (versions/ciphers/client/trust); None when the config has none."""
+        return next(((setting, where) for found, setting, where in self.tls_sources if found == role), None)
+
     @property
     def key(self) -> str:
         """`TOOL:NAME`, the name mailpin uses for this account everywhere (DESIGN §4)."""

@@ -211,8 +211,9 @@ def _version_cap(account: Account) -> tuple[str, str] | None:
     """The highest TLS version the tool's own settings allow, and where they say so; None: its default."""
     if not account.tls_versions or account.tls_versions == ("none",):
         return None  # no setting, or one no session can meet (refused with its line in net.tlsctx)
-    where = next((f"{setting}, {place}" for role, setting, place in account.tls_sources if role == "versions"), "")
-    return max(account.tls_versions, key=tls_rank), where or "the tool's TLS version settings"
+    found = account.tls_source("versions")
+    where = f"{found[0]}, {found[1]}" if found else "the tool's TLS version settings"
+    return max(account.tls_versions, key=tls_rank), where
 
 
 ACCEPTABLE = ("untrusted-chain", "hostname-mismatch")  # findings a user may confirm for a key at pin time

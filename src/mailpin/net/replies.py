@@ -20,17 +20,18 @@ def _text(line: bytes) -> str:
     return line.decode("ascii", errors="backslashreplace")
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """Server text shown to people: control characters escaped, length capped (UI spoofing)."""
+def printable(text: str, limit: int | None = 200) -> str:
+    """Server text shown to people: control characters escaped, length capped (UI spoofing); `limit`
+    None: escaped, never cut (mailpin's own lines that carry such text)."""
     cleaned = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+    return cleaned if limit is None or len(cleaned) <= limit else cleaned[:limit] + "…"
 
 
 def printable_lines(text: str) -> str:
     """Text for a person that keeps its line breaks: every other character a terminal, a notification
     server or a mail reader could act on (ESC, BEL, CR, C1 controls such as CSI, bidi overrides) is
     escaped — the last guard at each place a block is told, whatever a server got into it."""
-    return "\n".join(printable(line, limit=len(line) * 6 + 1) for line in text.split("\n"))
+    return "\n".join(printable(line, limit=None) for line in text.split("\n"))
 
 
 # --- SMTP (RFC 5321 §4.2) -------------------------------------------------------------------

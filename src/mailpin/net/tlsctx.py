@@ -71,13 +71,14 @@ def narrowed_by(tool: Account | None) -> str:
 
 def _refuse(tool: Account, what: str, problem: str) -> ConfigError:
     """The error that names the tool's setting (`what` it is about) where it was written."""
-    for role, setting, where in tool.tls_sources:
-        if role == what:
-            source, _, line = where.rpartition(":")
-            if not line.isdigit():  # no line: set on the tool's command line (offlineimap -k)
-                return ConfigError(where, None, f"{setting}: {problem}")
-            return ConfigError(source, int(line), f"{setting}: {problem}")
-    return ConfigError(tool.source, None, problem)
+    found = tool.tls_source(what)
+    if found is None:
+        return ConfigError(tool.source, None, problem)
+    setting, where = found
+    source, _, line = where.rpartition(":")
+    if not line.isdigit():  # no line: set on the tool's command line (offlineimap -k)
+        return ConfigError(where, None, f"{setting}: {problem}")
+    return ConfigError(source, int(line), f"{setting}: {problem}")
 
 
 def _anchors(tool: Account) -> None:
