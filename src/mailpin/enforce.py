@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailpin.model import Account, Level, Mode, Observation, Profile, Status, Tool
+from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Observation, Profile, Status, Tool, tls_rank
 
 if TYPE_CHECKING:
     from mailpin.commands.run import Decision
@@ -176,13 +176,13 @@ def offlineimap(
 ) -> Plan:
     """offlineimap's config as verified, in memory (`-c`), and each enforced account's transport
     through `mailpin tunnel` (`-k`)."""
+    from mailpin.configs.offlineimap import config_edits
+
     plan = Plan([])
     verified = _verified_copy(plan, "mailpin-offlineimaprc", config.data)
     # offlineimap takes the last -c; -k edits apply after the file is read, in order, so no -k of the
     # user's undoes these.
     extra = ["-c", verified]
-    from mailpin.configs.offlineimap import config_edits
-
     edits = config_edits(argv)
     for account in accounts:
         if not offlineimap_can_tunnel(account) or account.remote is None:
@@ -210,8 +210,6 @@ def msmtp_priorities(account: Account, floor: str) -> str | None:
     it has none) with every TLS version below the pinned floor taken out — the last word in a GnuTLS
     priority string wins, so the user's string keeps everything else it says (RFC 8314 §5.2: never
     less than what was set up). None when the floor is unknown: nothing to take out."""
-    from mailpin.model import TLS_VERSIONS, tls_rank
-
     rank = tls_rank(floor)
     if rank <= 0:
         return None
