@@ -8,8 +8,8 @@ trust stores, probes several accounts concurrently, and writes every decision to
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from threading import Lock
 
@@ -32,7 +32,8 @@ from mailpin.model import (
     Verdict,
     is_ip_address,
 )
-from mailpin.net.probe import probe
+from mailpin.net.channel import Channel
+from mailpin.net.probe import open_session, probe
 from mailpin.store import PinStore
 
 _TOOLS = {tool.value for tool in Tool}
@@ -55,6 +56,8 @@ class Outcome:
     verdict: Verdict
     observation: Observation | None = None
     error: ProbeError | None = None
+    # The verified session itself, left open for the tool (Verifier `keep`): the relay hands it over.
+    session: Channel | None = field(default=None, compare=False, repr=False)
 
 
 def select(names: Sequence[str], accounts: Sequence[Account], profiles: Mapping[str, Profile]) -> list[Target]:
@@ -92,9 +95,14 @@ def _is_loopback(host: str) -> bool:
 
 
 class Verifier:
-    def __init__(self, env: Env, configured: settings.Settings | None = None) -> None:
-        """`configured`: the settings when the caller has already read them."""
+    def __init__(
+        self, env: Env, configured: settings.Settings | None = None, keep: Callable[[Account], bool] | None = None
+    ) -> None:
+        """`configured`: the settings when the caller has already read them. `keep`: the accounts
+        whose verified session stays open for the tool (`Outcome.session`, `mailpin run`'s relay)
+        instead of being closed once judged."""
         self.env = env
+        self.keep = keep
         self.settings = configured if configured is not None else settings.load(env)
         self.store = PinStore.for_env(env)
         self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
@@ -132,6 +140,18 @@ class Verifier:
         # capabilities: skipping them saves a round trip before every send and sync.
         judge = self.judge(account)
         return probe(endpoint, judge, timeout=self.settings.timeout, now=self.env.now, capabilities=False, tool=account)
+
+    def _connect(self, endpoint: Endpoint, account: Account | None) -> tuple[Observation, Channel | None]:
+        """Observe, keeping the session when it is one to keep: left where the tool takes over
+        (`net.probe.open_session`, greet=False)."""
+        if account is None or self.keep is None or not self.keep(account):
+            return self.observe(endpoint, account), None
+        judge = self.judge(account)
+        chan, observation = open_session(
+            endpoint, judge, timeout=self.settings.timeout, now=self.env.now, greet=False, capabilities=False,
+            tool=account,
+        )  # fmt: skip
+        return observation, chan
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -171,14 +191,14 @@ class Verifier:
                 return Outcome(target, endpoint_of(account), drift)
             endpoint = profile.endpoint
             try:
-                observation = self.observe(endpoint, account)
+                observation, session = self._connect(endpoint, account)
             except ProbeError as exc:
                 return Outcome(target, endpoint, policy.failed(profile, target.key, exc), error=exc)
             expiry = self.settings.expiry_warning_days
             verdict = policy.evaluate(
                 profile, observation, expiry_warning_days=expiry, now=self.env.now(), config=account
             )
-            return Outcome(target, endpoint, verdict, observation)
+            return _kept(Outcome(target, endpoint, verdict, observation, session=session))
         assert account is not None  # a target has an account, a profile, or both
         skipped = nothing_to_verify(account)
         if skipped is not None:
@@ -186,7 +206,7 @@ class Verifier:
         live = endpoint_of(account)
         assert live is not None
         try:
-            observation = self.observe(live, account)
+            observation, session = self._connect(live, account)
         except ProbeError as exc:
             return Outcome(target, live, policy.failed(None, target.key, exc), error=exc)
         allowed = self.settings.unpinned is settings.Unpinned.PIN_IF_TRUSTED
@@ -196,7 +216,7 @@ class Verifier:
                 target, verdict = self.pin_first_use(target, observation, verdict, account.certcheck)
             else:
                 verdict = Verdict(target.key, Status.UNPINNED, (Finding("unpinned", _WOULD_PIN),))
-        return Outcome(target, live, verdict, observation)
+        return _kept(Outcome(target, live, verdict, observation, session=session))
 
     def pin_first_use(
         self, target: Target, observation: Observation, verdict: Verdict, certcheck: bool
@@ -294,6 +314,14 @@ class Verifier:
             self.record(event, outcome.target.key, **fields)
         for warning in verdict.warnings:
             self.record("warning", outcome.target.key, detail=warning)
+
+
+def _kept(outcome: Outcome) -> Outcome:
+    """The outcome, its session closed unless it passed: only a verified session reaches the tool."""
+    if outcome.session is not None and outcome.verdict.status not in (Status.VERIFIED, Status.PINNED):
+        outcome.session.close()
+        return Outcome(outcome.target, outcome.endpoint, outcome.verdict, outcome.observation, outcome.error)
+    return outcome
 
 
 _WOULD_PIN = "no TLS profile yet; the chain validates, so it will be pinned on first use (or now: `mailpin init`)"

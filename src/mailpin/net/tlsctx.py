@@ -22,6 +22,7 @@ there to type it), and a trust that holds nothing (mbsync `SystemCertificates no
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import TYPE_CHECKING
 
@@ -166,3 +167,13 @@ def served_chain(sock: ssl.SSLSocket) -> list[bytes]:
         return [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in chain]  # type: ignore[attr-defined]
     leaf = sock.getpeercert(binary_form=True)
     return [leaf] if leaf else []
+
+
+def relay_server_context(identity: os.PathLike[str] | str) -> ssl.SSLContext:
+    """The relay's side of msmtp's local session (net/relay.py): mailpin's own certificate and key
+    (state/local_cert.py), TLS 1.2 at least. msmtp checks only its fingerprint; nothing crosses the
+    network on this session, so no client certificate is asked for."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _FLOOR
+    context.load_cert_chain(identity)
+    return context
