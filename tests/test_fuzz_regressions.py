@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from mailpin import settings, store
 from mailpin.configs import offlineimap
 from mailpin.errors import ConfigError
+from mailpin.state import settings, store
 
 BLANKS = [
     b" " * 945 + b"$" + b" " * 521,

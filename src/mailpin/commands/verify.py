@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
 
-from mailpin import anchors, policy, settings
-from mailpin.audit import AuditError, AuditLog
 from mailpin.configs.discover import discover
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ProbeError, UsageError
-from mailpin.judge import Judge
 from mailpin.model import (
     Account,
     Endpoint,
@@ -33,7 +30,11 @@ from mailpin.model import (
     is_ip_address,
 )
 from mailpin.net.probe import probe
-from mailpin.store import PinStore
+from mailpin.state import settings
+from mailpin.state.audit import AuditError, AuditLog
+from mailpin.state.store import PinStore
+from mailpin.trust import anchors, policy
+from mailpin.trust.judge import Judge
 
 _TOOLS = {tool.value for tool in Tool}
 _MAX_PARALLEL = 32  # probes wait on the network: one wave for a typical set of accounts
