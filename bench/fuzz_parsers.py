@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mailpin.configs import mbsync, mbsync_argv, msmtp, msmtp_argv  # noqa: E402
 from mailpin.configs import offlineimap as oi  # noqa: E402
+from mailpin.configs.mbsync_model import MbsyncConfig  # noqa: E402
 from mailpin.errors import ConfigError  # noqa: E402
 from mailpin.model import Account, Mode, Protocol, Tool  # noqa: E402
 from mailpin.net import replies  # noqa: E402
@@ -268,7 +269,7 @@ def run_msmtp(data: bytes) -> None:
 
 
 def run_mbsync(data: bytes) -> None:
-    _expect(mbsync.parse(_decode_like_loader(data, False), "fuzz.mbsyncrc", HOME), mbsync.MbsyncConfig)
+    _expect(mbsync.parse(_decode_like_loader(data, False), "fuzz.mbsyncrc", HOME), MbsyncConfig)
 
 
 def run_offlineimap(data: bytes) -> None:

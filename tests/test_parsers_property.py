@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailpin.configs import mbsync_argv, msmtp_argv
-from mailpin.configs.offlineimap import _ConfigParser
+from mailpin.configs.offlineimap_parsed import LinearConfigParser
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Profile, Protocol, Tool
 from mailpin.notify import desktop, notmuch
@@ -291,7 +291,7 @@ _OPTION_LINE = st.lists(
 @settings(max_examples=500, deadline=None)
 @given(_OPTION_LINE | st.text(max_size=30).filter(lambda text: "\n" not in text))
 def test_offlineimap_option_regex_is_configparsers(line: str) -> None:
-    ours, theirs = _ConfigParser.OPTCRE.match(line), configparser.ConfigParser.OPTCRE.match(line)
+    ours, theirs = LinearConfigParser.OPTCRE.match(line), configparser.ConfigParser.OPTCRE.match(line)
     assert (ours and (ours.span(), ours.groupdict())) == (theirs and (theirs.span(), theirs.groupdict()))
 
 

@@ -34,7 +34,7 @@ from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Observation, Profi
 
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
-    from mailpin.configs.mbsync import MbsyncConfig
+    from mailpin.configs.mbsync_model import MbsyncConfig
     from mailpin.configs.msmtp import MsmtpConfig
     from mailpin.configs.offlineimap import OfflineimapConfig
     from mailpin.env import Env
