@@ -42,17 +42,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailpin import audit, certs, policy, settings  # noqa: E402
-from mailpin import queue as held_queue  # noqa: E402
-from mailpin import store as pin_store  # noqa: E402
 from mailpin.configs import mbsync, mbsync_argv, msmtp, msmtp_argv  # noqa: E402
 from mailpin.configs import offlineimap as oi  # noqa: E402
+from mailpin.configs.mbsync_model import MbsyncConfig  # noqa: E402
 from mailpin.errors import ConfigError  # noqa: E402
 from mailpin.model import Account, Mode, Protocol, Tool  # noqa: E402
 from mailpin.net import replies  # noqa: E402
 from mailpin.net.replies import ReplyError  # noqa: E402
 from mailpin.notify import desktop, notmuch  # noqa: E402
 from mailpin.notify.ratelimit import RateLimit  # noqa: E402
+from mailpin.state import audit, settings  # noqa: E402
+from mailpin.state import queue as held_queue  # noqa: E402
+from mailpin.state import store as pin_store  # noqa: E402
+from mailpin.trust import certs, policy  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 HOME = "/home/u"
@@ -267,7 +269,7 @@ def run_msmtp(data: bytes) -> None:
 
 
 def run_mbsync(data: bytes) -> None:
-    _expect(mbsync.parse(_decode_like_loader(data, False), "fuzz.mbsyncrc", HOME), mbsync.MbsyncConfig)
+    _expect(mbsync.parse(_decode_like_loader(data, False), "fuzz.mbsyncrc", HOME), MbsyncConfig)
 
 
 def run_offlineimap(data: bytes) -> None:

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from _common import import_ms  # noqa: E402
 
-from mailpin import anchors  # noqa: E402
-from mailpin.judge import Judge  # noqa: E402
 from mailpin.model import Endpoint, Mode, Protocol  # noqa: E402
 from mailpin.net.probe import probe  # noqa: E402
+from mailpin.trust import anchors  # noqa: E402
+from mailpin.trust.judge import Judge  # noqa: E402
 from tests.lab.dovecot import Dovecot  # noqa: E402
 from tests.lab.pki import TestPKI  # noqa: E402
 from tests.lab.smtpd import SmtpServer  # noqa: E402

@@ -451,7 +451,7 @@ def render(
             lines[-1] += (
                 "The relay loop is not the bottleneck (it mostly waits, see above); the start-up is the part"
                 " mailpin controls. Already done: `tunnel` reads its argv without argparse and only the named"
-                " tool's config, and the chain memo (src/mailpin/judge.py) keeps cryptography's import off a"
+                " tool's config, and the chain memo (src/mailpin/trust/judge.py) keeps cryptography's import off a"
                 " verification it has made before. What is left is the interpreter, configobj, ssl and the"
                 f" handshake. {fix} (not done here): no start-up per session at all — `mailpin run mbsync`"
                 " keeping the sessions it verified and relaying them to the tunnels mbsync starts"

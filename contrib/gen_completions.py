@@ -25,7 +25,7 @@ from argtree import CONTRIB, GENERATED, Command, Option, Positional, check_or_wr
 SCRIPT = "gen_completions.py"
 OUT = CONTRIB / "completions"
 
-# A held message's ID, as mailpin's queue names them (mailpin/queue.py `_ID`; tests/test_contrib.py
+# A held message's ID, as mailpin's queue names them (mailpin/state/queue.py `_ID`; tests/test_contrib.py
 # checks they agree). Only an "id" member of this shape is taken from the JSON: within a JSON string
 # every quote is escaped, so a subject or an argv word cannot forge a line `"id": "…"`.
 HELD_ID = "[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8,64}"

@@ -39,7 +39,7 @@ DESCRIPTION = [
     "`mailpin hooks install --notmuch` adds a notmuch pre-new hook, `mailpin check --sync --quiet`.",
 ]
 
-# Which statuses hold an outgoing message: src/mailpin/cli_run.py holds it (`_hold`) whenever msmtp
+# Which statuses hold an outgoing message: src/mailpin/run/wrapper.py holds it (`_hold`) whenever msmtp
 # would have read one and the decision did not pass, whatever the status (69, 75, or 78 for an account
 # that cannot be verified); a config that cannot be read raises before any decision, and holds nothing.
 # tests/test_docs.py runs the real `mailpin run msmtp` for each case.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailpin.audit import AuditError, AuditLog
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
+from mailpin.state.audit import AuditError, AuditLog
 
 # Data only: the log writes the time it is given and compares it with no clock.
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
@@ -117,7 +117,7 @@ _WRITER = """
 import os, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from mailpin.audit import AuditLog
+from mailpin.state.audit import AuditLog
 
 path, go, index = sys.argv[1:4]
 log = AuditLog(Path(path))

@@ -309,7 +309,7 @@ def check_block_line(seen: Seen, key: str, stderr: str) -> None:
 
 def check_held(seen: Seen, key: str, env: dict[str, str]) -> None:
     """The blocked message is held, byte for byte, for `mailpin queue flush` after review."""
-    from mailpin.queue import Queue
+    from mailpin.state.queue import Queue
 
     listing = subprocess.run([mailpin_command(), "queue", "list", "--json"], env=env, capture_output=True, timeout=30)
     held = json.loads(listing.stdout)["held"]

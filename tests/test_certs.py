@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mailpin import certs
 from mailpin.errors import ConfigError
+from mailpin.trust import certs
 from tests.lab.pki import crafted
 from tests.lab.verdicts import EXPECTED
 

@@ -131,11 +131,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from mailpin import anchors
 from mailpin.errors import ProbeError
-from mailpin.judge import Judge
 from mailpin.model import Endpoint, Mode, Protocol
 from mailpin.net.probe import probe
+from mailpin.trust import anchors
+from mailpin.trust.judge import Judge
 from tests.conftest import clock_environ, need
 from tests.lab.hostile import HostileServer, benign
 from tests.lab.pki import crafted, key_usage, resigned, write_served

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mailpin import certs
+from mailpin.trust import certs
 from tests.conftest import need
 from tests.lab.pki import crafted, key_usage
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from mailpin.configs import mbsync
 from mailpin.configs.mbsync_argv import parse_argv
+from mailpin.configs.mbsync_model import MbsyncConfig
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode
@@ -70,7 +71,7 @@ BROKEN = {
 }
 
 
-def parse_file(name: str, home: str = "/home/jane") -> mbsync.MbsyncConfig:
+def parse_file(name: str, home: str = "/home/jane") -> MbsyncConfig:
     return mbsync.parse((CORPUS / name).read_text(), name, home)
 
 
@@ -169,7 +170,7 @@ def test_select_without_channels_or_config() -> None:
     with pytest.raises(ConfigError, match="no channels are defined"):
         mbsync.select(accounts_only, ["-a"])
     with pytest.raises(ConfigError, match="no mbsync config file"):
-        mbsync.select(mbsync.MbsyncConfig((), "/h/.mbsyncrc", found=False), ["-a"])
+        mbsync.select(MbsyncConfig((), "/h/.mbsyncrc", found=False), ["-a"])
 
 
 def test_argv_config_option_forms() -> None:

@@ -308,7 +308,7 @@ def held(accounts: Path) -> list[str]:
     """Four messages held in the real queue (as a blocked `mailpin run msmtp` holds them), and an mbsync
     account named `work` beside msmtp's, so that the bare name `work` belongs to two tools."""
     from mailpin.env import Env
-    from mailpin.queue import Queue
+    from mailpin.state.queue import Queue
 
     (accounts.parent / ".mbsyncrc").write_text(
         "IMAPAccount work\nHost imap.example.org\nUser me\nPass x\nSSLType IMAPS\n\n"
@@ -329,7 +329,7 @@ def held(accounts: Path) -> list[str]:
 
 
 def test_completions_take_the_held_id_shape_of_the_queue() -> None:
-    from mailpin.queue import _ID
+    from mailpin.state.queue import _ID
 
     generator = _load("gen_completions.py")
     assert _ID.pattern == generator.HELD_ID

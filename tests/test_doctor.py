@@ -21,7 +21,7 @@ from mailpin.cli import main
 from mailpin.commands import doctor
 from mailpin.env import Env
 from mailpin.model import Level, Mode, Profile, Protocol
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 from tests.conftest import need
 
 # Data only: doctor prints a profile's pin date and compares no date with the clock.

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 from tests.conftest import ROOT, need
 from tests.lab import flood as floods
 from tests.lab import hostile

@@ -69,7 +69,7 @@ def test_queue_flush_says_each_fact_once(isolated_env: Path, pki) -> None:
     from datetime import datetime, timezone
 
     from mailpin.env import Env
-    from mailpin.queue import Queue
+    from mailpin.state.queue import Queue
     from tests.lab import hostile
     from tests.lab.hostile import HostileServer
 
@@ -199,7 +199,7 @@ def test_queue_list_columns_line_up(isolated_env: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
     from mailpin.env import Env
-    from mailpin.queue import Queue
+    from mailpin.state.queue import Queue
 
     queue, now = Queue.for_env(Env.from_os()), datetime.now(timezone.utc)
     short = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nx\r\n"

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from mailpin import settings, store
 from mailpin.configs import offlineimap
+from mailpin.configs.offlineimap_parsed import LinearConfigParser
 from mailpin.errors import ConfigError
+from mailpin.state import settings, store
 
 BLANKS = [
     b" " * 945 + b"$" + b" " * 521,
@@ -121,7 +122,7 @@ def test_offlineimap_option_lines_are_read_at_once_and_as_configparser_reads_the
             offlineimap.parse(text, "fuzz.rc", "/home/u")
     assert time.monotonic() - started < 0.5
     if len(line) < 20_000 and ("=" in line or ":" in line):  # configparser itself takes seconds beyond
-        ours, theirs = offlineimap._ConfigParser(), configparser.ConfigParser()
+        ours, theirs = LinearConfigParser(), configparser.ConfigParser()
         ours.read_string(text)
         theirs.read_string(text)
         assert dict(ours["Repository r"]) == dict(theirs["Repository r"])

@@ -24,7 +24,7 @@ from mailpin import hooks
 from mailpin.cli import main
 from mailpin.commands import hooks as hooks_command
 from mailpin.env import Env
-from mailpin.wrap import is_shim
+from mailpin.run.handover import is_shim
 from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent

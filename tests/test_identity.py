@@ -1,4 +1,4 @@
-"""identity.py: when two outgoing messages are the same message (held once, sent once).
+"""state/identity.py: when two outgoing messages are the same message (held once, sent once).
 
 The retries are the ones the real programs make (tests/test_mua_retry.py runs them): neomutt keeps
 the Message-ID and writes a new Date; aerc also writes its fields in another order; git send-email
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpin.identity import identify
+from mailpin.state.identity import identify
 
 ARGV = ("-oi", "--", "bob@example.org")
 MESSAGE = (

@@ -1,4 +1,4 @@
-"""The chain memo (mailpin.judge): a remembered verdict is the verdict a full judgement gives.
+"""The chain memo (mailpin.trust.judge): a remembered verdict is the verdict a full judgement gives.
 
 Every shortcut has a sibling where one input changed — the certificate, the name, the trust file's
 bytes, the clock, the judge's version, a damaged memo — and the chain is judged in full again.
@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mailpin import anchors, certs, judge
 from mailpin.errors import ConfigError
-from mailpin.judge import Judge
+from mailpin.trust import anchors, certs, judge
+from mailpin.trust.judge import Judge
 from tests.lab.verdicts import EXPECTED
 
 NOW = datetime.datetime.now(datetime.timezone.utc)

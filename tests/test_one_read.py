@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from mailpin.commands import run as run_command
-from mailpin.enforce import plan
 from mailpin.env import Env
 from mailpin.model import Tool
-from mailpin.settings import load as load_settings
+from mailpin.run.decide import decide
+from mailpin.run.enforce import plan
+from mailpin.state.settings import load as load_settings
 from tests.conftest import need
 from tests.test_enforce_real import mbsyncrc, offlineimaprc, tool
 from tests.test_pins_real import cli
@@ -127,7 +127,7 @@ def test_the_plan_hands_over_the_bytes_read_for_the_decision(
     assert cli("init", "--yes", f"{tool_name}:{'smtps' if tool_name == 'msmtp' else 'lab'}")[0] == 0
     env = Env.from_os()
     verified = path.read_bytes()
-    decision = run_command.decide(env, Tool(tool_name), argv, load_settings(env), message=MESSAGE)
+    decision = decide(env, Tool(tool_name), argv, load_settings(env), message=MESSAGE)
     assert decision.passed
     path.write_bytes(verified.replace(b"localhost", b"unverified.invalid"))
     made = plan(env, Tool(tool_name), argv, decision, load_settings(env))
@@ -158,7 +158,7 @@ def test_msmtp_is_told_the_account_that_was_verified(isolated_env: Path, pki, sm
     argv = ["--pretend", "-f", "me+lists@work.example", "you@example.org"]
     alone = subprocess.run([real, *argv], capture_output=True, timeout=30)
     assert b"using account other" in alone.stdout
-    decision = run_command.decide(env, Tool.MSMTP, ["-a", "work", "you@example.org"], load_settings(env), MESSAGE)
+    decision = decide(env, Tool.MSMTP, ["-a", "work", "you@example.org"], load_settings(env), MESSAGE)
     assert decision.passed and [o.target.key for o in decision.outcomes] == ["msmtp:work"]
     made = plan(env, Tool.MSMTP, argv, decision, load_settings(env))
     try:
@@ -178,7 +178,7 @@ def test_an_account_given_by_host_on_the_command_line_is_not_named(isolated_env:
         "--pretend", "--host=localhost", f"--port={smtp_server.smtps_port}", "--tls=on", "--tls-starttls=off",
         f"--tls-trust-file={pki.ca_pem}", "--from=alice@example.org", "you@example.org",
     ]  # fmt: skip
-    decision = run_command.decide(env, Tool.MSMTP, argv, load_settings(env), MESSAGE)
+    decision = decide(env, Tool.MSMTP, argv, load_settings(env), MESSAGE)
     assert decision.passed, [o.verdict for o in decision.outcomes]
     made = plan(env, Tool.MSMTP, argv, decision, load_settings(env))
     try:

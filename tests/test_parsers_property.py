@@ -19,16 +19,17 @@ from configobj import ConfigObj  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailpin import certs, policy, store
-from mailpin import queue as held_queue
-from mailpin.audit import AuditLog
-from mailpin.configobj_lines import _KEYWORD, _SECTION, LineError, configobj_lines
 from mailpin.configs import mbsync_argv, msmtp_argv
-from mailpin.configs.offlineimap import _ConfigParser
+from mailpin.configs.offlineimap_parsed import LinearConfigParser
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Profile, Protocol, Tool
 from mailpin.notify import desktop, notmuch
 from mailpin.notify.ratelimit import RateLimit
+from mailpin.state import queue as held_queue
+from mailpin.state import store
+from mailpin.state.audit import AuditLog
+from mailpin.state.configobj_lines import _KEYWORD, _SECTION, LineError, configobj_lines
+from mailpin.trust import certs, policy
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Data only: the rate limit, queue and pin records are given this time, never the wall clock.
@@ -290,7 +291,7 @@ _OPTION_LINE = st.lists(
 @settings(max_examples=500, deadline=None)
 @given(_OPTION_LINE | st.text(max_size=30).filter(lambda text: "\n" not in text))
 def test_offlineimap_option_regex_is_configparsers(line: str) -> None:
-    ours, theirs = _ConfigParser.OPTCRE.match(line), configparser.ConfigParser.OPTCRE.match(line)
+    ours, theirs = LinearConfigParser.OPTCRE.match(line), configparser.ConfigParser.OPTCRE.match(line)
     assert (ours and (ours.span(), ours.groupdict())) == (theirs and (theirs.span(), theirs.groupdict()))
 
 
@@ -339,7 +340,7 @@ _LONG = [
 
 @pytest.mark.parametrize("line", _LONG, ids=range(len(_LONG)))
 def test_long_lines_let_through_are_read_at_once(line: str) -> None:
-    from mailpin import settings as mailpin_settings
+    from mailpin.state import settings as mailpin_settings
 
     started = time.monotonic()
     with pytest.raises(ConfigError):

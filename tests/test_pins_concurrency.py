@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mailpin.env import Env
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 from tests.test_pins_real import MSMTP, cli, write_msmtprc
 
 PROCESSES = 50

@@ -1,4 +1,4 @@
-"""policy.py, exhaustively: every pin level against every kind of change, written down by hand."""
+"""trust/policy.py, exhaustively: every pin level against every kind of change, written down by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailpin import policy
 from mailpin.errors import ProbeError
 from mailpin.model import (
     Account,
@@ -22,6 +21,7 @@ from mailpin.model import (
     Status,
     Tool,
 )
+from mailpin.trust import policy
 
 # The policy's clock: every certificate and profile here is dated from it, and evaluate() is given it.
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)

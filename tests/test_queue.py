@@ -28,8 +28,8 @@ from mailpin.commands import queue as queue_command
 from mailpin.commands.queue import Attempt
 from mailpin.env import Env
 from mailpin.errors import UsageError
-from mailpin.identity import identify
-from mailpin.queue import Held, Queue, QueueError, _encode, digest
+from mailpin.state.identity import identify
+from mailpin.state.queue import Held, Queue, QueueError, _encode, digest
 
 # Data only: nothing here meets a certificate or the wall clock (the real-msmtp test takes its own).
 T0 = datetime(2026, 11, 29, 18, 15, 0, tzinfo=timezone.utc)
@@ -217,7 +217,7 @@ def test_a_retry_also_takes_a_copy_an_interrupted_send_left_sending(queue: Queue
 
 
 def test_only_a_message_id_delivered_by_a_flush_within_the_window_is_suppressed(queue: Queue) -> None:
-    from mailpin.queue import DELIVERED_WINDOW
+    from mailpin.state.queue import DELIVERED_WINDOW
 
     held = hold(queue, RETRY)
     with queue.locked():
@@ -454,7 +454,7 @@ def test_two_concurrent_flushes_never_send_one_message_twice(queue: Queue) -> No
 
 
 def test_a_retry_waits_for_a_running_flush_at_most_as_long_as_it_is_told(queue: Queue) -> None:
-    from mailpin.queue import Busy
+    from mailpin.state.queue import Busy
 
     with queue.locked():
         started = time.monotonic()
@@ -549,7 +549,7 @@ def test_cli_flush(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run_exists() -> bool:
-    return importlib.util.find_spec("mailpin.commands.run") is not None
+    return importlib.util.find_spec("mailpin.run.decide") is not None
 
 
 @pytest.mark.skipif(not _run_exists(), reason="`mailpin run` has not landed yet")

@@ -13,15 +13,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mailpin import certs
-from mailpin.audit import AuditLog
 from mailpin.cli import main
-from mailpin.cli_run import blocked_line
 from mailpin.commands.verify import Outcome, Target
 from mailpin.env import Env
 from mailpin.model import Finding, Status, Verdict
 from mailpin.net.replies import printable_lines
 from mailpin.notify import alerts
+from mailpin.run.wrapper import blocked_line
+from mailpin.state.audit import AuditLog
+from mailpin.trust import certs
 from tests.lab import hostile
 from tests.lab.hostile import HostileServer
 from tests.lab.pki import crafted, write_served

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Level
-from mailpin.settings import SAMPLE, SPEC, Settings, Unpinned, load, parse, path
+from mailpin.state.settings import SAMPLE, SPEC, Settings, Unpinned, load, parse, path
 
 FULL = """\
 level = leaf

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol
-from mailpin.store import PINS_VERSION, PinStore
+from mailpin.state.store import PINS_VERSION, PinStore
 
 # Data only: the pin store writes and reads the times it is given and compares them with no clock.
 T0 = datetime(2026, 11, 29, 17, 5, tzinfo=timezone.utc)
@@ -562,7 +562,7 @@ _WORKER = """
 import os, pickle, sys, time
 from dataclasses import replace
 from pathlib import Path
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 
 path, lock, go, index = sys.argv[1:5]
 profile = pickle.load(sys.stdin.buffer)

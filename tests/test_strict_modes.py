@@ -31,7 +31,7 @@ def pinned(isolated_env: Path) -> dict[str, Path]:
     files = state(isolated_env)
     files["pins"].parent.mkdir(parents=True, mode=0o700)
     from mailpin.env import Env
-    from mailpin.store import PinStore
+    from mailpin.state.store import PinStore
 
     PinStore.for_env(Env.from_os())._write({})  # as mailpin writes it: header, version, end marker
     files["settings"].write_text("[notify]\ndesktop = no\n")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mailpin import policy
 from mailpin.model import Account, Finding, Mode, Protocol, Status, Tool, Verdict
+from mailpin.trust import policy
 from tests.conftest import need
 from tests.test_pins_real import cli
 from tests.test_policy import PINNED

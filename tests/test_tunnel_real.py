@@ -92,7 +92,7 @@ def test_the_tunnels_first_use_pin_never_replaces_a_pin_written_meanwhile(
     from mailpin.commands import tunnel as tunnel_command
     from mailpin.env import Env
     from mailpin.model import Status
-    from mailpin.store import PinStore
+    from mailpin.state.store import PinStore
 
     verifier, target = _unpinned_tunnel_target(isolated_env, pki, dovecot_server.imaps_port)
     dovecot_server.serve(meanwhile)
@@ -115,7 +115,7 @@ def test_the_tunnel_still_pins_on_first_use_when_nothing_was_written(isolated_en
     from mailpin.commands import tunnel as tunnel_command
     from mailpin.env import Env
     from mailpin.model import Status
-    from mailpin.store import PinStore
+    from mailpin.state.store import PinStore
 
     verifier, target = _unpinned_tunnel_target(isolated_env, pki, dovecot_server.imaps_port)
     session = tunnel_command._open(verifier, target)

@@ -214,7 +214,7 @@ def _asker(env: Env, verb: str, shown: set[str]) -> Callable[[Proposal], bool] |
 
 def _settings_warnings(env: Env, keys: Sequence[str]) -> list[str]:
     """[[NAME]] sections of mailpin's settings that name no account: told, never an error."""
-    from mailpin import settings
+    from mailpin.state import settings
 
     try:
         return [f"warning: {said}" for said in settings.load(env).unknown_accounts(keys)]
@@ -392,11 +392,11 @@ def _tunnel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _tunnel(args: argparse.Namespace, env: Env) -> int:
-    from mailpin.cli_run import blocked_line
     from mailpin.commands import tunnel
     from mailpin.commands.check import overall
     from mailpin.net.tunnel import greeting_for, relay
     from mailpin.notify.alerts import announce
+    from mailpin.run.wrapper import blocked_line
 
     options = [arg for edit in args.edits for arg in ("-k", edit)]
     verifier, session = tunnel.open_verified(env, args.account, args.config, options)
@@ -527,9 +527,9 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 2 and argv[0] == "run" and argv[1] in _TOOLS:
         # Everything after the tool is the tool's, untouched: argparse would read `-h` or `--`.
-        from mailpin import cli_run
+        from mailpin.run import wrapper
 
-        return cli_run.main(argv[1], argv[2:], env)
+        return wrapper.main(argv[1], argv[2:], env)
     args = _tunnel_args(argv)
     if args is None:
         try:

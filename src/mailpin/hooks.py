@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailpin.durable import write_atomically
 from mailpin.errors import ConfigError
-from mailpin.wrap import is_shim
+from mailpin.run.handover import is_shim
+from mailpin.state.durable import write_atomically
 
 TOOLS = ("msmtp", "mbsync", "offlineimap")
 PRE_NEW = "pre-new"

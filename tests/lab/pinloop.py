@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from mailpin.model import Profile
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 
 
 def save(store: PinStore, profiles: dict[str, Profile]) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from mailpin import policy
 from mailpin.commands.init import Confirm, Proposal, propose
 from mailpin.commands.verify import Target, Verifier
 from mailpin.env import Env
 from mailpin.errors import COULD_NOT_VERIFY, ExitStatus
 from mailpin.model import Level, Profile
+from mailpin.trust import policy
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mailpin import settings
 from mailpin.configs.discover import discover, for_invocation
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Account, Profile, Tool
-from mailpin.store import PinStore
+from mailpin.state import settings
+from mailpin.state.store import PinStore
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ def run(env: Env, tool: str | None, argv: Sequence[str]) -> AccountsResult:
 def _enforcement(
     accounts: Sequence[Account], profiles: Mapping[str, Profile], configured: settings.Settings
 ) -> dict[str, str]:
-    from mailpin import enforce, policy
+    from mailpin.run import enforce
+    from mailpin.trust import policy
 
     how = {}
     for account in accounts:

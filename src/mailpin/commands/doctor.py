@@ -59,7 +59,7 @@ class _Found:
 
 
 def run(env: Env, *, notify_test: bool = False) -> DoctorResult:
-    from mailpin import settings
+    from mailpin.state import settings
 
     found = {tool: _configs_of(env, tool) for tool in Tool}
     status = hooks_command.status(env)
@@ -138,7 +138,7 @@ def _shims(env: Env, tools: Sequence[hooks_command.ToolStatus], found: Mapping[T
 
 def _shim_fix(env: Env, tool: str, runs: str) -> str:
     from mailpin import hooks
-    from mailpin.wrap import is_shim
+    from mailpin.run.handover import is_shim
 
     for directory in hooks.path_dirs(env.environ):
         candidate = os.path.join(directory, tool)
@@ -178,7 +178,7 @@ def _configs(found: Mapping[Tool, _Found]) -> list[Finding]:
 
 
 def _pin_store(env: Env) -> tuple[dict[str, Profile] | None, list[Finding]]:
-    from mailpin.store import PINS_VERSION, PinStore
+    from mailpin.state.store import PINS_VERSION, PinStore
 
     store = PinStore.for_env(env)
     path = store.path

@@ -13,7 +13,7 @@ from mailpin import hooks
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.output import JSON_VERSION
-from mailpin.wrap import find_tool, is_shim
+from mailpin.run.handover import find_tool, is_shim
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _remembered(env: Env) -> Path:
 def _remember(env: Env, directory: Path) -> None:
     """Where the shims went, so that a later `hooks install --notmuch` (no --bin) updates them there
     instead of writing a second set to ~/.local/bin."""
-    from mailpin.durable import make_private_dirs, write_atomically
+    from mailpin.state.durable import make_private_dirs, write_atomically
 
     try:
         make_private_dirs(_remembered(env).parent)
@@ -125,7 +125,7 @@ def _remember(env: Env, directory: Path) -> None:
 
 
 def _bin_dir(env: Env, given: str | None) -> Path:
-    from mailpin.wrap import is_shim
+    from mailpin.run.handover import is_shim
 
     if not given:
         # Where an earlier install put the shims, while they are still there; else the default.
@@ -176,7 +176,7 @@ class _RealTools:
 
     @classmethod
     def load(cls, env: Env) -> _RealTools:
-        from mailpin import settings
+        from mailpin.state import settings
 
         try:
             return cls(env.environ, settings.load(env).tools, str(settings.path(env)))

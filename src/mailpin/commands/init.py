@@ -12,11 +12,11 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from mailpin import policy
 from mailpin.commands.verify import Target, Verifier, endpoint_of
 from mailpin.env import Env
 from mailpin.errors import COULD_NOT_VERIFY, ConfigError, ExitStatus, ProbeError
 from mailpin.model import Endpoint, Level, Observation, Profile
+from mailpin.trust import policy
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailpin import anchors
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, ProbeError, UsageError
-from mailpin.judge import Judge
 from mailpin.model import DEFAULT_PORTS, Endpoint, Mode, Observation, Protocol, is_ip_address
 from mailpin.net.probe import probe
+from mailpin.trust import anchors
+from mailpin.trust.judge import Judge
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 `flush` sends each one again, in this process, through the same verification as `mailpin run`, and
 exactly once: under the queue's send lock, an entry is marked `sending` on disk before the tool
-runs and removed once the tool exited 0 — with every other entry of the same message (queue.py).
+runs and removed once the tool exited 0 — with every other entry of the same message (state/queue.py).
 An entry found `sending` was interrupted (crash, power loss, Ctrl-C) and may have gone out; it is
 sent again only when named with `--force`. Each outcome is reported as it happened: `sent` only
 when the tool accepted the message.
@@ -19,7 +19,7 @@ from typing import Any
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.net.replies import printable
-from mailpin.queue import SENDING, Held, Queue, QueueError
+from mailpin.state.queue import SENDING, Held, Queue, QueueError
 
 
 @dataclass(frozen=True)
@@ -144,18 +144,21 @@ def tool_sender(env: Env) -> Sender:
     from an exit status that the tool and mailpin share (msmtp's 69 and 75 are its own too)."""
     import tempfile
 
-    from mailpin import enforce, settings, wrap
-    from mailpin.commands import run
     from mailpin.model import Tool
     from mailpin.notify.alerts import announce
+    from mailpin.run import enforce, handover
+    from mailpin.run.decide import decide
+    from mailpin.state import settings
 
     configured = settings.load(env)
 
     def send(held: Held, message: bytes) -> Attempt:
         tool = Tool(held.tool)
         try:
-            path = wrap.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
-            decision = run.decide(env, tool, held.argv, configured, message)
+            path = handover.find_tool(
+                tool.value, env.environ, configured.tools.get(tool.value), configured.source or ""
+            )
+            decision = decide(env, tool, held.argv, configured, message)
         except MailpinError as exc:
             return Attempt(_OUTCOMES.get(exc.exit_status, "failed"), int(exc.exit_status), str(exc))
         for problem in decision.audit_problems:
@@ -168,7 +171,9 @@ def tool_sender(env: Env) -> Sender:
         plan = enforce.plan(env, tool, held.argv, decision, configured)
         try:
             with tempfile.TemporaryFile() as said:
-                status = wrap.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds, said.fileno())
+                status = handover.run_tool(
+                    tool.value, path, plan.argv, message, env.environ, plan.keep_fds, said.fileno()
+                )
                 said.seek(0)
                 text = said.read().decode("utf-8", "replace")
         except MailpinError as exc:

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailpin import policy
-from mailpin.audit import AuditError
 from mailpin.commands.check import overall
 from mailpin.commands.verify import Outcome, Target, Verifier
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus, ProbeError
 from mailpin.model import Profile
+from mailpin.state.audit import AuditError
+from mailpin.trust import policy
 
 
 @dataclass(frozen=True)

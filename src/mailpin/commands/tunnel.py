@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailpin import policy, settings
 from mailpin.commands.verify import Outcome, Target, Verifier, endpoint_of
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ProbeError, UsageError
 from mailpin.model import Status, Tool, Verdict
 from mailpin.net.channel import Channel
 from mailpin.net.probe import open_session
+from mailpin.state import settings
+from mailpin.trust import policy
 
 
 @dataclass

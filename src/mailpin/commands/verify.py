@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from threading import Lock
 
-from mailpin import anchors, policy, settings
-from mailpin.audit import AuditError, AuditLog
 from mailpin.configs.discover import discover
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ProbeError, UsageError
-from mailpin.judge import Judge
 from mailpin.model import (
     Account,
     Endpoint,
@@ -34,7 +31,11 @@ from mailpin.model import (
 )
 from mailpin.net.channel import Channel
 from mailpin.net.probe import open_session, probe
-from mailpin.store import PinStore
+from mailpin.state import settings
+from mailpin.state.audit import AuditError, AuditLog
+from mailpin.state.store import PinStore
+from mailpin.trust import anchors, policy
+from mailpin.trust.judge import Judge
 
 _TOOLS = {tool.value for tool in Tool}
 _MAX_PARALLEL = 32  # probes wait on the network: one wave for a typical set of accounts

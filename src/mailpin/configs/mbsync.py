@@ -1,4 +1,4 @@
-"""mbsync (isync): its config, read the way mbsync reads it; the command line is `mbsync_argv`.
+"""mbsync (isync): its config, read the way mbsync reads it into `mbsync_model`; the command line is `mbsync_argv`.
 
 The grammar is isync 1.4's (`src/config.c` `get_arg`/`getcline`/`load_config`, `src/drv_imap.c`
 `imap_parse_store`, `src/drv_maildir.c`, `src/driver.c` `parse_generic_store`; Debian 12 ships
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from mailpin.configs import mbsync_argv
+from mailpin.configs.mbsync_model import Channel, Group, MbsyncConfig, Store
 from mailpin.configs.mbsync_syntax import (
     LEGACY_SSL,
     V10,
@@ -42,45 +43,6 @@ from mailpin.configs.mbsync_syntax import (
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode, Protocol, Tool
-
-
-@dataclass(frozen=True)
-class Store:
-    name: str
-    line: int
-    account: Account | None  # the IMAP account the store connects with; None for a MaildirStore
-
-
-@dataclass(frozen=True)
-class Channel:
-    name: str
-    line: int
-    far: Store
-    near: Store
-    patterns: bool  # only a channel with Patterns may have its boxes named by a group or argv
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    line: int
-    members: tuple[str, ...]  # "channel" or "channel:box[,box…]", as written
-
-
-@dataclass(frozen=True)
-class MbsyncConfig:
-    accounts: tuple[Account, ...]  # every IMAPAccount and every IMAPStore with inline options, file order
-    source: str  # the file read (none found: the legacy ~/.mbsyncrc, which both versions fall back to)
-    stores: tuple[Store, ...] = ()  # store names are unique here: mbsync uses the first definition
-    channels: tuple[Channel, ...] = ()  # file order, duplicates kept: `mbsync -a` runs every one
-    groups: tuple[Group, ...] = ()
-    # Files mbsync opens while reading the config (CertificateFile, ClientCertificate, ClientKey);
-    # it refuses the config when one is unreadable. (keyword, line, expanded path), checked by load().
-    local_files: tuple[tuple[str, int, str], ...] = ()
-    found: bool = True  # False: no config file at all (mbsync itself would refuse to run)
-    newer: tuple[tuple[int, str], ...] = ()  # (line, isync 1.4's refusal) of what only isync >= 1.5 takes
-    data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what mbsync is handed
-
 
 # --- IMAPAccount and IMAPStore: drv_imap.c imap_parse_store() --------------------------------------------
 

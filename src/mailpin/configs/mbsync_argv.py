@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from mailpin.configs.mbsync_model import Channel, MbsyncConfig, Store
 from mailpin.errors import ConfigError, ToolUsageError
-
-if TYPE_CHECKING:  # mbsync imports this module; the types are only needed for checking
-    from mailpin.configs.mbsync import Channel, MbsyncConfig, Store
-    from mailpin.model import Account
+from mailpin.model import Account
 
 # Flags that take no argument.  1.4: a l C R X F 0 n d f N L H q V D T v h (`main.c`);
 # 1.5 adds o u g (Old / Upgrade / Gone), y (--dry-run), e (--ext-exit) and `-ls`.

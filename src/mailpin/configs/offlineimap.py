@@ -1,10 +1,11 @@
 """offlineimap (offlineimap3): its config and command line, read the way offlineimap reads them.
 
 offlineimap reads its config with `configparser` (`offlineimap/CustomConfig.py`: `SafeConfigParser`,
-i.e. `[DEFAULT]` and `%(name)s` BasicInterpolation), so this module does too, replays the edits
-`offlineimap/init.py` makes from the command line (`-k`, `--dry-run`, `-o`, `-q`, `-f`), and then
-resolves each account with the rules of `repository/IMAP.py`, `repository/Gmail.py` and
-`imapserver.py` (Debian 12: offlineimap3 0.0~git20211018); that last step is `offlineimap_account`.
+i.e. `[DEFAULT]` and `%(name)s` BasicInterpolation), so mailpin does too (`offlineimap_parsed`),
+replays the edits `offlineimap/init.py` makes from the command line (`-k`, `--dry-run`, `-o`,
+`-q`, `-f`), and then resolves each account with the rules of `repository/IMAP.py`,
+`repository/Gmail.py` and `imapserver.py` (Debian 12: offlineimap3 0.0~git20211018); that last step
+is `offlineimap_account`.
 What the config asks offlineimap to evaluate as Python (`pythonfile`, `remotehosteval`,
 `remoteporteval`) is never executed here.
 """
@@ -12,17 +13,16 @@ What the config asks offlineimap to evaluate as Python (`pythonfile`, `remotehos
 from __future__ import annotations
 
 import configparser
-import io
 import optparse
 import os
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from mailpin.configs.offlineimap_account import Context, resolve_all
+from mailpin.configs.offlineimap_parsed import Parsed
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
@@ -46,125 +46,6 @@ class OfflineimapConfig:
     cwd: str | None = None  # relative sslcacertfile paths are relative to offlineimap's working directory
     data: bytes = field(default=b"", repr=False, compare=False)  # the file as read: what offlineimap is handed
     files: bool = False  # the files it names are checked as offlineimap opens them (load: this machine's)
-
-
-# --- reading: configparser, plus the line each section and option came from -------------------------
-
-
-class _ConfigParser(configparser.ConfigParser):
-    """offlineimap's parser, with configparser's option-line regex written to run in linear time.
-
-    configparser's `(?P<option>.*?)\\s*(?P<vi>=|:)\\s*(?P<value>.*)$` tries every end of the lazy
-    option name and rescans the blanks after it: quadratic in a run of blanks inside the name
-    (`remotehos` + 11 000 blanks + `t = x`: 1 s; bench/results-fuzz.md). OPTCRE gives the same match
-    and groups on every line configparser hands it (one without "\\n"; tests/test_parsers_property.py
-    compares the two): the name is all before the first delimiter but the blanks in front of it — a
-    run of blanks joins the name only when more name follows. Nothing is refused: offlineimap reads
-    such a file (as slowly), so mailpin reads it the same way.
-    """
-
-    OPTCRE = re.compile(r"(?P<option>(?:[^=:\s]|\s+(?=[^=:\s]))*)\s*(?P<vi>[=:])\s*(?P<value>.*)$")
-
-    def _handle_error(self, exc: Any, fpname: str, lineno: int, line: str) -> Any:
-        # configparser appends every bad line to one message string (`message += …`): quadratic in the
-        # number of bad lines (16 000: 0.4 s). It reads on and raises at the end all the same; mailpin
-        # reports the first bad line only, so only the first is kept.
-        return exc or super()._handle_error(exc, fpname, lineno, line)  # type: ignore[misc]
-
-
-class _Parsed:
-    """A `configparser.ConfigParser` as offlineimap builds it, and where each value was written."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.lines: dict[tuple[str, str], int] = {}
-        self._now = 0
-        self._reading = True
-        self.parser: configparser.ConfigParser = _ConfigParser(dict_type=self._recording_dict())
-        try:
-            self.parser.read_file(self._numbered(text), source)
-        except configparser.DuplicateSectionError as exc:
-            raise ConfigError(source, exc.lineno, f"section [{exc.section}] appears twice") from None
-        except configparser.DuplicateOptionError as exc:
-            problem = f"option {exc.option!r} appears twice in [{exc.section}]"
-            raise ConfigError(source, exc.lineno, problem) from None
-        except configparser.MissingSectionHeaderError as exc:
-            problem = f"{exc.line.strip()!r} comes before any [section] header"
-            raise ConfigError(source, exc.lineno, problem) from None
-        except configparser.ParsingError as exc:
-            line, text_ = exc.errors[0]
-            problem = f"cannot read {text_}: expected `option = value`, a [section] header or a # comment"
-            raise ConfigError(source, line, problem) from None
-        except configparser.Error as exc:  # any other complaint concerns the file as a whole
-            raise ConfigError(source, None, exc.message) from None
-        self._reading = False
-
-    def _numbered(self, text: str) -> Iterator[str]:
-        # io.StringIO(newline=None) splits lines as offlineimap's open() of the file does.
-        for number, line in enumerate(io.StringIO(text, newline=None), 1):
-            self._now = number
-            yield line
-
-    def _recording_dict(self) -> type[dict[str, Any]]:
-        """configparser stores sections and `[value]` lists in its dict_type while reading: note the line."""
-        owner = self
-
-        class Recording(dict[str, Any]):
-            section = configparser.DEFAULTSECT
-
-            def __setitem__(self, key: str, value: Any) -> None:
-                if owner._reading and isinstance(value, Recording):
-                    value.section = key
-                    owner.lines.setdefault((key, ""), owner._now)
-                elif owner._reading and isinstance(value, list):
-                    owner.lines.setdefault((self.section, key), owner._now)
-                super().__setitem__(key, value)
-
-        return Recording
-
-    def line(self, section: str, option: str = "") -> int | None:
-        found = self.lines.get((section, option))
-        return found if found is not None or not option else self.lines.get((configparser.DEFAULTSECT, option))
-
-    def error(self, section: str, option: str, problem: str) -> ConfigError:
-        line = self.line(section, option) if self.parser.has_option(section, option) else self.line(section)
-        return ConfigError(self.source, line, problem)
-
-    def has(self, section: str, option: str) -> bool:
-        return self.parser.has_option(section, option)
-
-    def get(self, section: str, option: str, default: str | None = None) -> str | None:
-        """CustomConfig.getdefault: the interpolated value, or `default` when the option is absent."""
-        if not self.parser.has_option(section, option):
-            return default
-        try:
-            return self.parser.get(section, option)
-        except configparser.InterpolationError as exc:
-            raise self.error(section, option, f"[{section}] {option}: {_interpolation(exc)}") from None
-
-    def boolean(self, section: str, option: str, default: bool) -> bool:
-        value = self.get(section, option)
-        if value is None:
-            return default
-        if value.lower() not in self.parser.BOOLEAN_STATES:  # exactly getboolean's rule (yes/no/on/off/1/0/…)
-            problem = f"[{section}] {option} = {value!r} is not a boolean (use yes or no)"
-            raise self.error(section, option, problem)
-        return self.parser.BOOLEAN_STATES[value.lower()]
-
-    def integer(self, section: str, option: str) -> int | None:
-        value = self.get(section, option)
-        try:
-            return None if value is None else int(value)  # configparser getint
-        except ValueError:
-            raise self.error(section, option, f"[{section}] {option} = {value!r} is not a number") from None
-
-
-def _interpolation(exc: configparser.InterpolationError) -> str:
-    if isinstance(exc, configparser.InterpolationMissingOptionError):
-        return f"%({exc.reference})s refers to no option of this section or [DEFAULT]"
-    if isinstance(exc, configparser.InterpolationDepthError):
-        return "%(…)s references nest too deep (a loop?)"
-    return f"bad % syntax (write %% for a literal %): {exc.message.splitlines()[0]}"
 
 
 def _account_names(parser: configparser.ConfigParser) -> list[str]:
@@ -225,7 +106,7 @@ def _options(argv: Sequence[str]) -> optparse.Values:
     return options
 
 
-def _replay(cfg: _Parsed, opts: optparse.Values) -> tuple[tuple[str, str], ...]:
+def _replay(cfg: Parsed, opts: optparse.Values) -> tuple[tuple[str, str], ...]:
     """What init.py does to the config before any account runs; returns the -k edits by section."""
     parser, edits = cfg.parser, []
     for arg in opts.configoverride or ():
@@ -275,7 +156,7 @@ def _replay(cfg: _Parsed, opts: optparse.Values) -> tuple[tuple[str, str], ...]:
     return tuple(edits)
 
 
-def _active(cfg: _Parsed, opts: optparse.Values) -> list[str]:
+def _active(cfg: Parsed, opts: optparse.Values) -> list[str]:
     """init.py `_get_activeaccounts`: -a overrides [general] accounts (which must exist all the same)."""
     listed = cfg.get("general", "accounts")
     if listed is None:
@@ -305,7 +186,7 @@ def parse(
 ) -> OfflineimapConfig:
     """Every account of an offlineimap config, as offlineimap would resolve it without command-line
     edits; `files`: check the files it names exist, as offlineimap does on this machine."""
-    cfg = _Parsed(text, source)
+    cfg = Parsed(text, source)
     ctx = Context(home, MappingProxyType(dict(environ or {})), cwd, files=files)
     accounts, problems = resolve_all(cfg, _account_names(cfg.parser), ctx)
     try:
@@ -333,7 +214,7 @@ def parse(
 _MBNAMES_NEEDS = ("peritem", "header", "sep", "footer", "filename")
 
 
-def _mbnames_problem(cfg: _Parsed) -> ConfigError | None:
+def _mbnames_problem(cfg: Parsed) -> ConfigError | None:
     if not cfg.parser.has_section("mbnames"):
         return None
     missing = [option for option in _MBNAMES_NEEDS if not cfg.parser.has_option("mbnames", option)]
@@ -404,7 +285,7 @@ def select(config: OfflineimapConfig, argv: Sequence[str], message: bytes | None
         return []  # -V prints the version before reading the config
     if not config.found:
         raise ConfigError(config.source, None, "no offlineimap config file: offlineimap would abort")
-    cfg = _Parsed(config.text, config.source)
+    cfg = Parsed(config.text, config.source)
     try:
         edits = _replay(cfg, opts)
     except (configparser.Error, ValueError) as exc:

@@ -13,13 +13,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from mailpin.configs.offlineimap_parsed import Parsed
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode, Protocol, Tool
-
-if TYPE_CHECKING:  # offlineimap imports this module; the reader's type is only needed for checking
-    from mailpin.configs.offlineimap import _Parsed
 
 # imapserver.py: auth mechanisms tried in this order; all but GSSAPI start TLS first ("tryTLS").
 AUTH_MECHANISMS = ("GSSAPI", "XOAUTH2", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -45,7 +42,7 @@ class Context:
     files: bool = False  # check the files offlineimap opens (this machine's config, not a sample)
 
 
-def resolve(cfg: _Parsed, name: str, ctx: Context) -> Account:
+def resolve(cfg: Parsed, name: str, ctx: Context) -> Account:
     section = "Account " + name
     if not cfg.parser.has_section(section):
         raise ConfigError(cfg.source, None, f"account {name!r}: offlineimap looks for [{section}], which is missing")
@@ -166,7 +163,7 @@ class _OwnTLS:
     sources: tuple[tuple[str, str, str], ...] = ()
 
 
-def _own_tls(cfg: _Parsed, repo: str, ctx: Context) -> _OwnTLS:
+def _own_tls(cfg: Parsed, repo: str, ctx: Context) -> _OwnTLS:
     """The TLS settings offlineimap applies to its own Implicit TLS session (imaplib2.ssl_wrap_socket):
     `ssl_version`, and `sslclientcert`/`sslclientkey` (ctx.load_cert_chain when either is set). Its
     STARTTLS path (imaplib2.starttls with no arguments) applies none of them."""
@@ -195,7 +192,7 @@ def _path(raw: str, ctx: Context) -> str:
 
 
 def _host_port(
-    cfg: _Parsed, name: str, repo: str, gmail: bool, usessl: bool, notes: list[str], tunnel: bool
+    cfg: Parsed, name: str, repo: str, gmail: bool, usessl: bool, notes: list[str], tunnel: bool
 ) -> tuple[str | None, int | None]:
     host: str | None = None  # imapserver.IMAPServer: no host name with a tunnel (the port is still read)
     if tunnel:
@@ -220,7 +217,7 @@ def _host_port(
 
 
 def _trust(
-    cfg: _Parsed, repo: str, ctx: Context, notes: list[str]
+    cfg: Parsed, repo: str, ctx: Context, notes: list[str]
 ) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
     pins: list[tuple[str, str]] = []
     raw = cfg.get(repo, "sslcacertfile")
@@ -290,7 +287,7 @@ def _os_release_name() -> str:
 
 
 def _check_tls(
-    cfg: _Parsed,
+    cfg: Parsed,
     name: str,
     repo: str,
     trust_file: str | None,
@@ -316,7 +313,7 @@ def _check_tls(
         raise cfg.error(repo, "", problem)
 
 
-def _proxy(cfg: _Parsed, section: str, notes: list[str]) -> str | None:
+def _proxy(cfg: Parsed, section: str, notes: list[str]) -> str | None:
     value = cfg.get(section, "proxy")  # imapserver._get_proxy: TYPE:HOST:PORT, needs PySocks
     parts = (value or "").split(":")
     if len(parts) != 3 or not parts[2].strip().isdigit():
@@ -326,7 +323,7 @@ def _proxy(cfg: _Parsed, section: str, notes: list[str]) -> str | None:
 
 
 def resolve_all(
-    cfg: _Parsed, names: Sequence[str], ctx: Context
+    cfg: Parsed, names: Sequence[str], ctx: Context
 ) -> tuple[list[Account], tuple[tuple[str, ConfigError], ...]]:
     accounts, problems = [], []
     for name in names:

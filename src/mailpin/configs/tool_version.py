@@ -16,8 +16,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from mailpin.durable import foreign, make_private_dirs, write_atomically
 from mailpin.env import Env
+from mailpin.state.durable import foreign, make_private_dirs, write_atomically
 
 # tool -> (argv after the binary, the version in its output)
 _ASK = {"mbsync": (["--version"], re.compile(r"isync (\d+)\.(\d+)"))}
@@ -27,7 +27,7 @@ _MAX_ENTRIES = 32
 def installed(tool: str, env: Env) -> tuple[int, int] | None:
     """(major, minor) of the real `tool` on PATH; None when there is none or it does not say."""
     from mailpin.errors import ConfigError
-    from mailpin.wrap import find_tool
+    from mailpin.run.handover import find_tool
 
     try:
         # The real binary: through mailpin's own shim, `mbsync --version` would be `mailpin run

@@ -109,7 +109,7 @@ class Lab:
 
     def last_block(self, account: str) -> dict[str, Any]:
         """The latest block of `account` in the demo's audit log: endpoint, reasons, detail."""
-        from mailpin.audit import AuditLog
+        from mailpin.state.audit import AuditLog
 
         path = Path(self.environ["XDG_STATE_HOME"]) / "mailpin" / "audit.log"
         blocks = [event for event in AuditLog(path).events(account) if event.get("event") == "blocked"]
@@ -198,7 +198,7 @@ def _environ(user: Mapping[str, str], home: Path) -> dict[str, str]:
 
 def _installed(tool: str, environ: Mapping[str, str]) -> bool:
     from mailpin.errors import ConfigError
-    from mailpin.wrap import find_tool
+    from mailpin.run.handover import find_tool
 
     try:
         find_tool(tool, environ)

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mailpin.errors import ProbeError
-from mailpin.judge import Judge
 from mailpin.model import Account, Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
 from mailpin.net.starttls import Dialogue, dialogue_for
 from mailpin.net.tlsctx import narrowed_by, observing_context, served_chain
+from mailpin.trust.judge import Judge
 
 DEFAULT_TIMEOUT = 10.0
 

@@ -3,7 +3,7 @@
 Python's `smtplib`/`imaplib` fall back to an unverified context when given none; mailpin never
 passes control to such a default. Its probe deliberately completes the handshake *without*
 letting OpenSSL decide trust, and then validates the chain it was served itself
-(`mailpin.certs`), so that one connection yields every fact — including the facts about a
+(`mailpin.trust.certs`), so that one connection yields every fact — including the facts about a
 certificate that does not validate, which a verifying handshake would abort before showing.
 The probe sends no credentials and no mail: nothing is exposed before that decision is made.
 
@@ -49,8 +49,8 @@ def observing_context(tool: Account | None = None) -> ssl.SSLContext:
     honoured raises `ConfigError` naming it, before any connection is made.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False  # checked by mailpin.certs against the pinned/asked name
-    context.verify_mode = ssl.CERT_NONE  # chain validated by mailpin.certs, see module docstring
+    context.check_hostname = False  # checked by mailpin.trust.certs against the pinned/asked name
+    context.verify_mode = ssl.CERT_NONE  # chain validated by mailpin.trust.certs, see module docstring
     # RFC 8997 §3 / RFC 8314 §4.1: TLS 1.2 is the floor for mail; never offer less.
     context.minimum_version = _FLOOR
     if tool is not None:

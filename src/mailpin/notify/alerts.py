@@ -20,7 +20,7 @@ from mailpin.net.replies import printable, printable_lines
 
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
-    from mailpin.settings import Notify
+    from mailpin.state.settings import Notify
 
 BUDGET = 0.5  # seconds for all desktop notifications of one run: a block must not wait on a dead bus
 

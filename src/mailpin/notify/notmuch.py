@@ -279,7 +279,7 @@ def _deliver(maildir: Path, message: bytes) -> Path:
     import secrets
     import time
 
-    from mailpin.durable import make_private_dirs, write_atomically
+    from mailpin.state.durable import make_private_dirs, write_atomically
 
     try:
         for sub in ("cur", "new", "tmp"):

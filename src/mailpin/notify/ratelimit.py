@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailpin.durable import make_private_dirs, write_atomically
 from mailpin.env import Env
+from mailpin.state.durable import make_private_dirs, write_atomically
 
 
 class RateLimit:

@@ -17,7 +17,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailpin.durable import foreign, make_private_dirs, sync_dir
+from mailpin.state.durable import foreign, make_private_dirs, sync_dir
 from mailpin.errors import ConfigError
 
 NAME = "relay.pem"

@@ -3,7 +3,7 @@
 The files are the ones an OpenSSL-based tool (msmtp, mbsync, offlineimap) would read: an
 explicit trust file, else `SSL_CERT_FILE` / `SSL_CERT_DIR`, else the system store. Reading their
 bytes is cheap; parsing them needs `cryptography` (`certs.parse_trust`), which a verification
-that `mailpin.judge` has already made does not. The fingerprint names exactly these bytes, so a
+that `mailpin.trust.judge` has already made does not. The fingerprint names exactly these bytes, so a
 trust file edited in place, or a CA added to the system store, is a different trust.
 """
 

@@ -33,11 +33,11 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
 from configobj.validate import ValidateError, Validator  # type: ignore[import-untyped]
 
-from mailpin.configobj_lines import LineError, configobj_lines
-from mailpin.durable import foreign
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Level, Tool
+from mailpin.state.configobj_lines import LineError, configobj_lines
+from mailpin.state.durable import foreign
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`mailpin run msmtp|mbsync|offlineimap [ARGS…]`: verify the accounts this very invocation will
 use, then hand over to the real tool — or block, hold the outgoing message, and say why.
 
-The decision is made here; `cli._run` prints it and either execs the tool (wrap.exec_tool) or
+The decision is made here; `run.wrapper._run` prints it and either execs the tool (handover.exec_tool) or
 exits with the block's status. Nothing here rewrites the tool's arguments or its message.
 """
 
@@ -17,7 +17,7 @@ from mailpin.configs.discover import reader
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
 from mailpin.model import Profile, Status, Tool
-from mailpin.settings import Settings
+from mailpin.state.settings import Settings
 
 _PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
 
@@ -31,7 +31,7 @@ class Decision:
     audit_problems: tuple[str, ...] = ()
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # after this run's first-use pins
     # The tool's config as read for this decision (configs/TOOL.py `load`): the tool is handed these
-    # very bytes (enforce.py), so a change to the file after it was verified has no effect on this run.
+    # very bytes (run/enforce.py), so a change to the file after it was verified has no effect on this run.
     config: Any = field(default=None, repr=False, compare=False)
 
     @property

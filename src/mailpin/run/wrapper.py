@@ -18,9 +18,9 @@ from mailpin.model import Status, Tool
 from mailpin.net.replies import printable
 
 if TYPE_CHECKING:
-    from mailpin.commands.run import Decision
     from mailpin.commands.verify import Outcome
-    from mailpin.enforce import Plan
+    from mailpin.run.decide import Decision
+    from mailpin.run.enforce import Plan
 
 
 def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
@@ -34,11 +34,12 @@ def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
 
 
 def _run(tool: Tool, argv: list[str], env: Env) -> int:
-    from mailpin import settings, wrap
-    from mailpin.commands import run
+    from mailpin.run import handover
+    from mailpin.run.decide import decide
+    from mailpin.state import settings
 
-    depth = env.environ.get(wrap.DEPTH, "0")
-    if depth.isdigit() and int(depth) >= wrap.MAX_DEPTH:
+    depth = env.environ.get(handover.DEPTH, "0")
+    if depth.isdigit() and int(depth) >= handover.MAX_DEPTH:
         raise ConfigError(
             tool.value,
             None,
@@ -47,8 +48,8 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
         )
     # The real tool first: without it nothing can be sent, and the caller must keep the message.
     configured = settings.load(env)
-    path = wrap.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
-    decision = run.decide(env, tool, argv, configured)
+    path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
+    decision = decide(env, tool, argv, configured)
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
     from mailpin.notify.alerts import announce
@@ -60,14 +61,14 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
-        from mailpin import enforce
+        from mailpin.run import enforce
 
         plan = enforce.plan(env, tool, argv, decision, configured)
         if decision.message is not None:
             status = _send_retry(env, tool, path, argv, plan, decision.message)
             if status is not None:
                 return status
-        wrap.exec_tool(tool.value, path, plan.argv, decision.message, env.environ)
+        handover.exec_tool(tool.value, path, plan.argv, decision.message, env.environ)
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
         print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)
@@ -92,11 +93,11 @@ RETRY_WAIT = 30.0  # seconds a mail program's retry of a held message waits for 
 def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan, message: bytes) -> int | None:
     """A verified send that is a retry of a message in mailpin's queue: sent once. None when the
     queue has nothing of it (the caller execs the tool, as for any send); else the status to exit
-    with, after the tool ran as a child and the held copies were settled (queue.py)."""
-    from mailpin import wrap
-    from mailpin.identity import identify
+    with, after the tool ran as a child and the held copies were settled (state/queue.py)."""
     from mailpin.net.replies import printable
-    from mailpin.queue import Queue, QueueError
+    from mailpin.run import handover
+    from mailpin.state.identity import identify
+    from mailpin.state.queue import Queue, QueueError
 
     queue = Queue.for_env(env)
     if queue.idle():
@@ -121,7 +122,7 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
         if not claimed:
             return None
         try:
-            status = wrap.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds)
+            status = handover.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds)
         except BaseException:  # the tool could not be started: nothing went out
             queue.settle(claimed, False, env.now())
             raise
@@ -139,7 +140,7 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
 
 def _hold(env: Env, decision: Decision) -> str:
     """Hold the blocked message (never lost); returns what to tell the user about it."""
-    from mailpin.queue import Queue, QueueError
+    from mailpin.state.queue import Queue, QueueError
 
     assert decision.message is not None
     reasons = tuple(dict.fromkeys(reason for outcome in decision.blocked for reason in outcome.verdict.reasons))

@@ -26,11 +26,11 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
 from configobj.validate import Validator  # type: ignore[import-untyped]
 
-from mailpin.configobj_lines import LineError, configobj_lines
-from mailpin.durable import foreign, make_private_dirs, remove_stray_temps, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
+from mailpin.state.configobj_lines import LineError, configobj_lines
+from mailpin.state.durable import foreign, make_private_dirs, remove_stray_temps, write_atomically
 
 PINS_VERSION = 1
 

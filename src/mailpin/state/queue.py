@@ -45,11 +45,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from mailpin.durable import foreign, make_private_dirs, sync_dir, write_atomically
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
-from mailpin.identity import Identity, identify
 from mailpin.net.replies import printable
+from mailpin.state.durable import foreign, make_private_dirs, sync_dir, write_atomically
+from mailpin.state.identity import Identity, identify
 
 QUEUE_VERSION = 2  # 2: identity keys and Message-ID (version 1 entries are read, their identity computed)
 HELD, SENDING = "held", "sending"

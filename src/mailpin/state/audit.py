@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mailpin.durable import make_private_dirs
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError
+from mailpin.state.durable import make_private_dirs
 
 
 class AuditError(MailpinError):

@@ -34,12 +34,12 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from mailpin import __version__
-from mailpin.anchors import TrustSource
-from mailpin.durable import make_private_dirs, write_atomically
 from mailpin.model import CertFacts, ChainVerdict
+from mailpin.state.durable import make_private_dirs, write_atomically
+from mailpin.trust.anchors import TrustSource
 
 if TYPE_CHECKING:
-    from mailpin.certs import Trust
+    from mailpin.trust.certs import Trust
 
 # The memo's own format; the rules themselves are keyed by the source of certs.py and this module.
 _RULES = b"mailpin-chain-memo 2"
@@ -67,7 +67,7 @@ class Judge:
 
     def load(self) -> Trust:
         """The anchors, parsed (a trust file without a certificate: ConfigError)."""
-        from mailpin import certs
+        from mailpin.trust import certs
 
         with self._lock:
             if self._trust is None:
@@ -81,7 +81,7 @@ class Judge:
             remembered = self._recall(key, chain_der, now)
             if remembered is not None:
                 return remembered
-        from mailpin import certs
+        from mailpin.trust import certs
 
         trust = self.load()
         chain = certs.parse_chain(chain_der)

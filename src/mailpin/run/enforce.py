@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING
 from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Observation, Profile, Status, Tool, tls_rank
 
 if TYPE_CHECKING:
-    from mailpin.commands.run import Decision
     from mailpin.commands.verify import Outcome
-    from mailpin.configs.mbsync import MbsyncConfig
+    from mailpin.configs.mbsync_model import MbsyncConfig
     from mailpin.configs.msmtp import MsmtpConfig
     from mailpin.configs.offlineimap import OfflineimapConfig
     from mailpin.env import Env
-    from mailpin.settings import Settings
+    from mailpin.run.decide import Decision
+    from mailpin.state.settings import Settings
 
 # mbsync keywords that say where and how an account connects: replaced by the tunnel.
 _MBSYNC_CONNECTION = {

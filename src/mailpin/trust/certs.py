@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mailpin import anchors
-from mailpin.anchors import TrustSource
 from mailpin.errors import ConfigError
 from mailpin.model import CertFacts, ChainVerdict, is_ip_address
 from mailpin.net.replies import printable
+from mailpin.trust import anchors
+from mailpin.trust.anchors import TrustSource
 
 
 def sha256_hex(der: bytes) -> str:

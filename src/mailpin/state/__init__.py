@@ -1,0 +1,1 @@
+"""The files mailpin owns: pin store, held-message queue, audit log, settings, atomic writes."""

@@ -1,0 +1,1 @@
+"""What is trusted, and the decision: certificates, trust anchors, chain judging, the pure policy."""
