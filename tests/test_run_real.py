@@ -90,7 +90,9 @@ def test_a_message_through_the_shim_arrives_as_bare_msmtp_delivers_it(
     assert second == first  # envelope and content, byte for byte
     assert second[2] == MESSAGE.replace(b"\n", b"\r\n")
     per_send = 2 if "submission" in " ".join(argv) else 1  # RFC 3207 §4.2: EHLO again after STARTTLS
-    assert smtp_server.greeted_by(DOMAIN) == greeted + 2 * per_send
+    # Through the relay msmtp's EHLO is the one on the verified TLS session; the one before STARTTLS
+    # was mailpin's (net/starttls.py), on the same connection.
+    assert smtp_server.greeted_by(DOMAIN) == greeted + per_send + 1
 
 
 def test_msmtpq_with_the_shim_as_its_msmtp(sender: Path, shims: Path, smtp_server, tmp_path: Path) -> None:

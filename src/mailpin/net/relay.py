@@ -249,6 +249,9 @@ class Watch:
     def close(self) -> None:
         self.done = True
 
+    def release(self) -> None:
+        """Close this process's copies of the descriptors (the relay's fork keeps its own)."""
+
 
 class ProcessGone(Watch):
     """The tool's process: once it has exited, nothing is left to relay to (a pidfd where Linux has
@@ -376,10 +379,13 @@ class FifoSlot(Watch):
 
     def close(self) -> None:
         if not self.done:
-            for fd in (self.rfd, self.keep, self.wfd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            self.release()
         self.done = True
+
+    def release(self) -> None:
+        for fd in (self.rfd, self.keep, self.wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class LocalTls(Watch):
@@ -442,3 +448,6 @@ class LocalTls(Watch):
         if not self.done and self.tls is None:
             self._unlisten()
         self.done = True
+
+    def release(self) -> None:
+        self.listener.close()

@@ -7,7 +7,7 @@ exits with the block's status. Nothing here rewrites the tool's arguments or its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from mailpin.commands.verify import Outcome, Target, Verifier
 from mailpin.configs.discover import reader
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
-from mailpin.model import Profile, Status, Tool
+from mailpin.model import Account, Profile, Status, Tool
 from mailpin.state.settings import Settings
 
 _PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
@@ -42,6 +42,12 @@ class Decision:
     def exit_status(self) -> ExitStatus:
         return ExitStatus.OK if self.passed else overall(self.outcomes)
 
+    def close(self) -> None:
+        """Close the verified sessions nobody will use (a block: the tool does not run)."""
+        for outcome in self.outcomes:
+            if outcome.session is not None:
+                outcome.session.close()
+
     @property
     def blocked(self) -> tuple[Outcome, ...]:
         return tuple(outcome for outcome in self.outcomes if outcome.verdict.status not in _PASS)
@@ -62,7 +68,12 @@ def reads_message(tool: Tool, argv: Sequence[str], posix: bool = False) -> bool:
 
 
 def decide(
-    env: Env, tool: Tool, argv: Sequence[str], configured: Settings | None = None, message: bytes | None = None
+    env: Env,
+    tool: Tool,
+    argv: Sequence[str],
+    configured: Settings | None = None,
+    message: bytes | None = None,
+    keep: Callable[[Account], bool] | None = None,
 ) -> Decision:
     """Read the message if the tool would (or take `message`: a held one), work out the accounts it
     will use, verify them all at once (pinning an unpinned one on first use when the settings allow
@@ -70,7 +81,7 @@ def decide(
     the message."""
     if message is None and reads_message(tool, argv, "POSIXLY_CORRECT" in env.environ):
         message = env.read_stdin_bytes()
-    verifier = Verifier(env, configured)
+    verifier = Verifier(env, configured, keep)
     module = reader(tool)
     config = module.load(argv, env)
     accounts = module.select(config, argv, message)

@@ -33,12 +33,15 @@ from typing import TYPE_CHECKING
 from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Observation, Profile, Status, Tool, tls_rank
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mailpin.commands.verify import Outcome
     from mailpin.configs.mbsync_model import MbsyncConfig
     from mailpin.configs.msmtp import MsmtpConfig
     from mailpin.configs.offlineimap import OfflineimapConfig
     from mailpin.env import Env
     from mailpin.run.decide import Decision
+    from mailpin.run.relay import Relayed
     from mailpin.state.settings import Settings
 
 # mbsync keywords that say where and how an account connects: replaced by the tunnel.
@@ -53,6 +56,7 @@ class Plan:
     argv: list[str]  # the tool's arguments, with mailpin's additions
     keep_fds: list[int] = field(default_factory=list)  # in-memory files the tool opens by /proc/self/fd path
     how: dict[str, str] = field(default_factory=dict)  # account -> how its session is held
+    relay: Relayed | None = None  # the verified sessions the tool is handed (run/relay.py), to start
 
 
 def _memory_file(name: str, data: bytes) -> int:
@@ -77,7 +81,8 @@ def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configur
 
     One read: the tool is handed the config bytes this run verified (`decision.config`), as an
     in-memory file, never the file again — an edit between the check and the tool's own read
-    (a dotfile sync, an attacker racing the run) cannot change what the tool does."""
+    (a dotfile sync, an attacker racing the run) cannot change what the tool does. One connection:
+    an account whose verified session was kept (`relays`) is handed that very session."""
     import sys
 
     if not available():
@@ -87,31 +92,85 @@ def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configur
         if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
         and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
     ]  # fmt: skip
+    relayed = _relayed(env, held)
     config = decision.config
     if tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
         # --version, --help, --configure use no account: msmtp would print the in-memory file's name.
-        return msmtp(argv, config if decision.outcomes else None, outcome, profile, env.environ)
-    from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
+        done = msmtp(argv, config if decision.outcomes else None, outcome, profile, env.environ, relayed, env)
+    else:
+        from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
 
-    if config is None or not config.found:
-        return Plan(list(argv))  # no config file: the tool refuses to run, nothing to hand over
-    accounts = [o.target.account for o in held if o.target.account is not None]
-    mailpin = this_mailpin(sys.argv[0], sys.executable)
-    if tool is Tool.MBSYNC:
-        return mbsync(argv, accounts, config, mailpin)
-    return offlineimap(argv, accounts, config, mailpin)
+        if config is None or not config.found:
+            done = Plan(list(argv))  # no config file: the tool refuses to run, nothing to hand over
+        else:
+            mailpin = this_mailpin(sys.argv[0], sys.executable)
+            tunnels = Tunnels(mailpin, relayed, env, configured)
+            done = (mbsync if tool is Tool.MBSYNC else offlineimap)(argv, held, config, tunnels)
+    if relayed is not None and relayed.links:
+        done.relay = relayed
+    elif relayed is not None:
+        relayed.abandon()
+    return done
+
+
+def _relayed(env: Env, held: Sequence[Outcome]) -> Relayed | None:
+    if not any(o.session is not None for o in held):
+        return None
+    from mailpin.run.relay import Relayed, private_dir
+
+    return Relayed(private_dir(env.environ))
+
+
+def relays(configured: Settings) -> Callable[[Account], bool]:
+    """Which accounts are handed the very session mailpin verifies (the relay, run/relay.py); the
+    others keep the narrowest flags their tool has. msmtp: not an account with a client certificate
+    (its own TLS must present it: mailpin's local session cannot) nor one with `tls_priorities` (a
+    GnuTLS string that mailpin's OpenSSL session cannot honour exactly); offlineimap: not a
+    repository that -k cannot name."""
+    from mailpin.run.relay import supported
+
+    if not available() or not supported():
+        return lambda account: False
+
+    def keep(account: Account) -> bool:
+        if not configured.enforce_for(account.key) or account.transport is not None:
+            return False
+        if account.tool is Tool.MSMTP:
+            return account.client_cert is None and account.client_key is None and account.tls_priorities is None
+        if account.tool is Tool.OFFLINEIMAP:
+            return offlineimap_can_tunnel(account)
+        return True
+
+    return keep
+
+
+class Tunnels:
+    """The Tunnel / transporttunnel command of each account: the relay's slot when its verified
+    session was kept, else `mailpin tunnel` (which verifies a session of its own)."""
+
+    def __init__(self, mailpin: Sequence[str], relayed: Relayed | None, env: Env, configured: Settings) -> None:
+        self.mailpin, self.relayed, self.env, self.configured = mailpin, relayed, env, configured
+
+    def command(self, outcome: Outcome, config: str, edits: Sequence[str] = ()) -> str:
+        fallback = _tunnel_args(self.mailpin, outcome.target.key, config, edits)
+        if self.relayed is None or outcome.session is None:
+            return shlex.join(fallback)
+        from mailpin.run.relay import reopen
+
+        again = reopen(self.env, self.configured, outcome)
+        return self.relayed.tunnel_for(outcome, fallback, again)
 
 
 def available() -> bool:
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
-def _tunnel_command(mailpin: Sequence[str], key: str, config: str, edits: Sequence[str] = ()) -> str:
+def _tunnel_args(mailpin: Sequence[str], key: str, config: str, edits: Sequence[str] = ()) -> list[str]:
     # The tunnel reads the account's trust settings from the bytes verified here, not the file again,
     # with the run's own offlineimap -k edits on top (a -k …:ssl_version= holds on its session too).
-    return shlex.join([*mailpin, "tunnel", "--config", config, *(arg for edit in edits for arg in ("-k", edit)), key])
+    return [*mailpin, "tunnel", "--config", config, *(arg for edit in edits for arg in ("-k", edit)), key]
 
 
 def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
@@ -123,28 +182,29 @@ def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
     return f"/proc/{os.getpid()}/fd/{fd}"
 
 
-def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: MbsyncConfig, mailpin: Sequence[str]) -> Plan:
+def mbsync(argv: Sequence[str], held: Sequence[Outcome], config: MbsyncConfig, tunnels: Tunnels) -> Plan:
     """mbsync's config as verified, handed over in memory; in it each enforced account connects
-    through `mailpin tunnel`."""
+    through a Tunnel: its verified session in the relay, or `mailpin tunnel`."""
     from mailpin.configs import mbsync_argv
 
     plan = Plan([])
     lines = config.data.decode("utf-8", "surrogateescape").split("\n")
-    starts: dict[int, str] = {}
-    for account in accounts:
-        where, _, line = account.source.rpartition(":")
+    starts: dict[int, Outcome] = {}
+    for outcome in held:
+        assert outcome.target.account is not None
+        where, _, line = outcome.target.account.source.rpartition(":")
         if line.isdigit() and where == config.source:
-            starts[int(line)] = account.key
+            starts[int(line)] = outcome
     verified = _verified_copy(plan, "mailpin-mbsyncrc-verified", config.data) if starts else ""
     out: list[str] = []
-    section: str | None = None
+    section: Outcome | None = None
 
     def close() -> None:
         # Last in the section: mbsync keeps the last value of a keyword, whatever came before.
         assert section is not None
-        command = _tunnel_command(mailpin, section, verified).replace("\\", "\\\\").replace('"', '\\"')
+        command = tunnels.command(section, verified).replace("\\", "\\\\").replace('"', '\\"')
         out.extend([f'Tunnel "{command}"', "SSLType None"])  # TLS is the tunnel's: none inside it
-        plan.how[section] = "tunnel"
+        plan.how[section.target.key] = "relay" if section.session is not None else "tunnel"
 
     # Line numbers and text are of the same read: the accounts' lines are where they were verified.
     for number, line in enumerate(lines, start=1):
@@ -171,11 +231,9 @@ def mbsync(argv: Sequence[str], accounts: Sequence[Account], config: MbsyncConfi
     return plan
 
 
-def offlineimap(
-    argv: Sequence[str], accounts: Sequence[Account], config: OfflineimapConfig, mailpin: Sequence[str]
-) -> Plan:
+def offlineimap(argv: Sequence[str], held: Sequence[Outcome], config: OfflineimapConfig, tunnels: Tunnels) -> Plan:
     """offlineimap's config as verified, in memory (`-c`), and each enforced account's transport
-    through `mailpin tunnel` (`-k`)."""
+    (`-k …:transporttunnel=`) through its verified session in the relay, or `mailpin tunnel`."""
     from mailpin.configs.offlineimap import config_edits
 
     plan = Plan([])
@@ -184,13 +242,14 @@ def offlineimap(
     # user's undoes these.
     extra = ["-c", verified]
     edits = config_edits(argv)
-    for account in accounts:
-        if not offlineimap_can_tunnel(account) or account.remote is None:
+    for outcome in held:
+        account = outcome.target.account
+        if account is None or not offlineimap_can_tunnel(account) or account.remote is None:
             continue
         section = "Repository_" + account.remote.replace(" ", "_")
-        extra += ["-k", f"{section}:transporttunnel={_tunnel_command(mailpin, account.key, verified, edits)}"]
+        extra += ["-k", f"{section}:transporttunnel={tunnels.command(outcome, verified, edits)}"]
         extra += ["-k", f"{section}:ssl=no", "-k", f"{section}:starttls=no"]  # the tunnel's TLS, none inside
-        plan.how[account.key] = "tunnel"
+        plan.how[account.key] = "relay" if outcome.session is not None else "tunnel"
     plan.argv = [*argv, *extra]
     return plan
 
@@ -223,6 +282,8 @@ def msmtp(
     outcome: Outcome | None,
     profile: Profile | None,
     environ: Mapping[str, str],
+    relayed: Relayed | None = None,
+    env: Env | None = None,
 ) -> Plan:
     from mailpin.configs.msmtp_argv import CLI, options_end
 
@@ -243,13 +304,32 @@ def msmtp(
             # msmtp.c: -a skips the envelope-from match; -f / --read-envelope-from still set the
             # envelope sender (override_account), so nothing else changes.
             flags.append(f"--account={account.name}")
-        flags += _msmtp_session(account, profile, observation, plan)
+        if relayed is not None and outcome.session is not None and env is not None:
+            flags += _msmtp_relayed(outcome, relayed, env, plan)
+        else:
+            flags += _msmtp_session(account, profile, observation, plan)
     # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
     # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
     # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
     at = options_end(argv, posix="POSIXLY_CORRECT" in environ)
     plan.argv = [*argv[:at], *flags, *argv[at:]]
     return plan
+
+
+def _msmtp_relayed(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> list[str]:
+    """msmtp's session is the verified one: it connects to the relay's private socket and speaks
+    TLS to mailpin's local certificate there, exactly that one (a fingerprint: msmtp then checks
+    nothing else, and needs nothing else). Implicit TLS: the relay has done the server's STARTTLS
+    already, and greets msmtp itself (net/relay.py). msmtp's authentication is its own, unchanged."""
+    from mailpin.state.local_cert import local_identity
+
+    identity = local_identity(env.state_home / "mailpin")
+    path = relayed.socket_for(outcome, identity)
+    plan.how[outcome.target.key] = "relay"
+    return [
+        f"--socket={path}", "--tls=on", "--tls-starttls=off", "--tls-certcheck=on",
+        f"--tls-fingerprint={identity.fingerprint}",
+    ]  # fmt: skip
 
 
 def _msmtp_session(account: Account, profile: Profile, observation: Observation, plan: Plan) -> list[str]:

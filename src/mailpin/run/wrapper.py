@@ -9,6 +9,7 @@ goes to stderr, and the status says why (DESIGN §4).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,9 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     # The real tool first: without it nothing can be sent, and the caller must keep the message.
     configured = settings.load(env)
     path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
-    decision = decide(env, tool, argv, configured)
+    from mailpin.run import enforce
+
+    decision = decide(env, tool, argv, configured, keep=enforce.relays(configured))
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
     from mailpin.notify.alerts import announce
@@ -61,14 +64,16 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
-        from mailpin.run import enforce
-
         plan = enforce.plan(env, tool, argv, decision, configured)
+        if plan.relay is not None:
+            # This pid becomes the tool (exec), or waits for it (a retry below): the relay ends with it.
+            plan.relay.start(os.getpid())
         if decision.message is not None:
             status = _send_retry(env, tool, path, argv, plan, decision.message)
             if status is not None:
                 return status
         handover.exec_tool(tool.value, path, plan.argv, decision.message, env.environ)
+    decision.close()
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
         print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)

@@ -17,8 +17,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailpin.state.durable import foreign, make_private_dirs, sync_dir
 from mailpin.errors import ConfigError
+from mailpin.state.durable import foreign, make_private_dirs, sync_dir
 
 NAME = "relay.pem"
 
