@@ -17,4 +17,5 @@ Modules:
   flooding servers, a pin-store writer to SIGKILL, and a small launcher that reads a command's peak RSS.
 * :mod:`tests.lab.notifyd`, :mod:`tests.lab.split` -- a private session bus with a recording
   notification server; a server that treats mailpin's check and the tool's own session differently.
+* :mod:`tests.lab.counting` -- a forwarder to a real server that counts the connections of one run.
 """
