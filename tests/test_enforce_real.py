@@ -1,7 +1,9 @@
 """Enforcement: the session that carries the password and the mail is held to the profile, not only
-mailpin's pre-flight probe. A "split" server (tests/lab/split.py) is benign to the probe and hostile
-to the tool's own connection; each case runs with enforcement and without (`enforce = no`), so the
-test shows both the gap and what enforcement buys."""
+mailpin's pre-flight probe. A "split" server (tests/lab/split.py) is benign on the first connection
+and hostile on the next; each case runs with enforcement and without (`enforce = no`), so the test
+shows both the gap and what enforcement buys. With enforcement the tool is handed the very session
+mailpin verified (run/relay.py): one connection, the benign one, carries the run; without it the
+tool's own second connection meets the hostile side."""
 
 from __future__ import annotations
 
@@ -68,10 +70,12 @@ def test_msmtp_never_sends_to_a_key_that_was_not_verified(
         settings(isolated_env, "msmtp:lab", enforce)
         split.connections = 0  # from now on: the probe meets the real server, msmtp's own session the other
         done = tool(["msmtp", *extra, "-a", "lab", "-t"], shim_env(shims), MESSAGE)
-        assert split.connections == 2
-        if enforce:
-            assert done.returncode != 0 and not leaked(evil)
-        else:  # the gap: msmtp's own checks pass a valid certificate of the same CA with another key
+        if enforce:  # one connection: the verified session carries the message (run/relay.py)
+            assert split.connections == 1 and done.returncode == 0 and not leaked(evil), done.stderr
+        else:
+            assert (
+                split.connections == 2
+            )  # the gap: msmtp's own checks pass a valid certificate of the same CA with another key
             assert leaked(evil), evil.received
 
 
@@ -100,9 +104,10 @@ def test_msmtp_at_level_ca_trusts_only_the_pinned_cas(
         settings(isolated_env, "msmtp:lab", enforce)
         split.connections = 0
         env = shim_env(shims, **({"POSIXLY_CORRECT": "1"} if posix else {}))
-        tool(["msmtp", "-a", "lab", f"--tls-trust-file={bundle}", "-t"], env, MESSAGE)
-        assert split.connections == 2
+        done = tool(["msmtp", "-a", "lab", f"--tls-trust-file={bundle}", "-t"], env, MESSAGE)
+        assert split.connections == (1 if enforce else 2)
         assert bool(leaked(evil)) is not enforce, evil.received
+        assert (done.returncode == 0) is enforce, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -133,11 +138,14 @@ def test_msmtp_session_keeps_the_pinned_tls_version(
         settings(isolated_env, "msmtp:lab", enforce)
         split.connections = 0
         done = tool(["msmtp", "-a", "lab", "-t"], shim_env(shims), MESSAGE)
-        assert split.connections == 2
-        if enforce:
+        if enforce and not priorities:  # the relay: msmtp's session is the one verified at TLS 1.3
+            assert split.connections == 1 and done.returncode == 0, done.stderr
+            assert not leaked(evil) and evil.handshakes == 0, evil.received
+        elif enforce:  # tls_priorities keeps msmtp's own TLS (enforce.relays), held by the flags
+            assert split.connections == 2
             assert done.returncode != 0 and not leaked(evil) and evil.handshakes == 0, evil.received
         else:  # the gap: msmtp alone takes TLS 1.2, and the password and the message go over it
-            assert leaked(evil), evil.received
+            assert split.connections == 2 and leaked(evil), evil.received
 
 
 def test_msmtp_with_its_own_priorities_still_sends_when_the_floor_holds(
@@ -184,11 +192,10 @@ def test_mbsync_logs_in_only_on_the_verified_session(
         split.connections = 0
         rc = str(isolated_env / ".mbsyncrc")
         done = tool(["mbsync", *(rc if arg == "RC" else arg for arg in argv)], shim_env(shims))
-        assert done.returncode != 0
-        if enforce:
-            assert not leaked(evil) and b"key-changed" in done.stderr
+        if enforce:  # one connection: mbsync's Tunnel is handed the verified session
+            assert split.connections == 1 and done.returncode == 0 and not leaked(evil), done.stderr
         else:
-            assert leaked(evil), evil.received
+            assert done.returncode != 0 and leaked(evil), evil.received
 
 
 def mbsyncrc(home: Path, port: int, ca: Path, ssltype: str = "IMAPS") -> Path:
@@ -297,9 +304,9 @@ def test_with_enforcement_no_tool_logs_in_on_a_hostile_starttls_session(
             assert cli("init", "--yes", "--accept-untrusted", key)[0] == 0
         split.connections = 0
         done = tool(argv, shim_env(shims), stdin)
-        assert split.connections >= 2, done.stderr  # the tool's own session did reach the hostile side
-        assert done.returncode != 0
-        assert not leaked(evil), evil.received
+        # One connection: the verified one carries the run; the hostile side never hears from the tool.
+        assert split.connections == 1, done.stderr
+        assert done.returncode == 0 and not leaked(evil), (done.stderr, evil.received)
 
 
 def test_msmtp_trusting_only_the_intermediate_sends_as_msmtp_alone_does(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailpin.env import Env
-from mailpin.store import PinStore
+from mailpin.state.store import PinStore
 from tests.conftest import need
 from tests.lab import hostile
 from tests.lab.counting import CountingServer

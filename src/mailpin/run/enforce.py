@@ -57,6 +57,7 @@ class Plan:
     keep_fds: list[int] = field(default_factory=list)  # in-memory files the tool opens by /proc/self/fd path
     how: dict[str, str] = field(default_factory=dict)  # account -> how its session is held
     relay: Relayed | None = None  # the verified sessions the tool is handed (run/relay.py), to start
+    environ: dict[str, str] = field(default_factory=dict)  # added to the tool's environment
 
 
 def _memory_file(name: str, data: bytes) -> int:
@@ -316,6 +317,17 @@ def msmtp(
     return plan
 
 
+RELAYED = "MAILPIN_RELAYED"  # the socket of msmtp's relayed session, for a `mailpin run` inside the tool
+
+
+def relayed_already(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Is this msmtp command line one an outer `mailpin run` made (a wrapper such as msmtpq, named
+    as the real msmtp, calling msmtp through the shim again)? Its session is the relay's, verified
+    by that run: it is handed over as it is, not verified again (nor refused for its `--socket`)."""
+    socket = environ.get(RELAYED)
+    return bool(socket) and f"--socket={socket}" in argv
+
+
 def _msmtp_relayed(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> list[str]:
     """msmtp's session is the verified one: it connects to the relay's private socket and speaks
     TLS to mailpin's local certificate there, exactly that one (a fingerprint: msmtp then checks
@@ -326,6 +338,7 @@ def _msmtp_relayed(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> 
     identity = local_identity(env.state_home / "mailpin")
     path = relayed.socket_for(outcome, identity)
     plan.how[outcome.target.key] = "relay"
+    plan.environ[RELAYED] = path
     return [
         f"--socket={path}", "--tls=on", "--tls-starttls=off", "--tls-certcheck=on",
         f"--tls-fingerprint={identity.fingerprint}",

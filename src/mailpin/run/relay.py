@@ -109,7 +109,7 @@ class Relayed:
             try:
                 _serve(self, watch_pid)
                 status = 0
-            except BaseException:  # noqa: BLE001 - the relay's last words, then out of this process
+            except BaseException:  # the relay's last words, then out of this process
                 import traceback
 
                 traceback.print_exc()

@@ -52,6 +52,8 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
     from mailpin.run import enforce
 
+    if tool is Tool.MSMTP and enforce.relayed_already(argv, env.environ):
+        handover.exec_tool(tool.value, path, argv, None, env.environ)
     decision = decide(env, tool, argv, configured, keep=enforce.relays(configured))
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
@@ -72,7 +74,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             status = _send_retry(env, tool, path, argv, plan, decision.message)
             if status is not None:
                 return status
-        handover.exec_tool(tool.value, path, plan.argv, decision.message, env.environ)
+        handover.exec_tool(tool.value, path, plan.argv, decision.message, {**env.environ, **plan.environ})
     decision.close()
     held = _hold(env, decision) if decision.message is not None else ""
     for outcome in decision.blocked:
@@ -127,7 +129,8 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
         if not claimed:
             return None
         try:
-            status = handover.run_tool(tool.value, path, plan.argv, message, env.environ, plan.keep_fds)
+            environ = {**env.environ, **plan.environ}
+            status = handover.run_tool(tool.value, path, plan.argv, message, environ, plan.keep_fds)
         except BaseException:  # the tool could not be started: nothing went out
             queue.settle(claimed, False, env.now())
             raise
