@@ -209,3 +209,25 @@ def test_accounts_does_not_import_the_tls_stack(isolated_env: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_accounts_says_which_accounts_get_the_verified_session_itself(isolated_env: Path) -> None:
+    """Issue 19: `accounts` says which path `mailpin run` takes for each account — the relay (one
+    connection), or msmtp's own TLS held by flags, and why (run/enforce.relays)."""
+    rc = isolated_env / ".msmtprc"
+    rc.write_text(
+        "defaults\ntls on\ntls_trust_file /etc/ssl/certs/ca-certificates.crt\n\n"
+        "account plain\nhost smtp.example.org\nport 465\ntls_starttls off\nfrom a@example.org\n\n"
+        "account tuned\nhost smtp.example.org\nport 465\ntls_starttls off\ntls_priorities SECURE256\n"
+        "from b@example.org\n\naccount off\nhost smtp.example.org\nport 465\ntls_starttls off\nfrom c@example.org\n"
+    )
+    rc.chmod(0o600)
+    settings = isolated_env / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[accounts]\n  [[msmtp:off]]\n  enforce = no\n")
+    env, out, err = _env()
+    assert main(["accounts", "--json"], env) == 0, err.getvalue()
+    how = {entry["account"]: entry["enforcement"] for entry in json.loads(out.getvalue())["accounts"]}
+    assert how["msmtp:plain"].startswith("relay")
+    assert "msmtp's own TLS (tls_priorities)" in how["msmtp:tuned"]
+    assert how["msmtp:off"] == "pre-flight check only"

@@ -394,7 +394,8 @@ def _tunnel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _tunnel(args: argparse.Namespace, env: Env) -> int:
     from mailpin.commands import tunnel
     from mailpin.commands.check import overall
-    from mailpin.net.tunnel import greeting_for, relay
+    from mailpin.net.relay import greeting_for
+    from mailpin.net.tunnel import relay
     from mailpin.notify.alerts import announce
     from mailpin.run.wrapper import blocked_line
 

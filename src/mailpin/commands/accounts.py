@@ -54,5 +54,5 @@ def _enforcement(
         elif not configured.enforce_for(account.key) or not enforce.available():
             how[account.key] = "pre-flight check only"
         else:
-            how[account.key] = enforce.describe(account, profiles.get(account.key))
+            how[account.key] = enforce.describe(account, profiles.get(account.key), configured)
     return how

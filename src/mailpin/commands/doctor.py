@@ -20,6 +20,7 @@ from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Account, Profile, Tool
 from mailpin.output import JSON_VERSION
+from mailpin.state import settings
 
 GROUPS = ("shims", "configs", "accounts", "pin store", "notifications", "notmuch hook")
 
@@ -59,7 +60,6 @@ class _Found:
 
 
 def run(env: Env, *, notify_test: bool = False) -> DoctorResult:
-    from mailpin.state import settings
 
     found = {tool: _configs_of(env, tool) for tool in Tool}
     status = hooks_command.status(env)
@@ -80,7 +80,7 @@ def run(env: Env, *, notify_test: bool = False) -> DoctorResult:
                 Finding("configs", "mailpin settings", False, said, "correct the name, or remove the section")
             )
     profiles, store = _pin_store(env)
-    findings += _accounts(found, profiles)
+    findings += _accounts(found, profiles, configured)
     findings += store
     findings += _notifications(env, configured.notify.desktop, configured.notify.notmuch)
     findings.append(_hook(status.notmuch, found))
@@ -204,9 +204,12 @@ def _pin_store(env: Env) -> tuple[dict[str, Profile] | None, list[Finding]]:
     return profiles, findings
 
 
-def _accounts(found: Mapping[Tool, _Found], profiles: Mapping[str, Profile] | None) -> list[Finding]:
+def _accounts(
+    found: Mapping[Tool, _Found], profiles: Mapping[str, Profile] | None, configured: settings.Settings
+) -> list[Finding]:
     from mailpin.commands.verify import nothing_to_verify
     from mailpin.model import Status
+    from mailpin.run import enforce
 
     accounts: dict[str, Account] = {}
     for item in found.values():
@@ -223,7 +226,9 @@ def _accounts(found: Mapping[Tool, _Found], profiles: Mapping[str, Profile] | No
         profile = profiles.get(key)
         if profile is not None:
             when = f"{profile.pinned_at:%Y-%m-%d}"
-            detail = f"pinned at level {profile.level.value} ({profile.endpoint}, {when})"
+            # Which path `mailpin run` takes: the verified session itself, or flags (and why).
+            path = enforce.describe(account, profile, configured) if configured.enforce_for(key) else "enforce = no"
+            detail = f"pinned at level {profile.level.value} ({profile.endpoint}, {when}); session: {path}"
             findings.append(Finding("accounts", key, True, detail))
             continue
         verdict = nothing_to_verify(account)

@@ -27,12 +27,28 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from mailpin.model import Mode, Protocol
+
 _CHUNK = 65536
 _LIMIT = 1 << 18  # bytes buffered per direction before that direction's reads pause
 _LINGER = 2.0  # after the tool's side closes: seconds to pass on what the server still says (its BYE)
 _PIPE_SIZE = 1 << 20  # FIFO capacity asked for: fewer wake-ups on a bulk FETCH (Linux caps it for us)
 _IN, _OUT = select.POLLIN | select.POLLPRI, select.POLLOUT
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+# After mailpin's own STARTTLS the server says nothing more (RFC 3501 §6.2.1, RFC 2595 §4, RFC 3207
+# §4.2): the tool still expects a greeting, then asks for the capabilities again itself. After an
+# Implicit TLS handshake the server's own greeting is still unread and goes through untouched.
+_GREETINGS = {
+    Protocol.IMAP: b"* OK mailpin: TLS verified against the pinned profile\r\n",
+    Protocol.POP3: b"+OK mailpin: TLS verified against the pinned profile\r\n",
+    Protocol.SMTP: b"220 mailpin: TLS verified against the pinned profile\r\n",
+}
+
+
+def greeting_for(protocol: Protocol, mode: Mode) -> bytes:
+    return _GREETINGS[protocol] if mode is Mode.STARTTLS else b""
 
 
 class Side:
@@ -92,11 +108,13 @@ class TlsSide(Side):
 
 
 class FdSide(Side):
-    """Two descriptors: the tool's bytes come in on one and go out on the other (FIFOs, pipes)."""
+    """Two descriptors: the tool's bytes come in on one and go out on the other (FIFOs, pipes, or
+    `mailpin tunnel`'s stdin and stdout, which are not the relay's to close: `owned=False`)."""
 
-    def __init__(self, rfd: int, wfd: int) -> None:
-        self.rfd, self.wfd = rfd, wfd
-        for fd in {rfd, wfd}:
+    def __init__(self, rfd: int, wfd: int, owned: bool = True) -> None:
+        self.rfd, self.wfd, self.owned = rfd, wfd, owned
+        self.blocking = {fd: os.get_blocking(fd) for fd in {rfd, wfd}}
+        for fd in self.blocking:
             os.set_blocking(fd, False)
 
     def read(self) -> bytes | None:
@@ -114,9 +132,12 @@ class FdSide(Side):
             return 0
 
     def close(self) -> None:
-        for fd in {self.rfd, self.wfd}:
+        for fd, blocking in self.blocking.items():
             with contextlib.suppress(OSError):
-                os.close(fd)
+                if self.owned:
+                    os.close(fd)
+                else:
+                    os.set_blocking(fd, blocking)
 
 
 @dataclass

@@ -378,12 +378,17 @@ def _pem(der: bytes) -> str:
     return ssl.DER_cert_to_PEM_cert(der)
 
 
-def describe(account: Account, profile: Profile | None) -> str:
-    """How `mailpin run` holds this tool's own session (for `mailpin accounts`)."""
-    if account.tool is Tool.OFFLINEIMAP and not offlineimap_can_tunnel(account):
+def describe(account: Account, profile: Profile | None, configured: Settings) -> str:
+    """How `mailpin run` holds this tool's own session (for `mailpin accounts`): handed the verified
+    session itself (the relay), or, where it cannot be, the narrowest flags and why."""
+    if relays(configured)(account):
+        return "relay (the verified session itself)"
+    if account.tool is Tool.OFFLINEIMAP:
         return "pre-flight check only (repository name cannot be given to offlineimap -k)"
     if account.tool is not Tool.MSMTP:
-        return "tunnel"
+        return "tunnel (mailpin tunnel)"
+    why = "client certificate" if account.client_cert or account.client_key else "tls_priorities"
     if profile is None:
-        return "pre-flight"
-    return {Level.LEAF: "certificate", Level.KEY: "certificate", Level.CA: "pinned CA"}.get(profile.level, "mode")
+        return f"pre-flight check, then msmtp's own TLS ({why})"
+    flags = {Level.LEAF: "certificate", Level.KEY: "certificate", Level.CA: "pinned CA"}.get(profile.level, "mode")
+    return f"{flags} flags on msmtp's own TLS ({why})"

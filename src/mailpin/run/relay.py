@@ -12,13 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from mailpin.model import Mode, Protocol
 
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
@@ -26,19 +22,6 @@ if TYPE_CHECKING:
     from mailpin.net.relay import Link, Watch
     from mailpin.state.local_cert import LocalIdentity
     from mailpin.state.settings import Settings
-
-# After mailpin's own STARTTLS the server says nothing more (RFC 3501 §6.2.1, RFC 2595 §4, RFC 3207
-# §4.2): the tool still expects a greeting, then asks for the capabilities again itself. After an
-# Implicit TLS handshake the server's own greeting is still unread and goes through untouched.
-_GREETINGS = {
-    Protocol.IMAP: b"* OK mailpin: TLS verified against the pinned profile\r\n",
-    Protocol.POP3: b"+OK mailpin: TLS verified against the pinned profile\r\n",
-    Protocol.SMTP: b"220 mailpin: TLS verified against the pinned profile\r\n",
-}
-
-
-def greeting_for(protocol: Protocol, mode: Mode) -> bytes:
-    return _GREETINGS[protocol] if mode is Mode.STARTTLS else b""
 
 
 def supported() -> bool:
@@ -56,6 +39,8 @@ def private_dir(environ: Mapping[str, str]) -> str:
         info = os.stat(runtime) if runtime else None
         if info is not None and info.st_uid == os.geteuid() and not info.st_mode & 0o077:
             base = runtime
+    import tempfile  # only when a session is relayed: `random` and more, at import
+
     return tempfile.mkdtemp(prefix="mailpin-", dir=base)
 
 
@@ -128,11 +113,17 @@ class Relayed:
             link.finish()
         for watch in self.watches:
             watch.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        _remove(self.directory)
+
+
+def _remove(directory: str) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _link(outcome: Outcome) -> Link:
-    from mailpin.net.relay import Link, TlsSide
+    from mailpin.net.relay import Link, TlsSide, greeting_for
 
     chan, endpoint = outcome.session, outcome.endpoint
     assert chan is not None and endpoint is not None
@@ -157,7 +148,7 @@ def _serve(relayed: Relayed, watch_pid: int) -> None:
     try:
         relay.serve()
     finally:
-        shutil.rmtree(relayed.directory, ignore_errors=True)
+        _remove(relayed.directory)
 
 
 def reopen(env: Env, configured: Settings, outcome: Outcome) -> Callable[[], Link | None]:
