@@ -146,7 +146,14 @@ class Stage:
         """Did the tool's own session reach the server after `mark()` (beyond mailpin's pre-flight)?"""
         if self.rig is not None:
             new = self.rig.received[self._mark["lines"] :]
-            return self.rig.connections - self._mark["connections"] >= 2 or f"EHLO {DOMAIN}".encode() in new
+            if self.rig.connections - self._mark["connections"] >= 2 or f"EHLO {DOMAIN}".encode() in new:
+                return True
+            # One connection (run/relay.py): the tool's commands follow mailpin's STARTTLS on it.
+            said = [line.upper() for line in new]
+            start = next((at for at, line in enumerate(said) if b"STARTTLS" in line), len(said))
+            return any(
+                word in line for line in said[start + 1 :] for word in (b"CAPABILITY", b"LOGIN", b"AUTHENTICATE")
+            )
         if self.smtpd is not None:
             return self.smtpd.greeted_by(DOMAIN) > self._mark["ehlos"]
         return bool(self.leaked(wait=False))

@@ -143,14 +143,14 @@ class Verifier:
         return probe(endpoint, judge, timeout=self.settings.timeout, now=self.env.now, capabilities=False, tool=account)
 
     def _connect(self, endpoint: Endpoint, account: Account | None) -> tuple[Observation, Channel | None]:
-        """Observe, keeping the session when it is one to keep: left where the tool takes over
-        (`net.probe.open_session`, greet=False)."""
+        """Observe, keeping the session when it is one to keep: Implicit TLS with the greeting read,
+        judged and kept for the tool; STARTTLS where a client stands after its own handshake."""
         if account is None or self.keep is None or not self.keep(account):
             return self.observe(endpoint, account), None
         judge = self.judge(account)
         chan, observation = open_session(
-            endpoint, judge, timeout=self.settings.timeout, now=self.env.now, greet=False, capabilities=False,
-            tool=account,
+            endpoint, judge, timeout=self.settings.timeout, now=self.env.now, greet=True, capabilities=False,
+            tool=account, relay=True,
         )  # fmt: skip
         return observation, chan
 

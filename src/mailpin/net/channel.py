@@ -51,6 +51,12 @@ class Channel:
         self.sock = sock
         self.deadline = deadline
         self._buffer = bytearray()
+        self.heard: bytearray | None = None  # when not None: every byte the replies consumed, as sent
+
+    def unread_for_tool(self) -> bytes:
+        """What a tool taking over this session must hear first: the bytes read since `heard` was
+        set (the server's greeting, exactly as it sent it), and whatever came after them."""
+        return bytes(self.heard or b"") + bytes(self._buffer)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -61,6 +67,8 @@ class Channel:
             end = self._buffer.find(b"\n")
             if end >= 0:
                 line = bytes(self._buffer[:end])
+                if self.heard is not None:
+                    self.heard += self._buffer[: end + 1]
                 del self._buffer[: end + 1]
                 if len(line) > MAX_LINE:
                     raise ProbeError("protocol-error", f"reply line longer than {MAX_LINE} bytes ({what})")

@@ -99,6 +99,7 @@ def open_session(
     capabilities: bool = True,
     dialogue: Dialogue | None = None,
     tool: Account | None = None,
+    relay: bool = False,
 ) -> tuple[Channel, Observation]:
     """Connect, upgrade or handshake, and judge the chain — leaving the session open.
 
@@ -107,7 +108,9 @@ def open_session(
     stands where a client expects to be after its own handshake (RFC 3501 §6.2.1: it asks again).
     `dialogue` is the caller's when it goes on speaking on the session (see `probe`).
     `tool`: the account whose own TLS settings hold on this session too; one that cannot be honoured
-    raises `ConfigError` before anything is connected to.
+    raises `ConfigError` before anything is connected to. `relay` (with `greet`): the greeting is
+    read and judged here, and kept as sent (`Channel.unread_for_tool`) for the tool the session is
+    handed to — the session has proved it works before the tool starts.
     """
     context = observing_context(tool)
     deadline = Deadline(timeout, step)
@@ -130,6 +133,8 @@ def open_session(
         else:
             chan.start_tls(context, endpoint.sni, "TLS handshake", plaintext_reason="mode-changed")
             if greet:
+                if relay:
+                    chan.heard = bytearray()
                 greeting = dialogue.greet(chan)
         announced = dialogue.capabilities(chan) if greet and capabilities else ()
         tls = chan.sock

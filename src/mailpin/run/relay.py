@@ -130,7 +130,10 @@ def _link(outcome: Outcome) -> Link:
     import ssl
 
     assert isinstance(chan.sock, ssl.SSLSocket)
-    return Link(outcome.target.key, TlsSide(chan.sock), greeting_for(endpoint.protocol, endpoint.mode))
+    # STARTTLS: mailpin's own greeting (the server's came before TLS, and is not to be trusted or
+    # replayed); Implicit TLS: the server's, as it sent it, read and judged before the tool started.
+    greeting = greeting_for(endpoint.protocol, endpoint.mode) + chan.unread_for_tool()
+    return Link(outcome.target.key, TlsSide(chan.sock), greeting)
 
 
 def _serve(relayed: Relayed, watch_pid: int) -> None:
