@@ -1,23 +1,25 @@
-"""Hold the tool's own session to the profile, not only mailpin's pre-flight probe.
+"""Hand the tool the session mailpin verified, or hold its own session to the profile.
 
-A probe and the tool's connection are two TCP connections: an active attacker can let the first
-pass and take the second, and a load balancer can hand them different backends (anchors.md
-lesson 3). Each tool offers a way to close that gap, used here without touching the user's files:
+A probe and the tool's connection would be two TCP connections: an active attacker can let the
+first pass and take the second, and a load balancer can hand them different backends (anchors.md
+lesson 3). So the tool is handed the verified session itself (`relays`: run/relay.py), without
+touching the user's files:
 
+- msmtp: `--socket` to the relay's private socket, where mailpin speaks TLS with its local
+  certificate (`--tls-fingerprint`); msmtp's own authentication is unchanged;
 - mbsync: the accounts' sections are rewritten, in a private copy of the config handed over as
-  `-c /proc/self/fd/N` (an in-memory file), to `Tunnel "mailpin tunnel mbsync:NAME"` — the session
-  that carries the password and the mail is the one `mailpin tunnel` verifies in-line;
-- offlineimap: `-k Repository_REMOTE:transporttunnel=…` on the command line, the same tunnel;
-- msmtp: its own TLS is kept and narrowed to what was just verified — at level leaf or key the exact
-  certificate (`--tls-fingerprint`), at level ca a trust file holding only the pinned CA certificates
-  (`--tls-trust-file`), so a load balancer's other certificates from the same CA still pass; plus the
-  pinned mode, port and TLS version floor (`--tls-priorities`), and the verified account by name
-  (`--account`). At level pkix msmtp's own checks stand (any trusted CA, as pinned).
+  `-c /proc/self/fd/N` (an in-memory file), to a `Tunnel` that claims the account's slot in the relay;
+- offlineimap: `-k Repository_REMOTE:transporttunnel=…` on the command line, the same command.
+
+Where that cannot be (msmtp with a client certificate or `tls_priorities`; a tool's second
+connection to one account; offlineimap repositories -k cannot name), the narrowest the tool has:
+`mailpin tunnel` (verifies in-line), and for msmtp its own TLS narrowed to what was just verified —
+at level leaf or key the exact certificate (`--tls-fingerprint`), at level ca a trust file holding
+only the pinned CA certificates (`--tls-trust-file`); plus the pinned mode, port and TLS version
+floor (`--tls-priorities`). Every msmtp run names the verified account (`--account`).
 
 Every tool gets the config bytes this run verified (in-memory files: mbsync and offlineimap `-c`,
-msmtp `--file`), and the tunnel reads its account from the same bytes: one read per run.
-  (A relay for msmtp would need mailpin to stay alive beside it; the flags keep `exec`, and with it
-  msmtp's own exit status and signals.)
+msmtp `--file`), and `mailpin tunnel` reads its account from the same bytes: one read per run.
 
 `enforce = no` for an account in mailpin's config leaves its tool on the pre-flight check alone.
 """
