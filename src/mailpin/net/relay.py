@@ -395,6 +395,8 @@ class FifoSlot(Watch):
                 os.close(self.wfd)
                 link.finish()
                 return
+            if link.server is not None:
+                link.server.close()
             link.server, link.to_tool, link.server_open = fresh.server, fresh.to_tool, True
         link.tool = FdSide(self.rfd, self.wfd)
 

@@ -75,12 +75,13 @@ class Relayed:
         self.watches.append(slot)
         claim, up, down = (shlex.quote(path) for path in (slot.claim, slot.up, slot.down))
         # set -C: `>` refuses an existing file, so one shell only ever gets the slot (POSIX sh, no
-        # extra process). The "." tells the relay the tunnel has the slot. Each side closes the FIFO
-        # it does not use, so the relay sees the tool's end as the end of the session; when the
-        # server's side ends, the reading `cat` ($$ after exec) is stopped, since the tool waits for
-        # its connection to close after a LOGOUT and that cat holds it open.
+        # extra process; `true`, not `:`: a redirection that fails on a special built-in ends the
+        # shell). The "." tells the relay the tunnel has the slot. Each side closes the FIFO it does
+        # not use, so the relay sees the tool's end as the end of the session; when the server's side
+        # ends, the reading `cat` ($$ after exec) is stopped, since the tool waits for its connection
+        # to close after a LOGOUT and that cat holds it open.
         joined = f"exec 3>{up} 4<{down}; printf . >&3; {{ cat <&4; kill $$; }} 3>&- 2>/dev/null & exec cat >&3 4<&-"
-        return f"set -C; if {{ : >{claim}; }} 2>/dev/null; then {joined}; fi; exec {shlex.join(fallback)}"
+        return f"set -C; if {{ true >{claim}; }} 2>/dev/null; then {joined}; fi; exec {shlex.join(fallback)}"
 
     def start(self, watch_pid: int) -> None:
         """Fork the relay; this process goes on to become (or run) the tool."""
