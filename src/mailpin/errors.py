@@ -59,6 +59,13 @@ class ToolUsageError(ConfigError):
     exit_status = ExitStatus.USAGE
 
 
+class RelayError(MailpinError):
+    """The verified session could not be handed to the tool (no room for the relay's directory, no
+    process left to fork): the tool was not run, so nothing was sent — try again (75)."""
+
+    exit_status = ExitStatus.TEMPFAIL
+
+
 class ProbeError(MailpinError):
     """The dialogue or handshake with a server did not complete as a careful client requires.
 

@@ -41,7 +41,12 @@ def private_dir(environ: Mapping[str, str]) -> str:
             base = runtime
     import tempfile  # only when a session is relayed: `random` and more, at import
 
+    if base is not None and len(base) > _SOCKET_ROOM:
+        base = None  # msmtp's socket would not fit in sockaddr_un there
     return tempfile.mkdtemp(prefix="mailpin-", dir=base)
+
+
+_SOCKET_ROOM = 80  # bytes of a base directory that leave room for "/mailpin-XXXXXXXX/smtp" in 108
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailpin.env import Env
-from mailpin.errors import ConfigError, MailpinError
+from mailpin.errors import ConfigError, MailpinError, RelayError
 from mailpin.model import Status, Tool
 from mailpin.net.replies import printable
 
@@ -66,10 +66,17 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
-        plan = enforce.plan(env, tool, argv, decision, configured)
-        if plan.relay is not None:
-            # This pid becomes the tool (exec), or waits for it (a retry below): the relay ends with it.
-            plan.relay.start(os.getpid())
+        try:
+            plan = enforce.plan(env, tool, argv, decision, configured)
+            if plan.relay is not None:
+                # This pid becomes the tool (exec), or waits for it (a retry below): the relay ends with it.
+                plan.relay.start(os.getpid())
+        except OSError as exc:
+            decision.close()
+            why = exc.strerror or str(exc)
+            raise RelayError(
+                f"{tool.value} was not run: cannot hand it the verified session ({why}); try again"
+            ) from None
         if decision.message is not None:
             status = _send_retry(env, tool, path, argv, plan, decision.message)
             if status is not None:
