@@ -12,9 +12,13 @@ round-trip time RTT and no bandwidth limit:
 - **data**: every byte is delivered RTT/2 after it was read, in order, in both directions;
   half-closes (EOF) travel the same way.
 
-Use it from Python (``with LatencyProxy(rtt_ms=50, targets=[port]) as proxy: proxy.port(port)``:
-a subprocess, so its event loop never competes with the lab servers' threads for the GIL) or from
-a shell::
+It also counts the connections it accepts — every connection the server sees, since nothing else
+reaches it — and tells the count on SIGUSR1 (one line, ``accepted N``, on stdout): a wrapped tool
+that opens a second connection per account shows up here.
+
+Use it from Python (``with LatencyProxy(rtt_ms=50, targets=[port]) as proxy: proxy.port(port)``,
+``proxy.accepted()``: a subprocess, so its event loop never competes with the lab servers' threads
+for the GIL) or from a shell::
 
     python bench/latency_proxy.py --rtt 50 --to 127.0.0.1:4465 --to 127.0.0.1:4993
     # prints one line "listening 127.0.0.1:4465=127.0.0.1:PORT ..." and proxies until killed
@@ -35,6 +39,7 @@ from types import TracebackType
 HOST = "127.0.0.1"
 CHUNK = 65536
 _RUNNING: set[asyncio.Task[None]] = set()
+_ACCEPTED = [0]
 
 
 async def _pump(
@@ -99,6 +104,7 @@ async def serve(targets: Sequence[int], rtt_ms: float) -> None:
     for target in targets:
 
         async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, target: int = target) -> None:
+            _ACCEPTED[0] += 1
             task = asyncio.current_task()
             assert task is not None
             _RUNNING.add(task)  # the stream protocol's own reference goes when the peer does
@@ -110,6 +116,7 @@ async def serve(targets: Sequence[int], rtt_ms: float) -> None:
         server = await asyncio.start_server(handler, HOST, 0, backlog=512)
         servers.append(server)
         mapping.append((target, server.sockets[0].getsockname()[1]))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, lambda: print(f"accepted {_ACCEPTED[0]}", flush=True))
     print("listening " + " ".join(f"{HOST}:{t}={HOST}:{p}" for t, p in mapping), flush=True)
     await asyncio.gather(*(server.serve_forever() for server in servers))
 
@@ -141,6 +148,15 @@ class LatencyProxy:
 
     def port(self, target: int) -> int:
         return self._ports[target]
+
+    def accepted(self) -> int:
+        """Connections accepted so far, over all targets."""
+        assert self._process is not None and self._process.stdout is not None
+        self._process.send_signal(signal.SIGUSR1)
+        line = self._process.stdout.readline().split()
+        if len(line) != 2 or line[0] != "accepted":
+            raise RuntimeError(f"latency proxy answered {line!r} to SIGUSR1")
+        return int(line[1])
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
