@@ -89,7 +89,10 @@ def startup(the_lab: Lab, runs: int) -> tuple[dict[str, float], list[tuple[str, 
         "relay_cpu": cpu(s.left_cpu_ms(RELAY) for s in send),
         **{f"imports_send_{group}": ms for group, ms in groups.items()},
         "rss_check": max(s.rss_kb for s in check) / 1024,
-        "rss_send": max(s.rss_kb for s in send) / 1024,
+        # the first send makes the relay's local certificate (state/local_cert.py, with cryptography): once
+        "rss_send": max(s.rss_kb for s in send[1:]) / 1024,
+        "rss_send_first": send[0].rss_kb / 1024,
+        "cpu_send_first": send[0].cpu_ms - cpu(s.cpu_ms for s in bare),
         "rss_python": max(s.rss_kb for s in python) / 1024,
         "rss_msmtp": max(s.rss_kb for s in bare) / 1024,
     }, slowest
@@ -245,7 +248,7 @@ def render(args, started, load, sends, syncs, scale, startup_, peer_rows, tunnel
     send_above = start["send_cpu"] - start["python_cpu"]
     one = min((p for p in syncs if p.case.endswith(" 1 account")), key=lambda p: p.rtt_ms, default=None)
     sync_above = one.b_cpu_ms - one.a_cpu_ms if one else float("nan")
-    rss = max(start["rss_check"], start["rss_send"])
+    rss = max(start["rss_check"], start["rss_send"], start["rss_send_first"])
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     git = ["git", "-C", str(ROOT)]
     commit = subprocess.run([*git, "describe", "--always"], capture_output=True, text=True).stdout.strip()
@@ -281,7 +284,9 @@ def render(args, started, load, sends, syncs, scale, startup_, peer_rows, tunnel
         f"{send_above:.0f} ms (`run msmtp`, one send, relay included); {sync_above:.0f} ms (`run mbsync -a`, one"
         f" account{f', {one.rtt_ms:g} ms RTT' if one else ''}); {cpu_above:.0f} ms (`check`, one account) "
         f"| {met(max(send_above, sync_above, cpu_above) <= AIMS['cpu_ms'])} |",
-        f"| peak RSS ≤ {AIMS['rss_mb']:.0f} MB | {rss:.1f} MB | {met(rss <= AIMS['rss_mb'])} |",
+        f"| peak RSS ≤ {AIMS['rss_mb']:.0f} MB | {rss:.1f} MB at worst (the first `run msmtp`, which makes the"
+        f" local certificate: {start['rss_send_first']:.1f} MB; later ones {start['rss_send']:.1f} MB; `check`"
+        f" {start['rss_check']:.1f} MB) | {met(rss <= AIMS['rss_mb'])} |",
         "",
         *reading(sends, syncs, start, slowest),
         "## One send: `mailpin run msmtp -t` vs `msmtp -t`",
@@ -309,7 +314,9 @@ def render(args, started, load, sends, syncs, scale, startup_, peer_rows, tunnel
         f"| the same, chain memo empty (a full judgement): CPU | {start['check_cold_cpu']:.0f} ms |",
         f"| `mailpin run msmtp -t`, one send: CPU less msmtp's own (relay included) | {start['send_cpu']:.0f} ms |",
         f"| of which the relay | {start['relay_cpu']:.0f} ms |",
-        f"| peak RSS: `python -c pass` / `check` / `run msmtp` (mailpin, then msmtp in the same process) / bare"
+        f"| the first `run msmtp` of a state directory (it makes the local certificate): CPU / peak RSS |"
+        f" {start['cpu_send_first']:.0f} ms / {start['rss_send_first']:.1f} MB |",
+        f"| peak RSS: `python -c pass` / `check` / later `run msmtp` (mailpin, then msmtp in the same process) / bare"
         f" msmtp | {start['rss_python']:.1f} / {start['rss_check']:.1f} / {start['rss_send']:.1f} /"
         f" {start['rss_msmtp']:.1f} MB |",
         "",
