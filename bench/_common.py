@@ -183,19 +183,25 @@ def import_ms(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
 IMPORT_GROUPS = ("mailpin", "cryptography", "configobj", "ssl")
 
 
-def import_groups(argv: Sequence[str], env: dict[str, str], stdin: bytes = b"") -> dict[str, float]:
-    """Own import time (ms) of `python -X importtime ARGV…` by top-level package: mailpin's own
-    modules, cryptography, configobj, ssl (with _ssl), and "other" (the rest of the standard library)."""
+def import_groups(
+    argv: Sequence[str], env: dict[str, str], stdin: bytes = b""
+) -> tuple[dict[str, float], list[tuple[str, float]]]:
+    """Own import time (ms) of `python -X importtime ARGV…` by top-level package — mailpin's own
+    modules, cryptography, configobj, ssl (with _ssl), and "other" (the rest of the standard library) —
+    and the five modules that take longest of their own."""
     present = children()
     done = subprocess.run([sys.executable, "-X", "importtime", *argv], input=stdin, capture_output=True, env=env)
     reap_orphans(present)  # `mailpin run`'s relay, whose own imports are in the same stderr
     groups = dict.fromkeys((*IMPORT_GROUPS, "other"), 0.0)
+    modules = []
     for line in done.stderr.decode(errors="replace").splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
         if match:
-            top = match.group(2).split(".")[0].lstrip("_")
-            groups[top if top in groups else "other"] += int(match.group(1)) / 1000
-    return groups
+            own, name = int(match.group(1)) / 1000, match.group(2)
+            top = name.split(".")[0].lstrip("_")
+            groups[top if top in groups else "other"] += own
+            modules.append((name, own))
+    return groups, sorted(modules, key=lambda item: item[1], reverse=True)[:5]
 
 
 def interleaved(cases: dict[str, Callable[[], Sample]], runs: int, warmup: int = 1) -> dict[str, list[Sample]]:
