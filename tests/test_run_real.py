@@ -400,3 +400,20 @@ def test_an_xdg_isyncrc_does_not_make_the_shim_call_itself(
     xdg.write_text((isolated_env / ".mbsyncrc").read_text())
     done = run(["mbsync", "-a"], shim_env(shims), timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_send_the_chain_memo_knows_never_imports_cryptography(sender: Path, shims: Path, smtp_server) -> None:
+    """Issue 19's start-up: once the relay's local certificate exists and the chain memo knows the
+    server's chain, a send loads neither `cryptography` (about 20 ms and 12 MB) nor anything of it.
+    The first send, which makes both, does — the sibling that shows the check can see it."""
+    env = {**shim_env(shims), "PYTHONPROFILEIMPORTTIME": "1"}
+
+    def imported(done: subprocess.CompletedProcess[bytes]) -> set[str]:
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = done.stderr.decode(errors="replace").splitlines()
+        return {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+
+    first = imported(run(["msmtp", "-t"], env, MESSAGE))
+    assert "cryptography" in first
+    again = imported(run(["msmtp", "-t"], env, MESSAGE))
+    assert "ssl" in again and not {name for name in again if name.startswith("cryptography")}, sorted(again)
