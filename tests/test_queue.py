@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -548,53 +547,52 @@ def test_cli_flush(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- end to end: real msmtp, real SMTP server -------------------------------------------------------
 
 
-def _run_exists() -> bool:
-    return importlib.util.find_spec("mailpin.run.decide") is not None
-
-
-@pytest.mark.skipif(not _run_exists(), reason="`mailpin run` has not landed yet")
 def test_flush_delivers_a_held_message_once_through_real_msmtp(isolated_env: Path, pki, smtp_server) -> None:
     from tests.conftest import need
+    from tests.lab.counting import CountingServer
     from tests.test_pins_real import write_msmtprc
 
     msmtp = need("msmtp")
-    write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (smtp_server.smtps_port, False)})
-    now = datetime.now(timezone.utc)  # the clock the lab certificates were made with: any date
-    env = make_env(now)
-    assert cli(env, "init", "--yes")[0] == 0
-    argv = ("-a", "smtps", "-oi", "rcpt@example.org")
-    # With Date and Message-ID present msmtp adds no header: what arrives is what was held.
-    message = (
-        b"Date: Sun, 29 Nov 2026 18:15:00 +0000\r\nMessage-ID: <held@example.org>\r\nFrom: me@example.org\r\n"
-        b"To: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n.dot\r\n\xe9\r\n"
-    )
-    queue = Queue.for_env(env)
-    held = queue.hold(message, "msmtp", argv, ["msmtp:smtps"], ["ca-changed"], "foreign CA", now).held
-    before = len(smtp_server.received())
+    with CountingServer(smtp_server.smtps_port) as counting:
+        write_msmtprc(isolated_env, pki.ca_pem, {"smtps": (counting.port, False)})
+        now = datetime.now(timezone.utc)  # the clock the lab certificates were made with: any date
+        env = make_env(now)
+        assert cli(env, "init", "--yes")[0] == 0
+        argv = ("-a", "smtps", "-oi", "rcpt@example.org")
+        # With Date and Message-ID present msmtp adds no header: what arrives is what was held.
+        message = (
+            b"Date: Sun, 29 Nov 2026 18:15:00 +0000\r\nMessage-ID: <held@example.org>\r\nFrom: me@example.org\r\n"
+            b"To: rcpt@example.org\r\nSubject: held\r\n\r\nline\r\n.dot\r\n\xe9\r\n"
+        )
+        queue = Queue.for_env(env)
+        held = queue.hold(message, "msmtp", argv, ["msmtp:smtps"], ["ca-changed"], "foreign CA", now).held
+        before = len(smtp_server.received())
 
-    smtp_server.serve("foreign-ca")
-    code, out, err = cli(env, "queue", "flush")
-    assert code == 69, (out, err)
-    assert f'{held.id} "held": blocked: msmtp:smtps: ' in out and out.endswith(
-        "[untrusted-chain, ca-changed]; still held\n"
-    )
-    assert [entry.id for entry in queue.list()] == [held.id]
-    assert queue.get(held.id).state == "held" and len(smtp_server.received()) == before
+        smtp_server.serve("foreign-ca")
+        code, out, err = cli(env, "queue", "flush")
+        assert code == 69, (out, err)
+        assert f'{held.id} "held": blocked: msmtp:smtps: ' in out and out.endswith(
+            "[untrusted-chain, ca-changed]; still held\n"
+        )
+        assert [entry.id for entry in queue.list()] == [held.id]
+        assert queue.get(held.id).state == "held" and len(smtp_server.received()) == before
 
-    smtp_server.serve("good")
-    code, out, err = cli(env, "queue", "flush")
-    assert (code, out) == (0, f'{held.id} "held": sent\n'), err
-    delivered = smtp_server.received()[before:]
-    assert len(delivered) == 1 and queue.list() == []
+        smtp_server.serve("good")
+        counting.connections = 0
+        code, out, err = cli(env, "queue", "flush")
+        assert (code, out) == (0, f'{held.id} "held": sent\n'), err
+        assert counting.settled() == 1  # the verified session carried it: no second connection (issue 19)
+        delivered = smtp_server.received()[before:]
+        assert len(delivered) == 1 and queue.list() == []
 
-    # What bare msmtp delivers for the same bytes and argv: the same content.
-    bare = _bare_msmtp(msmtp, argv, message, isolated_env)
-    assert bare.returncode == 0, bare.stderr
-    assert len(smtp_server.received()) == before + 2
-    assert delivered[0][2] == smtp_server.received()[-1][2] == message
+        # What bare msmtp delivers for the same bytes and argv: the same content.
+        bare = _bare_msmtp(msmtp, argv, message, isolated_env)
+        assert bare.returncode == 0, bare.stderr
+        assert len(smtp_server.received()) == before + 2
+        assert delivered[0][2] == smtp_server.received()[-1][2] == message
 
-    code, out, _ = cli(env, "queue", "flush")
-    assert (code, out) == (0, "no held messages\n") and len(smtp_server.received()) == before + 2
+        code, out, _ = cli(env, "queue", "flush")
+        assert (code, out) == (0, "no held messages\n") and len(smtp_server.received()) == before + 2
 
 
 def _bare_msmtp(msmtp: str, argv: tuple[str, ...], message: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:

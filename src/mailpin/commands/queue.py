@@ -158,7 +158,7 @@ def tool_sender(env: Env) -> Sender:
             path = handover.find_tool(
                 tool.value, env.environ, configured.tools.get(tool.value), configured.source or ""
             )
-            decision = decide(env, tool, held.argv, configured, message)
+            decision = decide(env, tool, held.argv, configured, message, keep=enforce.relays(configured))
         except MailpinError as exc:
             return Attempt(_OUTCOMES.get(exc.exit_status, "failed"), int(exc.exit_status), str(exc))
         for problem in decision.audit_problems:
@@ -168,12 +168,18 @@ def tool_sender(env: Env) -> Sender:
             why = "; ".join(f"{outcome.target.key}: {outcome.verdict.why_and_reasons}" for outcome in decision.blocked)
             return Attempt(_OUTCOMES.get(decision.exit_status, "failed"), int(decision.exit_status), why)
         announce(env, decision.outcomes, configured.notify)
-        plan = enforce.plan(env, tool, held.argv, decision, configured)
+        try:
+            plan = enforce.plan(env, tool, held.argv, decision, configured)
+            if plan.relay is not None:  # the verified session carries the held message too (one connection)
+                plan.relay.start(os.getpid())
+        except OSError as exc:
+            decision.close()
+            said = f"cannot hand {tool.value} the verified session: {exc.strerror or exc}"
+            return Attempt(_OUTCOMES[ExitStatus.TEMPFAIL], int(ExitStatus.TEMPFAIL), said)
         try:
             with tempfile.TemporaryFile() as said:
-                status = handover.run_tool(
-                    tool.value, path, plan.argv, message, env.environ, plan.keep_fds, said.fileno()
-                )
+                environ = {**env.environ, **plan.environ}
+                status = handover.run_tool(tool.value, path, plan.argv, message, environ, plan.keep_fds, said.fileno())
                 said.seek(0)
                 text = said.read().decode("utf-8", "replace")
         except MailpinError as exc:
