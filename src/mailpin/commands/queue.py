@@ -174,8 +174,8 @@ def tool_sender(env: Env) -> Sender:
                 plan.relay.start(os.getpid())
         except OSError as exc:
             decision.close()
-            said = f"cannot hand {tool.value} the verified session: {exc.strerror or exc}"
-            return Attempt(_OUTCOMES[ExitStatus.TEMPFAIL], int(ExitStatus.TEMPFAIL), said)
+            why = f"cannot hand {tool.value} the verified session: {exc.strerror or exc}"
+            return Attempt(_OUTCOMES[ExitStatus.TEMPFAIL], int(ExitStatus.TEMPFAIL), why)
         try:
             with tempfile.TemporaryFile() as said:
                 environ = {**env.environ, **plan.environ}
