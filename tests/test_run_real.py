@@ -402,7 +402,9 @@ def test_an_xdg_isyncrc_does_not_make_the_shim_call_itself(
     assert done.returncode == 0, done.stderr
 
 
-def test_a_send_the_chain_memo_knows_never_imports_cryptography(sender: Path, shims: Path, smtp_server) -> None:
+def test_a_send_the_chain_memo_knows_imports_neither_cryptography_nor_the_queue(
+    sender: Path, shims: Path, smtp_server
+) -> None:
     """Issue 19's start-up: once the relay's local certificate exists and the chain memo knows the
     server's chain, a send loads neither `cryptography` (about 20 ms and 12 MB) nor anything of it.
     The first send, which makes both, does — the sibling that shows the check can see it."""
@@ -417,3 +419,5 @@ def test_a_send_the_chain_memo_knows_never_imports_cryptography(sender: Path, sh
     assert "cryptography" in first
     again = imported(run(["msmtp", "-t"], env, MESSAGE))
     assert "ssl" in again and not {name for name in again if name.startswith("cryptography")}, sorted(again)
+    # Nothing held: the queue and the message identity (the `email` package) are not imported either.
+    assert not {"mailpin.state.queue", "mailpin.state.identity", "email"} & again, sorted(again)

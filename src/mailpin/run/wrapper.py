@@ -108,14 +108,16 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
     """A verified send that is a retry of a message in mailpin's queue: sent once. None when the
     queue has nothing of it (the caller execs the tool, as for any send); else the status to exit
     with, after the tool ran as a child and the held copies were settled (state/queue.py)."""
+    from mailpin.state import queue_dir
+
+    if queue_dir.idle(queue_dir.directory(env.state_home)):
+        return None  # nothing held: the queue (and the message identity) is not even imported
     from mailpin.net.replies import printable
     from mailpin.run import handover
     from mailpin.state.identity import identify
     from mailpin.state.queue import Queue, QueueError
 
     queue = Queue.for_env(env)
-    if queue.idle():
-        return None
     identity = identify(tool.value, argv, message)  # the caller's arguments, as held
     try:
         if queue.delivered(identity, env.now()) is None and not queue.matching(identity):

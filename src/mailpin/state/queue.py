@@ -48,6 +48,7 @@ from typing import Any
 from mailpin.env import Env
 from mailpin.errors import ExitStatus, MailpinError, UsageError
 from mailpin.net.replies import printable
+from mailpin.state import queue_dir
 from mailpin.state.durable import foreign, make_private_dirs, sync_dir, write_atomically
 from mailpin.state.identity import Identity, identify
 
@@ -132,7 +133,7 @@ class Queue:
 
     @classmethod
     def for_env(cls, env: Env) -> Queue:
-        return cls(env.state_home / "mailpin" / "queue")
+        return cls(queue_dir.directory(env.state_home))
 
     def hold(
         self,
@@ -244,11 +245,7 @@ class Queue:
         return held
 
     def idle(self) -> bool:
-        """Nothing held and nothing delivered lately: one directory listing, no lock (every send asks)."""
-        try:
-            return not any(name.endswith(".json") for name in os.listdir(self.directory))
-        except OSError:
-            return not self.directory.exists()  # unreadable: the caller's next step reports it
+        return queue_dir.idle(self.directory)
 
     def matching(self, identity: Identity) -> builtins.list[Held]:
         """The entries holding the same message (any state), oldest first; [] when there is no queue."""
