@@ -30,6 +30,7 @@ from mailpin.model import (
     is_ip_address,
 )
 from mailpin.net.channel import Channel
+from mailpin.net.early import Early
 from mailpin.net.probe import open_session, probe
 from mailpin.state import settings
 from mailpin.state.audit import AuditError, AuditLog
@@ -97,13 +98,18 @@ def _is_loopback(host: str) -> bool:
 
 class Verifier:
     def __init__(
-        self, env: Env, configured: settings.Settings | None = None, keep: Callable[[Account], bool] | None = None
+        self,
+        env: Env,
+        configured: settings.Settings | None = None,
+        keep: Callable[[Account], bool] | None = None,
+        early: Early | None = None,
     ) -> None:
         """`configured`: the settings when the caller has already read them. `keep`: the accounts
         whose verified session stays open for the tool (`Outcome.session`, `mailpin run`'s relay)
         instead of being closed once judged."""
         self.env = env
         self.keep = keep
+        self.early = early  # connections opened at the run's start (net/early.py), taken by endpoint
         self.settings = configured if configured is not None else settings.load(env)
         self.store = PinStore.for_env(env)
         self.profiles = self.store.load()  # a corrupt store stops here: exit 78, never a re-pin
@@ -148,9 +154,10 @@ class Verifier:
         if account is None or self.keep is None or not self.keep(account):
             return self.observe(endpoint, account), None
         judge = self.judge(account)
+        early = self.early.take(endpoint.host, endpoint.port, self.settings.timeout) if self.early else None
         chan, observation = open_session(
             endpoint, judge, timeout=self.settings.timeout, now=self.env.now, greet=True, capabilities=False,
-            tool=account, relay=True,
+            tool=account, relay=True, sock=early,
         )  # fmt: skip
         return observation, chan
 

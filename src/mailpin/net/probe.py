@@ -100,6 +100,7 @@ def open_session(
     dialogue: Dialogue | None = None,
     tool: Account | None = None,
     relay: bool = False,
+    sock: socket.socket | None = None,
 ) -> tuple[Channel, Observation]:
     """Connect, upgrade or handshake, and judge the chain — leaving the session open.
 
@@ -110,7 +111,8 @@ def open_session(
     `tool`: the account whose own TLS settings hold on this session too; one that cannot be honoured
     raises `ConfigError` before anything is connected to. `relay` (with `greet`): the greeting is
     read and judged here, and kept as sent (`Channel.unread_for_tool`) for the tool the session is
-    handed to — the session has proved it works before the tool starts.
+    handed to — the session has proved it works before the tool starts. `sock`: a TCP connection to
+    this very endpoint already open (net/early.py), used instead of connecting.
     """
     context = observing_context(tool)
     deadline = Deadline(timeout, step)
@@ -118,7 +120,7 @@ def open_session(
         dialogue = dialogue_for(endpoint.protocol)
     chan: Channel | None = None
     try:
-        chan = Channel(_connect(endpoint, deadline), deadline)
+        chan = Channel(sock if sock is not None else _connect(endpoint, deadline), deadline)
         greeting = ""
         if endpoint.mode is Mode.STARTTLS:
             greeting = dialogue.upgrade(chan)

@@ -17,6 +17,7 @@ from mailpin.configs.discover import reader
 from mailpin.env import Env
 from mailpin.errors import ExitStatus
 from mailpin.model import Account, Profile, Status, Tool
+from mailpin.net.early import Early
 from mailpin.state.settings import Settings
 
 _PASS = {Status.VERIFIED, Status.PINNED, Status.SKIPPED}
@@ -54,17 +55,10 @@ class Decision:
 
 
 def reads_message(tool: Tool, argv: Sequence[str], posix: bool = False) -> bool:
-    """Does the tool read a message on stdin? Only msmtp, and only in sendmail mode: reading
-    stdin for `msmtp --version` or a sync would hang on a terminal or steal the caller's input."""
-    if tool is not Tool.MSMTP:
-        return False
+    """Does the tool read a message on stdin? Only msmtp, in sendmail mode (configs/msmtp_argv.py)."""
     from mailpin.configs import msmtp_argv
-    from mailpin.errors import ConfigError
 
-    try:
-        return msmtp_argv.parse_argv(argv, posix).mode == "sendmail"  # posix: POSIXLY_CORRECT is set
-    except ConfigError:
-        return False  # msmtp will refuse these arguments itself, before reading anything
+    return tool is Tool.MSMTP and msmtp_argv.reads_message(argv, posix)
 
 
 def decide(
@@ -74,6 +68,7 @@ def decide(
     configured: Settings | None = None,
     message: bytes | None = None,
     keep: Callable[[Account], bool] | None = None,
+    early: Early | None = None,
 ) -> Decision:
     """Read the message if the tool would (or take `message`: a held one), work out the accounts it
     will use, verify them all at once (pinning an unpinned one on first use when the settings allow
@@ -81,7 +76,7 @@ def decide(
     the message."""
     if message is None and reads_message(tool, argv, "POSIXLY_CORRECT" in env.environ):
         message = env.read_stdin_bytes()
-    verifier = Verifier(env, configured, keep)
+    verifier = Verifier(env, configured, keep, early)
     module = reader(tool)
     config = module.load(argv, env)
     accounts = module.select(config, argv, message)

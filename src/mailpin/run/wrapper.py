@@ -20,6 +20,7 @@ from mailpin.net.replies import printable
 
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
+    from mailpin.net.early import Early
     from mailpin.run.decide import Decision
     from mailpin.run.enforce import Plan
 
@@ -36,8 +37,6 @@ def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
 
 def _run(tool: Tool, argv: list[str], env: Env) -> int:
     from mailpin.run import handover
-    from mailpin.run.decide import decide
-    from mailpin.state import settings
 
     depth = env.environ.get(handover.DEPTH, "0")
     if depth.isdigit() and int(depth) >= handover.MAX_DEPTH:
@@ -47,14 +46,23 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             f"`mailpin run {tool.value}` runs itself in a loop: the tool it finds calls {tool.value} through "
             f"mailpin's shim again; name the real binary in the [tools] section of mailpin's config",
         )
-    # The real tool first: without it nothing can be sent, and the caller must keep the message.
-    configured = settings.load(env)
-    path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
-    from mailpin.run import enforce
+    message, run_key, opened = _start(tool, argv, env)  # connecting while the rest is imported
+    try:
+        from mailpin.run import enforce
+        from mailpin.run.decide import decide
+        from mailpin.state import settings
 
-    if tool is Tool.MSMTP and enforce.relayed_already(argv, env.environ):
-        handover.exec_tool(tool.value, path, argv, None, env.environ)
-    decision = decide(env, tool, argv, configured, keep=enforce.relays(configured))
+        # The real tool first: without it nothing can be sent, and the caller must keep the message.
+        configured = settings.load(env)
+        path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
+        if tool is Tool.MSMTP and enforce.relayed_already(argv, env.environ):
+            handover.exec_tool(tool.value, path, argv, message, env.environ)
+        decision = decide(env, tool, argv, configured, message, keep=enforce.relays(configured), early=opened)
+    finally:
+        if opened is not None:
+            opened.close()  # what the verifier did not take: a hint that no longer fits
+    if decision.passed:
+        _remember(env, run_key, decision)
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
     from mailpin.notify.alerts import announce
@@ -89,6 +97,28 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
     announce(env, decision.outcomes, configured.notify, held, send=decision.message is not None)
     return int(decision.exit_status)
+
+
+def _start(tool: Tool, argv: Sequence[str], env: Env) -> tuple[bytes | None, str, Early | None]:
+    """The message, read first when the tool reads one (msmtp in sendmail mode), and the TCP
+    connections the last run of this command line made, opened now (net/early.py)."""
+    from mailpin.configs import msmtp_argv
+    from mailpin.net import early
+
+    message = None
+    if tool is Tool.MSMTP and msmtp_argv.reads_message(argv, "POSIXLY_CORRECT" in env.environ):
+        message = env.read_stdin_bytes()
+    run_key = early.key(tool.value, argv, message)
+    return message, run_key, early.start(env.cache_home, run_key)
+
+
+def _remember(env: Env, run_key: str, decision: Decision) -> None:
+    """Where this run's verified sessions connected: the next run of it opens them at its start."""
+    from mailpin.net import early
+
+    endpoints = [(o.endpoint.host, o.endpoint.port) for o in decision.outcomes if o.session and o.endpoint]
+    if endpoints:
+        early.remember(env.cache_home, run_key, endpoints)
 
 
 def blocked_line(outcome: Outcome, held: str) -> str:
