@@ -147,7 +147,8 @@ def tool_sender(env: Env) -> Sender:
     from mailpin.model import Tool
     from mailpin.notify.alerts import announce
     from mailpin.run import enforce, handover
-    from mailpin.run.decide import decide
+    from mailpin.run.decide import decide_on
+    from mailpin.run.invocation import Invocation
     from mailpin.state import settings
 
     configured = settings.load(env)
@@ -158,7 +159,8 @@ def tool_sender(env: Env) -> Sender:
             path = handover.find_tool(
                 tool.value, env.environ, configured.tools.get(tool.value), configured.source or ""
             )
-            decision = decide(env, tool, held.argv, configured, message, keep=enforce.relays(configured))
+            invocation = Invocation.parse(env, tool, held.argv).read_message(env, message)
+            decision = decide_on(env, invocation, configured, keep=enforce.relays(configured))
         except MailpinError as exc:
             return Attempt(_OUTCOMES.get(exc.exit_status, "failed"), int(exc.exit_status), str(exc))
         for problem in decision.audit_problems:
@@ -169,7 +171,7 @@ def tool_sender(env: Env) -> Sender:
             return Attempt(_OUTCOMES.get(decision.exit_status, "failed"), int(decision.exit_status), why)
         announce(env, decision.outcomes, configured.notify)
         try:
-            plan = enforce.plan(env, tool, held.argv, decision, configured)
+            plan = enforce.plan_for(env, decision, configured)
             if plan.relay is not None:  # the verified session carries the held message too (one connection)
                 plan.relay.start(os.getpid())
         except OSError as exc:

@@ -8,4 +8,8 @@ anything it cannot read) and exposes the same small surface:
     load(argv, env) -> <Tool>Config                    # the only I/O: locate, read, parse
     select(config, argv, message) -> list[Account]     # the accounts this invocation of the tool uses
     needs_message(argv) -> bool                        # does the message on stdin decide (msmtp From:)?
+
+`load` and `select` read argv each time; a caller that has the command line already read
+(`discover.command_line`: `mailpin run`, once per invocation) passes that to `load_parsed(command,
+env)` and `select_parsed(config, command, message)` instead.
 """

@@ -42,13 +42,33 @@ def discover(env: Env, tools: Sequence[Tool] = tuple(Tool)) -> Discovery:
     return Discovery(tuple(accounts), tuple(errors), tuple(dormant))
 
 
+def command_line(tool: Tool, argv: Sequence[str], posix: bool) -> Any:
+    """The tool's own reading of its argv, what `load_parsed` and `select_parsed` take:
+    `msmtp_argv.Invocation` (ConfigError where msmtp refuses it), `mbsync_argv.Invocation` or
+    `offlineimap.CommandLine`. `posix`: POSIXLY_CORRECT is set (msmtp's getopt stops at the first
+    recipient). Only msmtp's command-line module is imported for msmtp: `mailpin run msmtp` reads
+    its argv before it connects (net/early.py)."""
+    if tool is Tool.MSMTP:
+        from mailpin.configs import msmtp_argv
+
+        return msmtp_argv.parse_argv(argv, posix)
+    if tool is Tool.MBSYNC:
+        from mailpin.configs import mbsync_argv
+
+        return mbsync_argv.parse_argv(argv)
+    from mailpin.configs import offlineimap
+
+    return offlineimap.parse_argv(argv)
+
+
 def for_invocation(tool: Tool, argv: Sequence[str], env: Env, read_message: Callable[[], bytes]) -> list[Account]:
     """The accounts `tool argv…` would use — the same resolution `mailpin run` relies on.
 
-    The message is read (once) only when the argv lets its From header decide the account.
+    The argv is read once; the message (once) only when its From header decides msmtp's account.
     """
     module = reader(tool)
-    config = module.load(argv, env)
-    message = read_message() if module.needs_message(argv) else None
-    selected: list[Account] = module.select(config, argv, message)
+    command = command_line(tool, argv, "POSIXLY_CORRECT" in env.environ)
+    config = module.load_parsed(command, env)
+    message = read_message() if tool is Tool.MSMTP and module.message_decides(command) else None
+    selected: list[Account] = module.select_parsed(config, command, message)
     return selected

@@ -310,7 +310,11 @@ def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
     isync 1.4 (Debian 12) reads only `~/.mbsyncrc`: when an XDG file exists, the installed mbsync's
     version decides which file it reads (home-manager writes the XDG file).
     """
-    explicit = mbsync_argv.parse_argv(argv).config
+    return _paths(mbsync_argv.parse_argv(argv), env)
+
+
+def _paths(command: mbsync_argv.Invocation, env: Env) -> list[Path]:
+    explicit = command.config
     if explicit is not None:
         return [Path(explicit)]
     xdg, legacy = env.config_home / "isyncrc", env.home / ".mbsyncrc"
@@ -327,7 +331,12 @@ def _reads_xdg_config(env: Env) -> bool:
 
 
 def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
-    paths = config_paths(argv, env)
+    return load_parsed(mbsync_argv.parse_argv(argv), env)
+
+
+def load_parsed(command: mbsync_argv.Invocation, env: Env) -> MbsyncConfig:
+    """The config file `command` makes mbsync read, read (the command line as `mbsync_argv` read it)."""
+    paths = _paths(command, env)
     if not paths:
         return MbsyncConfig((), str(env.home / ".mbsyncrc"), found=False)
     try:
@@ -358,8 +367,12 @@ def load(argv: Sequence[str], env: Env) -> MbsyncConfig:
 
 
 def select(config: MbsyncConfig, argv: Sequence[str], message: bytes | None = None) -> list[Account]:
+    return select_parsed(config, mbsync_argv.parse_argv(argv), message)
+
+
+def select_parsed(config: MbsyncConfig, command: mbsync_argv.Invocation, message: bytes | None = None) -> list[Account]:
     """The IMAP accounts of the stores this `mbsync ARGV…` opens (see `mbsync_argv.select`)."""
-    return mbsync_argv.select(config, argv)
+    return mbsync_argv.select(config, command)
 
 
 def needs_message(argv: Sequence[str]) -> bool:

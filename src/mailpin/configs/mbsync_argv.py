@@ -143,9 +143,8 @@ def parse_argv(argv: Sequence[str]) -> Invocation:
 # --- from the command line to the accounts: main.c (1.4), main_list.c (1.5 --list-stores) ----------
 
 
-def select(config: MbsyncConfig, argv: Sequence[str]) -> list[Account]:
+def select(config: MbsyncConfig, invocation: Invocation) -> list[Account]:
     """The IMAP accounts of the stores `mbsync ARGV…` opens: both sides of every selected channel."""
-    invocation = parse_argv(argv)
     if invocation.error is not None:
         raise ToolUsageError("mbsync command line", None, f"{invocation.error} (mbsync stops here)")
     if invocation.exits_early:

@@ -250,12 +250,15 @@ def to_account(s: Settings, home: str) -> Account:
 
 def config_paths(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> list[Path]:
     """System file, then the user file (-C, else ~/.msmtprc, else $XDG_CONFIG_HOME/msmtp/config)."""
-    invocation = msmtp_argv.parse_argv(argv, _posix(env))
-    if invocation.host is not None:
+    return _paths(msmtp_argv.parse_argv(argv, _posix(env)), env, system)
+
+
+def _paths(command: msmtp_argv.Invocation, env: Env, system: Path) -> list[Path]:
+    if command.host is not None:
         return []  # man msmtp --host: "do not use any configuration file data" (none is even read)
     paths = [system] if system.is_file() else []
-    if invocation.file is not None:
-        return [*paths, Path(invocation.file)]
+    if command.file is not None:
+        return [*paths, Path(command.file)]
     # tools.c get_userconfig: $XDG_CONFIG_HOME as set (even relative; empty is "/"), else ~/.config;
     # and the XDG file only when ~/.msmtprc does not exist.
     xdg_home = env.environ.get("XDG_CONFIG_HOME")
@@ -271,10 +274,15 @@ def _posix(env: Env) -> bool:
 
 
 def load(argv: Sequence[str], env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpConfig:
-    explicit = msmtp_argv.parse_argv(argv, _posix(env)).file
+    return load_parsed(msmtp_argv.parse_argv(argv, _posix(env)), env, system)
+
+
+def load_parsed(command: msmtp_argv.Invocation, env: Env, system: Path = SYSTEM_CONFIG) -> MsmtpConfig:
+    """The config files `command` makes msmtp read, read (the command line as `msmtp_argv` read it)."""
+    explicit = command.file
     config = MsmtpConfig(home=str(env.home))
     user: tuple[str, bytes] | None = None
-    for path in config_paths(argv, env, system):
+    for path in _paths(command, env, system):
         try:
             data = path.read_bytes()
         except IsADirectoryError:
@@ -309,18 +317,28 @@ def needs_message(argv: Sequence[str]) -> bool:
     stdin in sendmail mode anyway), not reading it when msmtp needs it would refuse a good send."""
     for posix in (False, True):
         try:
-            inv = msmtp_argv.parse_argv(argv, posix)
+            command = msmtp_argv.parse_argv(argv, posix)
         except ConfigError:
             continue
-        if inv.read_envelope_from and inv.mode == "sendmail" and inv.account is None and inv.host is None:
+        if message_decides(command):
             return True
     return False
 
 
+def message_decides(command: msmtp_argv.Invocation) -> bool:
+    """Does the From header of the message on stdin decide the account (--read-envelope-from)?"""
+    return (
+        command.read_envelope_from and command.mode == "sendmail" and command.account is None and command.host is None
+    )
+
+
 def select(config: MsmtpConfig, argv: Sequence[str], message: bytes | None = None) -> list[Account]:
+    return select_parsed(config, msmtp_argv.parse_argv(argv, config.posix), message)
+
+
+def select_parsed(config: MsmtpConfig, inv: msmtp_argv.Invocation, message: bytes | None = None) -> list[Account]:
     """The account this msmtp invocation uses (msmtp.c main: --host, else -a, else the envelope-from's
     account, else "default", else $SMTPSERVER), with the command line's settings over it."""
-    inv = msmtp_argv.parse_argv(argv, config.posix)
     if inv.mode in ("info", "configure"):
         return []  # --version, --help, --configure connect nowhere
     known, envelope = _envelope_from(inv, message)

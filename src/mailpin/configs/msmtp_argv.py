@@ -29,7 +29,7 @@ from mailpin.configs.msmtp_syntax import (
     pos_int,
     words,
 )
-from mailpin.errors import ConfigError, ToolUsageError
+from mailpin.errors import ToolUsageError
 
 __all__ = [
     "CLI",
@@ -206,16 +206,6 @@ def _short_options(argv: Sequence[str], i: int, options: list[tuple[str, str | N
             raise ToolUsageError(CLI, None, f"option requires an argument -- '{letter}'")
         break
     return i + 1
-
-
-def reads_message(argv: Sequence[str], posix: bool) -> bool:
-    """Does msmtp read a message on stdin with these arguments? Only in sendmail mode: reading stdin
-    for `msmtp --version` would hang on a terminal or steal the caller's input. `posix`:
-    POSIXLY_CORRECT is set. Arguments msmtp refuses: no (it refuses before reading anything)."""
-    try:
-        return parse_argv(argv, posix).mode == "sendmail"
-    except ConfigError:
-        return False
 
 
 def options_end(argv: Sequence[str], posix: bool) -> int:

@@ -78,13 +78,28 @@ class _OptionParser(optparse.OptionParser):
         pass
 
 
-def config_edits(argv: Sequence[str]) -> list[str]:
-    """The `-k [SECTION:]OPTION=VALUE` edits of this command line, in order ([] if it does not parse:
-    offlineimap would refuse it, and mailpin's select() has already said so)."""
+@dataclass(frozen=True)
+class CommandLine:
+    """offlineimap's command line as its init.py reads it (`options` None when it stops or refuses)."""
+
+    options: optparse.Values | None
+    stops: bool = False  # --help / --version: printed, then exit before any config is read
+    error: str | None = None  # optparse's complaint: offlineimap refuses the command line
+
+    @property
+    def edits(self) -> list[str]:
+        """The `-k [SECTION:]OPTION=VALUE` edits, in order ([] if it does not parse: offlineimap would
+        refuse it, and mailpin's select() has already said so)."""
+        return list(self.options.configoverride or ()) if self.options is not None else []
+
+
+def parse_argv(argv: Sequence[str]) -> CommandLine:
     try:
-        return list(_options(argv).configoverride or ())
-    except (_ArgvError, _Stop):
-        return []
+        return CommandLine(_options(argv))
+    except _Stop:
+        return CommandLine(None, stops=True)
+    except _ArgvError as exc:
+        return CommandLine(None, error=str(exc))
 
 
 def _options(argv: Sequence[str]) -> optparse.Values:
@@ -229,10 +244,11 @@ def _mbnames_problem(cfg: Parsed) -> ConfigError | None:
 
 def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
     """init.py: -c FILE; else $XDG_CONFIG_HOME/offlineimap/config if it exists; else ~/.offlineimaprc."""
-    try:
-        explicit = _options(argv).configfile
-    except (_ArgvError, _Stop):
-        explicit = None
+    return _paths(parse_argv(argv), env)
+
+
+def _paths(command: CommandLine, env: Env) -> list[Path]:
+    explicit = command.options.configfile if command.options is not None else None
     if explicit:  # `-c ''` counts as absent, like offlineimap's `if not options.configfile`
         return [Path(_expanduser(explicit, env))]
     # offlineimap takes any non-empty XDG_CONFIG_HOME as it is (no absolute-path rule).
@@ -248,7 +264,12 @@ def _expanduser(path: str, env: Env) -> str:
 
 
 def load(argv: Sequence[str], env: Env) -> OfflineimapConfig:
-    paths = config_paths(argv, env)
+    return load_parsed(parse_argv(argv), env)
+
+
+def load_parsed(command: CommandLine, env: Env) -> OfflineimapConfig:
+    """The config file `command` makes offlineimap read, read."""
+    paths = _paths(command, env)
     if not paths:
         return OfflineimapConfig((), str(env.home / ".offlineimaprc"), found=False, home=str(env.home))
     path = paths[0]
@@ -274,13 +295,16 @@ def needs_message(argv: Sequence[str]) -> bool:
 
 
 def select(config: OfflineimapConfig, argv: Sequence[str], message: bytes | None = None) -> list[Account]:
+    return select_parsed(config, parse_argv(argv), message)
+
+
+def select_parsed(config: OfflineimapConfig, command: CommandLine, message: bytes | None = None) -> list[Account]:
     """The accounts `offlineimap ARGV` connects to, resolved after its command line edited the config."""
-    try:
-        opts = _options(argv)
-    except _Stop:
+    if command.stops:
         return []
-    except _ArgvError as exc:
-        raise ToolUsageError("offlineimap command line", None, f"offlineimap would reject it: {exc}") from None
+    if command.options is None:
+        raise ToolUsageError("offlineimap command line", None, f"offlineimap would reject it: {command.error}")
+    opts = command.options
     if opts.version:
         return []  # -V prints the version before reading the config
     if not config.found:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from mailpin.configs.offlineimap import OfflineimapConfig
     from mailpin.env import Env
     from mailpin.run.decide import Decision
+    from mailpin.run.invocation import Invocation
     from mailpin.run.relay import Relayed
     from mailpin.state.settings import Settings
 
@@ -79,38 +80,49 @@ def _memory_file(name: str, data: bytes) -> int:
 
 
 def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configured: Settings) -> Plan:
+    """`plan_for` another command line than the decision's, over the config the decision read."""
+    from dataclasses import replace
+
+    from mailpin.run.invocation import Invocation
+
+    invocation = replace(Invocation.parse(env, tool, argv), config=decision.invocation.config)
+    return plan_for(env, replace(decision, invocation=invocation), configured)
+
+
+def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:
     """The tool's arguments with the additions that hold its own session to the profile, for the
     accounts this run verified (and whose enforcement the settings leave on).
 
-    One read: the tool is handed the config bytes this run verified (`decision.config`), as an
-    in-memory file, never the file again — an edit between the check and the tool's own read
+    One read: the tool is handed the config bytes this run verified (`decision.invocation.config`),
+    as an in-memory file, never the file again — an edit between the check and the tool's own read
     (a dotfile sync, an attacker racing the run) cannot change what the tool does. One connection:
     an account whose verified session was kept (`relays`) is handed that very session."""
     import sys
 
+    invocation = decision.invocation
+    tool, config = invocation.tool, invocation.config
     if not available():
-        return Plan(list(argv))  # no in-memory files here (macOS): the pre-flight check alone
+        return Plan(list(invocation.argv))  # no in-memory files here (macOS): the pre-flight check alone
     held = [
         o for o in decision.outcomes
         if o.verdict.status in (Status.VERIFIED, Status.PINNED) and o.target.account is not None
         and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
     ]  # fmt: skip
     relayed = _relayed(env, held)
-    config = decision.config
     if tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
         # --version, --help, --configure use no account: msmtp would print the in-memory file's name.
-        done = msmtp(argv, config if decision.outcomes else None, outcome, profile, env.environ, relayed, env)
+        done = msmtp(invocation, config if decision.outcomes else None, outcome, profile, relayed, env)
     else:
         from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
 
         if config is None or not config.found:
-            done = Plan(list(argv))  # no config file: the tool refuses to run, nothing to hand over
+            done = Plan(list(invocation.argv))  # no config file: the tool refuses to run, nothing to hand over
         else:
             mailpin = this_mailpin(sys.argv[0], sys.executable)
             tunnels = Tunnels(mailpin, relayed, env, configured)
-            done = (mbsync if tool is Tool.MBSYNC else offlineimap)(argv, held, config, tunnels)
+            done = (mbsync if tool is Tool.MBSYNC else offlineimap)(invocation, held, tunnels)
     if relayed is not None and relayed.links:
         done.relay = relayed
     elif relayed is not None:
@@ -185,11 +197,10 @@ def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
     return f"/proc/{os.getpid()}/fd/{fd}"
 
 
-def mbsync(argv: Sequence[str], held: Sequence[Outcome], config: MbsyncConfig, tunnels: Tunnels) -> Plan:
+def mbsync(invocation: Invocation, held: Sequence[Outcome], tunnels: Tunnels) -> Plan:
     """mbsync's config as verified, handed over in memory; in it each enforced account connects
     through a Tunnel: its verified session in the relay, or `mailpin tunnel`."""
-    from mailpin.configs import mbsync_argv
-
+    config: MbsyncConfig = invocation.config
     plan = Plan([])
     lines = config.data.decode("utf-8", "surrogateescape").split("\n")
     starts: dict[int, Outcome] = {}
@@ -226,25 +237,24 @@ def mbsync(argv: Sequence[str], held: Sequence[Outcome], config: MbsyncConfig, t
     fd = _memory_file("mailpin-mbsyncrc", "\n".join(out).encode("utf-8", "surrogateescape"))
     plan.keep_fds.append(fd)
     # After every option of the user's (mbsync reads the last -c), before the first channel or `--`.
-    operands = len(mbsync_argv.parse_argv(argv).operands)
-    at = len(argv) - operands
+    argv = invocation.argv
+    at = len(argv) - len(invocation.command.operands)
     if at > 0 and argv[at - 1] == "--":
         at -= 1
     plan.argv = [*argv[:at], f"--config=/proc/self/fd/{fd}", *argv[at:]]
     return plan
 
 
-def offlineimap(argv: Sequence[str], held: Sequence[Outcome], config: OfflineimapConfig, tunnels: Tunnels) -> Plan:
+def offlineimap(invocation: Invocation, held: Sequence[Outcome], tunnels: Tunnels) -> Plan:
     """offlineimap's config as verified, in memory (`-c`), and each enforced account's transport
     (`-k …:transporttunnel=`) through its verified session in the relay, or `mailpin tunnel`."""
-    from mailpin.configs.offlineimap import config_edits
-
+    config: OfflineimapConfig = invocation.config
     plan = Plan([])
     verified = _verified_copy(plan, "mailpin-offlineimaprc", config.data)
     # offlineimap takes the last -c; -k edits apply after the file is read, in order, so no -k of the
     # user's undoes these.
     extra = ["-c", verified]
-    edits = config_edits(argv)
+    edits = invocation.command.edits
     for outcome in held:
         account = outcome.target.account
         if account is None or not offlineimap_can_tunnel(account) or account.remote is None:
@@ -253,7 +263,7 @@ def offlineimap(argv: Sequence[str], held: Sequence[Outcome], config: Offlineima
         extra += ["-k", f"{section}:transporttunnel={tunnels.command(outcome, verified, edits)}"]
         extra += ["-k", f"{section}:ssl=no", "-k", f"{section}:starttls=no"]  # the tunnel's TLS, none inside
         plan.how[account.key] = "relay" if outcome.session is not None else "tunnel"
-    plan.argv = [*argv, *extra]
+    plan.argv = [*invocation.argv, *extra]
     return plan
 
 
@@ -280,15 +290,14 @@ def msmtp_priorities(account: Account, floor: str) -> str | None:
 
 
 def msmtp(
-    argv: Sequence[str],
+    invocation: Invocation,
     config: MsmtpConfig | None,
     outcome: Outcome | None,
     profile: Profile | None,
-    environ: Mapping[str, str],
-    relayed: Relayed | None = None,
-    env: Env | None = None,
+    relayed: Relayed | None,
+    env: Env,
 ) -> Plan:
-    from mailpin.configs.msmtp_argv import CLI, options_end
+    from mailpin.configs.msmtp_argv import CLI
 
     plan = Plan([])
     flags: list[str] = []
@@ -307,14 +316,14 @@ def msmtp(
             # msmtp.c: -a skips the envelope-from match; -f / --read-envelope-from still set the
             # envelope sender (override_account), so nothing else changes.
             flags.append(f"--account={account.name}")
-        if relayed is not None and outcome.session is not None and env is not None:
+        if relayed is not None and outcome.session is not None:
             flags += _msmtp_relayed(outcome, relayed, env, plan)
         else:
             flags += _msmtp_session(account, profile, observation, plan)
     # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
     # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
     # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
-    at = options_end(argv, posix="POSIXLY_CORRECT" in environ)
+    argv, at = invocation.argv, invocation.command.options_end
     plan.argv = [*argv[:at], *flags, *argv[at:]]
     return plan
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mailpin.net.early import Early
     from mailpin.run.decide import Decision
     from mailpin.run.enforce import Plan
+    from mailpin.run.invocation import Invocation
 
 
 def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
@@ -46,10 +47,11 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             f"`mailpin run {tool.value}` runs itself in a loop: the tool it finds calls {tool.value} through "
             f"mailpin's shim again; name the real binary in the [tools] section of mailpin's config",
         )
-    message, run_key, opened = _start(tool, argv, env)  # connecting while the rest is imported
+    invocation, run_key, opened = _start(tool, argv, env)  # connecting while the rest is imported
+    message = invocation.message
     try:
         from mailpin.run import enforce
-        from mailpin.run.decide import decide
+        from mailpin.run.decide import decide_on
         from mailpin.state import settings
 
         # The real tool first: without it nothing can be sent, and the caller must keep the message.
@@ -57,7 +59,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
         path = handover.find_tool(tool.value, env.environ, configured.tools.get(tool.value), configured.source or "")
         if tool is Tool.MSMTP and enforce.relayed_already(argv, env.environ):
             handover.exec_tool(tool.value, path, argv, message, env.environ)
-        decision = decide(env, tool, argv, configured, message, keep=enforce.relays(configured), early=opened)
+        decision = decide_on(env, invocation, configured, keep=enforce.relays(configured), early=opened)
     finally:
         if opened is not None:
             opened.close()  # what the verifier did not take: a hint that no longer fits
@@ -75,7 +77,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
         try:
-            plan = enforce.plan(env, tool, argv, decision, configured)
+            plan = enforce.plan_for(env, decision, configured)
             if plan.relay is not None:
                 # This pid becomes the tool (exec), or waits for it (a retry below): the relay ends with it.
                 plan.relay.start(os.getpid())
@@ -85,31 +87,35 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             raise RelayError(
                 f"{tool.value} was not run: cannot hand it the verified session ({why}); try again"
             ) from None
-        if decision.message is not None:
-            status = _send_retry(env, tool, path, argv, plan, decision.message)
+        if message is not None:
+            status = _send_retry(env, tool, path, argv, plan, message)
             if status is not None:
                 return status
-        handover.exec_tool(tool.value, path, plan.argv, decision.message, {**env.environ, **plan.environ})
+        handover.exec_tool(tool.value, path, plan.argv, message, {**env.environ, **plan.environ})
     decision.close()
-    held = _hold(env, decision) if decision.message is not None else ""
+    held = _hold(env, decision) if message is not None else ""
     for outcome in decision.blocked:
         print(f"mailpin: {blocked_line(outcome, held)}", file=env.stderr)
     env.stderr.flush()  # the line first: a MUA shows it even if telling the desktop is slow
-    announce(env, decision.outcomes, configured.notify, held, send=decision.message is not None)
+    announce(env, decision.outcomes, configured.notify, held, send=message is not None)
     return int(decision.exit_status)
 
 
-def _start(tool: Tool, argv: Sequence[str], env: Env) -> tuple[bytes | None, str, Early | None]:
-    """The message, read first when the tool reads one (msmtp in sendmail mode), and the TCP
-    connections the last run of this command line made, opened now (net/early.py)."""
-    from mailpin.configs import msmtp_argv
+def _start(tool: Tool, argv: Sequence[str], env: Env) -> tuple[Invocation, str, Early | None]:
+    """The command line, read once, with the message when the tool reads one (msmtp in sendmail
+    mode), and the TCP connections the last run of this command line made, opened now (net/early.py).
+    msmtp's message comes first: its From: line is part of the hint's key. mbsync and offlineimap
+    read none: they connect first, and their command line is read while the connections open."""
     from mailpin.net import early
+    from mailpin.run.invocation import Invocation
 
-    message = None
-    if tool is Tool.MSMTP and msmtp_argv.reads_message(argv, "POSIXLY_CORRECT" in env.environ):
-        message = env.read_stdin_bytes()
-    run_key = early.key(tool.value, argv, message)
-    return message, run_key, early.start(env.cache_home, run_key)
+    if tool is not Tool.MSMTP:
+        run_key = early.key(tool.value, argv, None)
+        opened = early.start(env.cache_home, run_key)
+        return Invocation.parse(env, tool, argv), run_key, opened
+    invocation = Invocation.parse(env, tool, argv).read_message(env)
+    run_key = early.key(tool.value, argv, invocation.message)
+    return invocation, run_key, early.start(env.cache_home, run_key)
 
 
 def _remember(env: Env, run_key: str, decision: Decision) -> None:
@@ -189,13 +195,14 @@ def _hold(env: Env, decision: Decision) -> str:
     """Hold the blocked message (never lost); returns what to tell the user about it."""
     from mailpin.state.queue import Queue, QueueError
 
-    assert decision.message is not None
+    invocation = decision.invocation
+    assert invocation.message is not None
     reasons = tuple(dict.fromkeys(reason for outcome in decision.blocked for reason in outcome.verdict.reasons))
     detail = "; ".join(f"{outcome.target.key}: {outcome.verdict.detail}" for outcome in decision.blocked)
     accounts = tuple(outcome.target.key for outcome in decision.blocked)
     try:
         done = Queue.for_env(env).hold(
-            decision.message, decision.tool.value, decision.argv, accounts, reasons, detail, env.now()
+            invocation.message, invocation.tool.value, invocation.argv, accounts, reasons, detail, env.now()
         )
     except QueueError as exc:  # the status still says "not sent", so the MUA keeps its copy
         return f"NOT held ({exc}): your mail program still has it — send it again once that is fixed"
