@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, MailpinError, UsageError
+from mailpin.errors import ExitStatus, MailpinError, RelayError, UsageError
 from mailpin.net.replies import printable
 from mailpin.state.queue import SENDING, Held, Queue, QueueError
 
@@ -171,16 +171,12 @@ def tool_sender(env: Env) -> Sender:
             return Attempt(_OUTCOMES.get(decision.exit_status, "failed"), int(decision.exit_status), why)
         announce(env, decision.outcomes, configured.notify)
         try:
-            plan = enforce.plan_for(env, decision, configured)
-            if plan.relay is not None:  # the verified session carries the held message too (one connection)
-                plan.relay.start(os.getpid())
-        except OSError as exc:
-            decision.close()
-            why = f"cannot hand {tool.value} the verified session: {exc.strerror or exc}"
-            return Attempt(_OUTCOMES[ExitStatus.TEMPFAIL], int(ExitStatus.TEMPFAIL), why)
+            plan = enforce.handed_over(env, decision, configured)  # the verified session carries it too
+        except RelayError as exc:
+            return Attempt(_OUTCOMES[ExitStatus.TEMPFAIL], int(exc.exit_status), str(exc))
         try:
             with tempfile.TemporaryFile() as said:
-                environ = {**env.environ, **plan.environ}
+                environ = plan.tool_environ(env.environ)
                 status = handover.run_tool(tool.value, path, plan.argv, message, environ, plan.keep_fds, said.fileno())
                 said.seek(0)
                 text = said.read().decode("utf-8", "replace")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from threading import Lock
 
@@ -328,7 +328,7 @@ def _kept(outcome: Outcome) -> Outcome:
     """The outcome, its session closed unless it passed: only a verified session reaches the tool."""
     if outcome.session is not None and outcome.verdict.status not in (Status.VERIFIED, Status.PINNED):
         outcome.session.close()
-        return Outcome(outcome.target, outcome.endpoint, outcome.verdict, outcome.observation, outcome.error)
+        return replace(outcome, session=None)
     return outcome
 
 

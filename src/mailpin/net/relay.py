@@ -142,12 +142,8 @@ class FdSide(Side):
 
 @dataclass
 class Link:
-    """One verified server session and, once it has come, the tool's side of it.
-
-    `greeting`: what the tool hears first. After an Implicit TLS handshake the server's own greeting
-    is still unread and goes through untouched; after mailpin's STARTTLS the server says nothing more
-    (RFC 3501 §6.2.1, RFC 3207 §4.2), so the tool is greeted by mailpin and asks for the
-    capabilities again itself."""
+    """One verified server session and, once it has come, the tool's side of it. `greeting`: what the
+    tool hears first (mailpin's own after STARTTLS, see `greeting_for`; the server's after Implicit TLS)."""
 
     name: str
     server: Side | None

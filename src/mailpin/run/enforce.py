@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailpin.errors import RelayError
 from mailpin.model import TLS_VERSIONS, Account, Level, Mode, Observation, Profile, Status, Tool, tls_rank
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ class Plan:
     relay: Relayed | None = None  # the verified sessions the tool is handed (run/relay.py), to start
     environ: dict[str, str] = field(default_factory=dict)  # added to the tool's environment
 
+    def tool_environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        return {**base, **self.environ}
+
 
 def _memory_file(name: str, data: bytes) -> int:
     """An in-memory file that survives exec (no close-on-exec), readable as /proc/self/fd/N, and
@@ -87,6 +91,21 @@ def plan(env: Env, tool: Tool, argv: Sequence[str], decision: Decision, configur
 
     invocation = replace(Invocation.parse(env, tool, argv), config=decision.invocation.config)
     return plan_for(env, replace(decision, invocation=invocation), configured)
+
+
+def handed_over(env: Env, decision: Decision, configured: Settings) -> Plan:
+    """`plan_for`, with the relay started beside the tool: this process then becomes the tool (exec)
+    or waits for it as a child, and the relay ends with it. A relay that cannot be set up (no room for
+    its directory, no process to fork) is `RelayError` (75): the tool is not run, the sessions closed."""
+    try:
+        plan = plan_for(env, decision, configured)
+        if plan.relay is not None:
+            plan.relay.start(os.getpid())
+    except OSError as exc:
+        decision.close()
+        tool, why = decision.invocation.tool.value, exc.strerror or str(exc)
+        raise RelayError(f"{tool} was not run: cannot hand it the verified session ({why}); try again") from None
+    return plan
 
 
 def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:

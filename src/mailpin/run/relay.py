@@ -129,13 +129,12 @@ def _remove(directory: str) -> None:
 
 
 def _link(outcome: Outcome) -> Link:
+    import ssl
+
     from mailpin.net.relay import Link, TlsSide, greeting_for
 
     chan, endpoint = outcome.session, outcome.endpoint
-    assert chan is not None and endpoint is not None
-    import ssl
-
-    assert isinstance(chan.sock, ssl.SSLSocket)
+    assert chan is not None and endpoint is not None and isinstance(chan.sock, ssl.SSLSocket)
     # STARTTLS: mailpin's own greeting (the server's came before TLS, and is not to be trusted or
     # replayed); Implicit TLS: the server's, as it sent it, read and judged before the tool started.
     greeting = greeting_for(endpoint.protocol, endpoint.mode) + chan.unread_for_tool()

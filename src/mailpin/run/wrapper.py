@@ -9,12 +9,11 @@ goes to stderr, and the status says why (DESIGN §4).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailpin.env import Env
-from mailpin.errors import ConfigError, MailpinError, RelayError
+from mailpin.errors import ConfigError, MailpinError
 from mailpin.model import Status, Tool
 from mailpin.net.replies import printable
 
@@ -76,22 +75,12 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
                 for warning in outcome.verdict.warnings:
                     if outcome.verdict.status is not Status.SKIPPED:
                         print(f"mailpin: {printable(f'{outcome.target.key}: {warning}', 2000)}", file=env.stderr)
-        try:
-            plan = enforce.plan_for(env, decision, configured)
-            if plan.relay is not None:
-                # This pid becomes the tool (exec), or waits for it (a retry below): the relay ends with it.
-                plan.relay.start(os.getpid())
-        except OSError as exc:
-            decision.close()
-            why = exc.strerror or str(exc)
-            raise RelayError(
-                f"{tool.value} was not run: cannot hand it the verified session ({why}); try again"
-            ) from None
+        plan = enforce.handed_over(env, decision, configured)
         if message is not None:
             status = _send_retry(env, tool, path, argv, plan, message)
             if status is not None:
                 return status
-        handover.exec_tool(tool.value, path, plan.argv, message, {**env.environ, **plan.environ})
+        handover.exec_tool(tool.value, path, plan.argv, message, plan.tool_environ(env.environ))
     decision.close()
     held = _hold(env, decision) if message is not None else ""
     for outcome in decision.blocked:
@@ -148,7 +137,6 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
 
     if queue_dir.idle(queue_dir.directory(env.state_home)):
         return None  # nothing held: the queue (and the message identity) is not even imported
-    from mailpin.net.replies import printable
     from mailpin.run import handover
     from mailpin.state.identity import identify
     from mailpin.state.queue import Queue, QueueError
@@ -174,7 +162,7 @@ def _send_retry(env: Env, tool: Tool, path: str, argv: Sequence[str], plan: Plan
         if not claimed:
             return None
         try:
-            environ = {**env.environ, **plan.environ}
+            environ = plan.tool_environ(env.environ)
             status = handover.run_tool(tool.value, path, plan.argv, message, environ, plan.keep_fds)
         except BaseException:  # the tool could not be started: nothing went out
             queue.settle(claimed, False, env.now())
