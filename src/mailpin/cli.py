@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from mailpin import __version__
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus, MailpinError, UsageError
 
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     import argparse
 

@@ -10,18 +10,18 @@ state: a file that cannot be read or is not mailpin's own is asked around, never
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
 from mailpin.env import Env
-from mailpin.state.durable import foreign, make_private_dirs, write_atomically
+from mailpin.state import cachefile
 
 # tool -> (argv after the binary, the version in its output)
 _ASK = {"mbsync": (["--version"], re.compile(r"isync (\d+)\.(\d+)"))}
 _MAX_ENTRIES = 32
+_NAME = "versions.json"
 
 
 def installed(tool: str, env: Env) -> tuple[int, int] | None:
@@ -35,16 +35,16 @@ def installed(tool: str, env: Env) -> tuple[int, int] | None:
         binary = find_tool(tool, {"PATH": env.environ.get("PATH") or os.defpath})
     except ConfigError:
         return None
-    return version_of(tool, binary, env.cache_home / "mailpin" / "versions.json")
+    return version_of(tool, binary, env.cache_home)
 
 
-def version_of(tool: str, binary: str, cache: Path) -> tuple[int, int] | None:
+def version_of(tool: str, binary: str, cache_home: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(binary)
     except OSError:
         return None
     identity = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-    known = _read(cache)
+    known = cachefile.read(cache_home, _NAME)
     entry = known.get(binary)
     if isinstance(entry, dict) and entry.get("id") == identity and _is_version(entry.get("version")):
         major, minor = entry["version"]
@@ -52,7 +52,7 @@ def version_of(tool: str, binary: str, cache: Path) -> tuple[int, int] | None:
     asked = _ask(tool, binary)
     if asked is not None:
         known[binary] = {"id": identity, "version": list(asked)}
-        _write(cache, dict(list(known.items())[-_MAX_ENTRIES:]))
+        cachefile.write(cache_home, _NAME, dict(list(known.items())[-_MAX_ENTRIES:]))
     return asked
 
 
@@ -68,21 +68,3 @@ def _ask(tool: str, binary: str) -> tuple[int, int] | None:
 
 def _is_version(value: object) -> bool:
     return isinstance(value, list) and len(value) == 2 and all(type(part) is int for part in value)
-
-
-def _read(cache: Path) -> dict[str, object]:
-    if foreign(cache, "mailpin's cache of tool versions") is not None:
-        return {}  # planted by someone else: ask the tool instead
-    try:
-        data = json.loads(cache.read_bytes()[: 1 << 16])
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write(cache: Path, known: dict[str, object]) -> None:
-    try:
-        make_private_dirs(cache.parent)
-        write_atomically(cache, json.dumps(known, indent=1).encode())
-    except OSError:
-        pass  # only a cache: asked again next time

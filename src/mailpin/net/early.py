@@ -16,16 +16,17 @@ before the heavy ones.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from mailpin.state import cachefile
+
 _TIMEOUT = 10.0  # a connect that takes longer is abandoned; the verifier's own takes over
 _MAX = 32  # endpoints remembered per command line (mbsync -a over many accounts)
 _KEYS = 64  # command lines remembered
+_NAME = "connect.json"
 
 
 def key(tool: str, argv: Sequence[str], message: bytes | None) -> str:
@@ -111,25 +112,8 @@ class Early:
             sock.close()
 
 
-def _path(cache_home: Path) -> Path:
-    return cache_home / "mailpin" / "connect.json"
-
-
-def _read(cache_home: Path) -> dict[str, list[list[object]]]:
-    path = _path(cache_home)
-    try:
-        info = os.stat(path)
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            return {}  # not the user's own: no hint (it could only waste a connection, but still)
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def start(cache_home: Path, run_key: str) -> Early | None:
-    hint = _read(cache_home).get(run_key)
+    hint = cachefile.read(cache_home, _NAME).get(run_key)
     if not isinstance(hint, list):
         return None
     endpoints = [
@@ -141,7 +125,7 @@ def start(cache_home: Path, run_key: str) -> Early | None:
 
 def remember(cache_home: Path, run_key: str, endpoints: Sequence[tuple[str, int]]) -> None:
     """Keep where this run connected, for the next one (written only when it changed)."""
-    data = _read(cache_home)
+    data = cachefile.read(cache_home, _NAME)
     value = [[host, port] for host, port in dict.fromkeys(endpoints)][:_MAX]
     if data.get(run_key) == value:
         return
@@ -149,11 +133,4 @@ def remember(cache_home: Path, run_key: str, endpoints: Sequence[tuple[str, int]
     data[run_key] = value
     while len(data) > _KEYS:
         del data[next(iter(data))]  # the oldest command line first
-    path = _path(cache_home)
-    try:
-        from mailpin.state.durable import make_private_dirs, write_atomically
-
-        make_private_dirs(path.parent)
-        write_atomically(path, json.dumps(data).encode("utf-8"))
-    except OSError:
-        pass  # only a hint: the next run connects as always
+    cachefile.write(cache_home, _NAME, data)  # only a hint: unwritten, the next run connects as always

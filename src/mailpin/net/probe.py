@@ -10,9 +10,13 @@ from datetime import datetime
 from mailpin.errors import ProbeError
 from mailpin.model import Account, Endpoint, Mode, Observation
 from mailpin.net.channel import Channel, Deadline
-from mailpin.net.starttls import Dialogue, dialogue_for
+from mailpin.net.starttls import dialogue_for
 from mailpin.net.tlsctx import narrowed_by, observing_context, served_chain
 from mailpin.trust.judge import Judge
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from mailpin.net.starttls import Dialogue
 
 DEFAULT_TIMEOUT = 10.0
 

@@ -15,8 +15,6 @@ taking only the lines already here (`_discard_waiting`).
 
 from __future__ import annotations
 
-from typing import Protocol as TypingProtocol
-
 from mailpin.errors import ProbeError
 from mailpin.model import Protocol
 from mailpin.net.channel import MAX_LINES, Channel
@@ -65,18 +63,22 @@ def _discard_waiting(chan: Channel, what: str) -> list[bytes]:
     return lines
 
 
-class Dialogue(TypingProtocol):
-    def upgrade(self, chan: Channel) -> str:
-        """Plaintext greeting and STARTTLS; on return the server waits for our ClientHello."""
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import Protocol as TypingProtocol
 
-    def greet(self, chan: Channel) -> str:
-        """The greeting of an Implicit TLS session (RFC 8314 §3), read over TLS."""
+    class Dialogue(TypingProtocol):  # what each protocol's dialogue below does; a type only
+        def upgrade(self, chan: Channel) -> str:
+            """Plaintext greeting and STARTTLS; on return the server waits for our ClientHello."""
 
-    def capabilities(self, chan: Channel) -> tuple[str, ...]:
-        """Capabilities asked again over TLS (knowledge from before TLS is discarded)."""
+        def greet(self, chan: Channel) -> str:
+            """The greeting of an Implicit TLS session (RFC 8314 §3), read over TLS."""
 
-    def quit(self, chan: Channel) -> None:
-        """Say goodbye without waiting for the answer."""
+        def capabilities(self, chan: Channel) -> tuple[str, ...]:
+            """Capabilities asked again over TLS (knowledge from before TLS is discarded)."""
+
+        def quit(self, chan: Channel) -> None:
+            """Say goodbye without waiting for the answer."""
 
 
 # --- SMTP: RFC 5321, RFC 3207 (STARTTLS), RFC 8314 (submissions) -----------------------------

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import TYPE_CHECKING
 
 from mailpin.errors import ConfigError
 
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.model import Account
 

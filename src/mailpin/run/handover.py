@@ -11,9 +11,12 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from mailpin.errors import ConfigError
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 SHIM_MARKER = b"mailpin-shim"  # every shim mailpin writes carries it near the top
 DEPTH = "MAILPIN_RUN_DEPTH"  # how many `mailpin run`s this process descends from: a loop guard

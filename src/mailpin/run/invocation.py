@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Tool
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
     from mailpin.env import Env
@@ -39,11 +39,17 @@ def private_dir(environ: Mapping[str, str]) -> str:
         info = os.stat(runtime) if runtime else None
         if info is not None and info.st_uid == os.geteuid() and not info.st_mode & 0o077:
             base = runtime
-    import tempfile  # only when a session is relayed: `random` and more, at import
+    if base is None or len(base) > _SOCKET_ROOM:  # (msmtp's socket would not fit in sockaddr_un there)
+        import tempfile  # `random` and more at import: only when there is no runtime directory to use
 
-    if base is not None and len(base) > _SOCKET_ROOM:
-        base = None  # msmtp's socket would not fit in sockaddr_un there
-    return tempfile.mkdtemp(prefix="mailpin-", dir=base)
+        return tempfile.mkdtemp(prefix="mailpin-")
+    while True:  # mkdtemp's way, without its imports: a random name, made only if it is new, 0700
+        path = os.path.join(base, f"mailpin-{os.urandom(4).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
 
 
 _SOCKET_ROOM = 80  # bytes of a base directory that leave room for "/mailpin-XXXXXXXX/smtp" in 108
@@ -123,9 +129,12 @@ class Relayed:
 
 
 def _remove(directory: str) -> None:
-    import shutil
-
-    shutil.rmtree(directory, ignore_errors=True)
+    """The relay's directory, and what is in it: a socket, FIFOs and claims, no directories."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
 
 
 def _link(outcome: Outcome) -> Link:

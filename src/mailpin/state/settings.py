@@ -22,22 +22,23 @@ option"). Every problem is a ConfigError (exit 78) naming the file, and the line
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
-from configobj.validate import ValidateError, Validator  # type: ignore[import-untyped]
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import Level, Tool
-from mailpin.state.configobj_lines import LineError, configobj_lines
+from mailpin.state import memo
 from mailpin.state.durable import foreign
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ notmuch_tags = +mailpin, +inbox, +unread
 # mbsync = /usr/bin/mbsync
 # offlineimap = /usr/bin/offlineimap
 """
+# The code that decides what configobj makes of the file (state/memo.py): this and its line check.
+_READERS = (__file__, os.path.join(os.path.dirname(__file__), "configobj_lines.py"))
 
 
 @dataclass(frozen=True)
@@ -217,11 +220,31 @@ def load(env: Env) -> Settings:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ConfigError(source, line, f"not UTF-8 text (byte 0x{data[error.start]:02x})") from None
-    return parse(text, source)
+    memo_key = memo.key(data, SPEC, _READERS)
+    remembered = memo.recall(env.cache_home, "settings", memo_key)
+    if isinstance(remembered, dict):
+        try:
+            return _settings(remembered, source)
+        except Exception:  # anything a remembered value gets wrong: read in full, and say its error
+            pass
+    values = _validated(text, source)
+    found = _settings(values, source)
+    memo.keep(env.cache_home, "settings", memo_key, values)
+    return found
 
 
 def parse(text: str, source: str) -> Settings:
     """Settings from the text of a config file; `source` names it in errors and in the result."""
+    return _settings(_validated(text, source), source)
+
+
+def _validated(text: str, source: str) -> dict[str, Any]:
+    """configobj's reading of TEXT, checked against SPEC and converted: nested dicts of values."""
+    from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
+    from configobj.validate import Validator  # type: ignore[import-untyped]
+
+    from mailpin.state.configobj_lines import LineError, configobj_lines
+
     try:
         lines = configobj_lines(text)
     except LineError as error:
@@ -244,9 +267,15 @@ def parse(text: str, source: str) -> Settings:
             hint = ": use yes or no"  # validate's own words say only "of the wrong type"
         said = f"{str(failure).rstrip('.')}{hint}" if hint else failure
         raise ConfigError(source, None, f"{'/'.join(where)} {_shown(_value(config, where))}: {said}")
+    values: dict[str, Any] = config.dict()
+    return values
+
+
+def _settings(config: dict[str, Any], source: str) -> Settings:
+    """Settings from the checked values of a config file (every section under [accounts] a dict)."""
     accounts: dict[str, Level] = {}
     enforce: dict[str, bool] = {}
-    for name in config["accounts"].sections:
+    for name in config["accounts"]:
         _check_account_name(name, source)
         level = config["accounts"][name]["level"]
         if level is not None:
@@ -263,7 +292,7 @@ def parse(text: str, source: str) -> Settings:
         tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
         notify=_notify(config["notify"], source),
         source=source,
-        account_names=tuple(config["accounts"].sections),
+        account_names=tuple(config["accounts"]),
     )
 
 
@@ -334,22 +363,28 @@ def _shown(value: Any) -> str:
 # allowed; a list (`a, b`) is never a valid value. Numbers are plain decimals: no nan, inf, 1e3, 1_0.
 
 
+def _invalid(said: str) -> Exception:
+    from configobj.validate import ValidateError
+
+    return ValidateError(said)  # type: ignore[no-any-return]
+
+
 def _one_of(value: object, *allowed: str) -> str:
     if isinstance(value, str) and value in allowed:
         return value
-    raise ValidateError(f"must be one of {', '.join(allowed)}")
+    raise _invalid(f"must be one of {', '.join(allowed)}")
 
 
 def _seconds(value: object, max: str) -> float:
     if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", value) and 0 < float(value) <= float(max):
         return float(value)
-    raise ValidateError(f"must be a number of seconds, more than 0 and at most {max}")
+    raise _invalid(f"must be a number of seconds, more than 0 and at most {max}")
 
 
 def _whole(value: object, min: str, max: str) -> int:
     if isinstance(value, str) and re.fullmatch(r"[0-9]+", value) and int(min) <= int(value) <= int(max):
         return int(value)
-    raise ValidateError(f"must be a whole number from {min} to {max}")
+    raise _invalid(f"must be a whole number from {min} to {max}")
 
 
 _CHECKS = {"one_of": _one_of, "seconds": _seconds, "whole": _whole}

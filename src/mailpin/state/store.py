@@ -21,16 +21,16 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
-
-from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
-from configobj.validate import Validator  # type: ignore[import-untyped]
 
 from mailpin.env import Env
 from mailpin.errors import ConfigError
 from mailpin.model import TLS_VERSIONS, Level, Mode, Profile, Protocol, Tool
-from mailpin.state.configobj_lines import LineError, configobj_lines
+from mailpin.state import memo
 from mailpin.state.durable import foreign, make_private_dirs, remove_stray_temps, write_atomically
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import Any
 
 PINS_VERSION = 1
 
@@ -73,18 +73,22 @@ _CHECKS = {
     "trust": "string()",
 }
 _TIMES = ("not_before", "not_after", "pinned_at")
+# The code that decides what configobj makes of the file (state/memo.py): this and its line check.
+_READERS = (__file__, os.path.join(os.path.dirname(__file__), "configobj_lines.py"))
 _SPEC = ("version = integer(min=1)", "[__many__]", *(f"{name} = {check}" for name, check in _CHECKS.items()))
 
 
 class PinStore:
-    def __init__(self, path: Path, lock_path: Path) -> None:
+    def __init__(self, path: Path, lock_path: Path, cache_home: Path | None = None) -> None:
         self.path = path
         self.lock_path = lock_path
+        self.cache_home = cache_home  # where configobj's reading of the file is remembered (state/memo.py)
 
     @classmethod
     def for_env(cls, env: Env) -> PinStore:
         # The lock lives in the state dir: a dotfiles repo holding pins.conf stays clean.
-        return cls(env.config_home / "mailpin" / "pins.conf", env.state_home / "mailpin" / "pins.lock")
+        home = env.config_home / "mailpin"
+        return cls(home / "pins.conf", env.state_home / "mailpin" / "pins.lock", env.cache_home)
 
     def load(self) -> dict[str, Profile]:
         """The profiles by account key; no file is no profiles. No lock: writes replace the file whole."""
@@ -100,7 +104,7 @@ class PinStore:
             return {}
         except OSError as exc:
             raise ConfigError(str(self.path), None, f"cannot read the pin store: {exc.strerror or exc}") from None
-        return _parse(data, str(self.path))
+        return _parse(data, str(self.path), self.cache_home)
 
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Profile]]:
@@ -134,7 +138,8 @@ class PinStore:
     def _write(self, profiles: Mapping[str, Profile]) -> None:
         text = _render(profiles)
         try:
-            back = _parse(text.encode("utf-8"), "(rendered pins)")
+            # (remembered: the next run's read of what this writes takes configobj's reading from here)
+            back = _parse(text.encode("utf-8"), "(rendered pins)", self.cache_home)
         except ConfigError as exc:
             raise ValueError(f"a profile mailpin could not read back: {exc}") from None
         if back != dict(profiles):
@@ -257,8 +262,30 @@ def _render(profiles: Mapping[str, Profile]) -> str:
     return "\n".join(lines)
 
 
-def _parse(data: bytes, source: str) -> dict[str, Profile]:
-    """The profiles in DATA, or a ConfigError naming SOURCE, the line when known, and the fix."""
+def _parse(data: bytes, source: str, cache_home: Path | None = None) -> dict[str, Profile]:
+    """The profiles in DATA, or a ConfigError naming SOURCE, the line when known, and the fix.
+    With CACHE_HOME, configobj's reading of DATA is remembered there, or taken from there."""
+    memo_key = memo.key(data, "\n".join(_SPEC), _READERS) if cache_home else None
+    remembered = memo.recall(cache_home, "pins", memo_key) if cache_home else None
+    if isinstance(remembered, list):
+        try:
+            return _profiles(remembered, source, [])
+        except Exception:  # anything a remembered value gets wrong: read in full, and say its error
+            pass
+    lines, sections = _sections(data, source)
+    profiles = _profiles(sections, source, lines)
+    if cache_home:
+        memo.keep(cache_home, "pins", memo_key, sections)
+    return profiles
+
+
+def _sections(data: bytes, source: str) -> tuple[list[str], list[list[Any]]]:
+    """DATA's lines, and configobj's reading of it, checked: `[raw section name, {name: value}]` each."""
+    from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values  # type: ignore[import-untyped]
+    from configobj.validate import Validator  # type: ignore[import-untyped]
+
+    from mailpin.state.configobj_lines import LineError, configobj_lines
+
     if not data:
         raise _corrupt(source, None, "the file is empty")
     try:
@@ -290,10 +317,15 @@ def _parse(data: bytes, source: str) -> dict[str, Profile]:
         section = path[0] if path else None
         what = f"no `{name}`" if error is False else f"{name}: {error}"
         raise _corrupt(source, _line_of(lines, section), f"[{section}] {what}" if section else what)
+    return lines, [[raw, config[raw].dict()] for raw in config.sections]
+
+
+def _profiles(sections: list[list[Any]], source: str, lines: list[str]) -> dict[str, Profile]:
+    """The profiles of configobj's SECTIONS; LINES, when known, place an error."""
     profiles: dict[str, Profile] = {}
-    for raw in config.sections:
+    for raw, values in sections:
         try:
-            profile = _profile(_unescape(raw), config[raw])
+            profile = _profile(_unescape(raw), values)
         except ValueError as exc:
             raise _corrupt(source, _line_of(lines, raw), f"[{raw}] {exc}") from None
         if profile.account in profiles:

@@ -31,14 +31,16 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from threading import Lock
-from typing import TYPE_CHECKING, Any
 
 from mailpin import __version__
 from mailpin.model import CertFacts, ChainVerdict
 from mailpin.state.durable import make_private_dirs, write_atomically
 from mailpin.trust.anchors import TrustSource
 
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mailpin.trust.certs import Trust
 
 # The memo's own format; the rules themselves are keyed by the source of certs.py and this module.
