@@ -22,6 +22,7 @@ from mailpin.configs import mbsync_argv, msmtp_argv, offlineimap
 from mailpin.env import Env
 from mailpin.errors import ToolUsageError
 from mailpin.model import Tool
+from mailpin.net import early
 from mailpin.run import enforce, wrapper
 from mailpin.run.decide import decide_on
 from mailpin.state.settings import load as load_settings
@@ -75,7 +76,7 @@ def test_a_run_reads_the_command_line_once(
     env = with_stdin(MESSAGE)
     configured = load_settings(env)
     calls = counting(monkeypatch)
-    invocation, _, opened = wrapper._start(tool, argv, env)
+    invocation, opened = wrapper._start(tool, argv, env, early.Hints.of_run(env.environ, tool.value, argv), None)
     try:
         decision = decide_on(env, invocation, configured, keep=enforce.relays(configured), early=opened)
         made = enforce.plan_for(env, decision, configured)
@@ -110,7 +111,8 @@ def test_a_command_line_msmtp_refuses_is_read_once_and_refused_before_any_config
     (isolated_env / ".msmtprc").write_text("account x\nport none\n")
     env = with_stdin(MESSAGE)
     calls = counting(monkeypatch)
-    invocation, _, opened = wrapper._start(Tool.MSMTP, ["-a", "x", "--host=y", "you@example.org"], env)
+    argv = ["-a", "x", "--host=y", "you@example.org"]
+    invocation, opened = wrapper._start(Tool.MSMTP, argv, env, early.Hints.of_run(env.environ, "msmtp", argv), None)
     assert opened is None and invocation.message is None and env.stdin.read() == MESSAGE.decode()
     with pytest.raises(ToolUsageError, match="cannot use both --host and --account"):
         decide_on(env, invocation, load_settings(env))

@@ -6,7 +6,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mailpin import __version__
-from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus, MailpinError, UsageError
 
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     import argparse
 
     from mailpin.commands.init import Proposal
+    from mailpin.env import Env
 
 
 def _positive(text: str) -> float:
@@ -524,13 +524,24 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
-    env = env or Env.from_os()
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 2 and argv[0] == "run" and argv[1] in _TOOLS:
-        # Everything after the tool is the tool's, untouched: argparse would read `-h` or `--`.
+        # Before anything else of mailpin loads: the connections its last runs of this command line
+        # made, opened now, while the rest imports (net/early.py).
+        import os
+
+        from mailpin.net import early
+
+        hints = early.Hints.of_run(env.environ if env else os.environ, argv[1], argv[2:])
+        opened = early.start(hints.agreed())
+        from mailpin.env import Env
         from mailpin.run import wrapper
 
-        return wrapper.main(argv[1], argv[2:], env)
+        # Everything after the tool is the tool's, untouched: argparse would read `-h` or `--`.
+        return wrapper.main(argv[1], argv[2:], env or Env.from_os(), hints, opened)
+    from mailpin.env import Env
+
+    env = env or Env.from_os()
     args = _tunnel_args(argv)
     if args is None:
         try:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mailpin import xdg
+
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from typing import TextIO
@@ -40,12 +42,10 @@ class Env:
 
     @property
     def home(self) -> Path:
-        return Path(self.environ.get("HOME") or Path.home())
+        return Path(xdg.home(self.environ))
 
     def _xdg(self, variable: str, default: str) -> Path:
-        # XDG Base Directory spec: relative values are invalid and must be ignored.
-        value = self.environ.get(variable, "")
-        return Path(value) if os.path.isabs(value) else self.home / default
+        return Path(xdg.base(self.environ, variable, default))
 
     @property
     def config_home(self) -> Path:

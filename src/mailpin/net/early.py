@@ -1,16 +1,20 @@
-"""Connect while Python imports: the TCP connection of a run starts before mailpin's modules load.
+"""Connect while Python imports: the TCP connections of a run start before mailpin's modules load.
 
 A run's CPU is mostly imports (bench/RESULTS.md); on a real network it waits a round trip for the
-connection anyway. So `mailpin run` remembers where the last run with the same command line (and,
-for msmtp, the same From: line) connected — `$XDG_CACHE_HOME/mailpin/connect.json`, host and port
-only — and, at its very start, opens those TCP connections in background threads. The verifier
-takes one only for exactly the endpoint it was about to connect to (same host name and port,
-resolved the same way): nothing is decided by the hint, and everything — TLS, the certificate, the
-profile — is verified on it as on any connection. A hint that no longer fits (the config changed,
-another account) costs one unused connection, closed at once; no hint: the run connects as always.
+connection anyway. So `mailpin run` remembers where the runs of each command line connected —
+`$XDG_CACHE_HOME/mailpin/connect.json`, host and port only, and for msmtp per From: line of the
+message, which may decide its account — and its very first step (cli.main, before anything else of
+mailpin is imported) opens in background threads the TCP connections that every remembered run of
+this command line made: they agree for one account, or for `-a NAME`. Where they do not (a `-t`
+over several accounts), it waits until the message is read and opens what its From: line's runs
+used. The verifier takes a connection only for exactly the endpoint it was about to connect to (same
+host name and port, resolved the same way): nothing is decided by the hint, and everything — TLS,
+the certificate, the profile — is verified on it as on any connection. A hint that no longer fits
+(the config changed, another account) costs one unused connection, closed at once; no hint: the run
+connects as always.
 
-Imports only what the run imports anyway (os, json, hashlib, socket, threading): this module runs
-before the heavy ones.
+Imports only what the run imports anyway (hashlib, socket, threading, json): this module runs before
+the heavy ones.
 """
 
 from __future__ import annotations
@@ -18,23 +22,29 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mailpin import xdg
 from mailpin.state import cachefile
 
 _TIMEOUT = 10.0  # a connect that takes longer is abandoned; the verifier's own takes over
-_MAX = 32  # endpoints remembered per command line (mbsync -a over many accounts)
+_MAX = 32  # endpoints remembered per command line and sender (mbsync -a over many accounts)
+_SENDERS = 16  # From: lines remembered per command line
 _KEYS = 64  # command lines remembered
 _NAME = "connect.json"
 
+Endpoints = list[tuple[str, int]]
 
-def key(tool: str, argv: Sequence[str], message: bytes | None) -> str:
-    """The command line, and for a message the From: line that may decide msmtp's account."""
-    digest = hashlib.sha256("\0".join([tool, *argv]).encode("utf-8", "surrogateescape"))
-    if message is not None:
-        digest.update(b"\0" + _from_line(message))
-    return digest.hexdigest()[:32]
+
+def key(tool: str, argv: Sequence[str]) -> str:
+    """The command line's key: a digest, so that connect.json holds no argument as it was typed."""
+    return hashlib.sha256("\0".join([tool, *argv]).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def sender(message: bytes | None) -> str:
+    """The From: line's key, which may decide msmtp's account; "" when the run reads no message."""
+    return "" if message is None else hashlib.sha256(_from_line(message)).hexdigest()[:16]
 
 
 def _from_line(message: bytes) -> bytes:
@@ -45,6 +55,60 @@ def _from_line(message: bytes) -> bytes:
     return b""
 
 
+class Hints:
+    """What connect.json says about one command line: the endpoints each sender's runs connected to."""
+
+    def __init__(self, cache_home: Path, run_key: str) -> None:
+        self.cache_home, self.run_key = cache_home, run_key
+        entry = cachefile.read(cache_home, _NAME).get(run_key)
+        self.senders = {name: _endpoints(value) for name, value in entry.items()} if isinstance(entry, dict) else {}
+
+    @classmethod
+    def of_run(cls, environ: Mapping[str, str], tool: str, argv: Sequence[str]) -> Hints:
+        return cls(Path(xdg.base(environ, "XDG_CACHE_HOME", ".cache")), key(tool, argv))
+
+    def agreed(self) -> Endpoints:
+        """Where every remembered run of the command line connected, when that is one place; else nothing."""
+        places = {tuple(endpoints) for endpoints in self.senders.values()}
+        return list(places.pop()) if len(places) == 1 else []
+
+    def of(self, sender: str) -> Endpoints:
+        return self.senders.get(sender, [])
+
+    def remember(self, sender: str, endpoints: Sequence[tuple[str, int]]) -> None:
+        """Keep where this run connected, for the next one (written only when it changed)."""
+        value = list(dict.fromkeys(endpoints))[:_MAX]
+        if self.senders.get(sender) == value:
+            return
+        data = cachefile.read(self.cache_home, _NAME)
+        entry = data.pop(self.run_key, None)
+        senders = {name: known for name, known in entry.items() if name != sender} if isinstance(entry, dict) else {}
+        senders[sender] = [[host, port] for host, port in value]
+        data[self.run_key] = dict(list(senders.items())[-_SENDERS:])  # the oldest sender first out
+        while len(data) > _KEYS:
+            del data[next(iter(data))]  # the oldest command line first
+        cachefile.write(self.cache_home, _NAME, data)  # only a hint: unwritten, the next run connects as always
+
+
+def _endpoints(value: object) -> Endpoints:
+    if not isinstance(value, list):
+        return []
+    return [
+        (item[0], item[1]) for item in value[:_MAX]
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and type(item[1]) is int
+    ]  # fmt: skip
+
+
+def start(endpoints: Sequence[tuple[str, int]], opened: Early | None = None) -> Early | None:
+    """Connections to ENDPOINTS, added to OPENED when there is one."""
+    if not endpoints:
+        return opened
+    if opened is None:
+        return Early(endpoints)
+    opened.extend(endpoints)
+    return opened
+
+
 class Early:
     """Connections opened from a hint, each handed out once to the verifier that wants it."""
 
@@ -53,7 +117,13 @@ class Early:
         self._ready: dict[tuple[str, int], socket.socket | None] = {}
         self._threads: dict[tuple[str, int], threading.Thread] = {}
         self._closed = False
+        self.extend(endpoints)
+
+    def extend(self, endpoints: Sequence[tuple[str, int]]) -> None:
+        """Open these too (those not already opened)."""
         for endpoint in dict.fromkeys(endpoints):
+            if endpoint in self._threads or endpoint in self._ready:
+                continue
             thread = threading.Thread(target=self._open, args=(endpoint,), daemon=True)
             self._threads[endpoint] = thread
             thread.start()
@@ -110,27 +180,3 @@ class Early:
             self._ready.clear()
         for sock in left:
             sock.close()
-
-
-def start(cache_home: Path, run_key: str) -> Early | None:
-    hint = cachefile.read(cache_home, _NAME).get(run_key)
-    if not isinstance(hint, list):
-        return None
-    endpoints = [
-        (item[0], item[1]) for item in hint[:_MAX]
-        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int)
-    ]  # fmt: skip
-    return Early(endpoints) if endpoints else None
-
-
-def remember(cache_home: Path, run_key: str, endpoints: Sequence[tuple[str, int]]) -> None:
-    """Keep where this run connected, for the next one (written only when it changed)."""
-    data = cachefile.read(cache_home, _NAME)
-    value = [[host, port] for host, port in dict.fromkeys(endpoints)][:_MAX]
-    if data.get(run_key) == value:
-        return
-    data.pop(run_key, None)
-    data[run_key] = value
-    while len(data) > _KEYS:
-        del data[next(iter(data))]  # the oldest command line first
-    cachefile.write(cache_home, _NAME, data)  # only a hint: unwritten, the next run connects as always

@@ -19,15 +19,16 @@ from mailpin.net.replies import printable
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
-    from mailpin.net.early import Early
+    from mailpin.net.early import Early, Hints
     from mailpin.run.decide import Decision
     from mailpin.run.enforce import Plan
     from mailpin.run.invocation import Invocation
 
 
-def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
+def main(tool_name: str, argv: Sequence[str], env: Env, hints: Hints, opened: Early | None) -> int:
+    """HINTS: connect.json's for this command line; OPENED: what cli.main opened from them."""
     try:
-        return _run(Tool(tool_name), list(argv), env)
+        return _run(Tool(tool_name), list(argv), env, hints, opened)
     except MailpinError as exc:
         print(printable(f"mailpin: {exc}", 4000), file=env.stderr)  # a config's bytes cannot drive the terminal
         return int(exc.exit_status)
@@ -35,7 +36,7 @@ def main(tool_name: str, argv: Sequence[str], env: Env) -> int:
         return 130
 
 
-def _run(tool: Tool, argv: list[str], env: Env) -> int:
+def _run(tool: Tool, argv: list[str], env: Env, hints: Hints, opened: Early | None) -> int:
     from mailpin.run import handover
 
     depth = env.environ.get(handover.DEPTH, "0")
@@ -46,7 +47,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
             f"`mailpin run {tool.value}` runs itself in a loop: the tool it finds calls {tool.value} through "
             f"mailpin's shim again; name the real binary in the [tools] section of mailpin's config",
         )
-    invocation, run_key, opened = _start(tool, argv, env)  # connecting while the rest is imported
+    invocation, opened = _start(tool, argv, env, hints, opened)  # connecting while the rest is imported
     message = invocation.message
     try:
         from mailpin.run import enforce
@@ -63,7 +64,7 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
         if opened is not None:
             opened.close()  # what the verifier did not take: a hint that no longer fits
     if decision.passed:
-        _remember(env, run_key, decision)
+        _remember(hints, invocation, decision)
     for problem in decision.audit_problems:
         print(f"mailpin: {problem}", file=env.stderr)
     from mailpin.notify.alerts import announce
@@ -90,30 +91,31 @@ def _run(tool: Tool, argv: list[str], env: Env) -> int:
     return int(decision.exit_status)
 
 
-def _start(tool: Tool, argv: Sequence[str], env: Env) -> tuple[Invocation, str, Early | None]:
+def _start(
+    tool: Tool, argv: Sequence[str], env: Env, hints: Hints, opened: Early | None
+) -> tuple[Invocation, Early | None]:
     """The command line, read once, with the message when the tool reads one (msmtp in sendmail
-    mode), and the TCP connections the last run of this command line made, opened now (net/early.py).
-    msmtp's message comes first: its From: line is part of the hint's key. mbsync and offlineimap
-    read none: they connect first, and their command line is read while the connections open."""
+    mode); and for msmtp, once the message is read, the connections its From: line's runs made,
+    unless every run of the command line went to the same place and they are open already."""
     from mailpin.net import early
     from mailpin.run.invocation import Invocation
 
+    invocation = Invocation.parse(env, tool, argv)
     if tool is not Tool.MSMTP:
-        run_key = early.key(tool.value, argv, None)
-        opened = early.start(env.cache_home, run_key)
-        return Invocation.parse(env, tool, argv), run_key, opened
-    invocation = Invocation.parse(env, tool, argv).read_message(env)
-    run_key = early.key(tool.value, argv, invocation.message)
-    return invocation, run_key, early.start(env.cache_home, run_key)
+        return invocation, opened
+    invocation = invocation.read_message(env)
+    if invocation.message is None:
+        return invocation, opened
+    return invocation, early.start(hints.of(early.sender(invocation.message)), opened)
 
 
-def _remember(env: Env, run_key: str, decision: Decision) -> None:
+def _remember(hints: Hints, invocation: Invocation, decision: Decision) -> None:
     """Where this run's verified sessions connected: the next run of it opens them at its start."""
     from mailpin.net import early
 
     endpoints = [(o.endpoint.host, o.endpoint.port) for o in decision.outcomes if o.session and o.endpoint]
     if endpoints:
-        early.remember(env.cache_home, run_key, endpoints)
+        hints.remember(early.sender(invocation.message), endpoints)
 
 
 def blocked_line(outcome: Outcome, held: str) -> str:
