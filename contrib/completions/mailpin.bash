@@ -18,7 +18,7 @@ __mailpin_held_ids() {
 # from which the rest of the line belongs to another tool (mailpin run TOOL ARGS...).
 _mailpin_spec() {
     case $1 in
-    '') subs='probe accounts init check review accept forget doctor tunnel demo hooks queue run' opts='-h --help --version' valued='' rest='' ;;
+    '') subs='probe accounts init check review accept forget upgrade doctor tunnel demo hooks queue run' opts='-h --help --version' valued='' rest='' ;;
     'probe') subs='' opts='-h --help --protocol --mode --trust-file --servername --timeout --json' valued='--protocol --mode --trust-file --servername --timeout' rest='' ;;
     'accounts') subs='' opts='-h --help --for --json' valued='--for' rest='' ;;
     'init') subs='' opts='-h --help --yes -y --accept-untrusted --level --json' valued='--accept-untrusted --level' rest='' ;;
@@ -26,6 +26,7 @@ _mailpin_spec() {
     'review') subs='' opts='-h --help --json' valued='' rest='' ;;
     'accept') subs='' opts='-h --help --level --add --accept-untrusted --json' valued='--level' rest='' ;;
     'forget') subs='' opts='-h --help' valued='' rest='' ;;
+    'upgrade') subs='' opts='-h --help --yes -y --host --json' valued='--host' rest='' ;;
     'doctor') subs='' opts='-h --help --notify-test --json' valued='' rest='' ;;
     'tunnel') subs='' opts='-h --help --config -k' valued='--config -k' rest='' ;;
     'demo') subs='' opts='-h --help --keep --quiet -q' valued='' rest='' ;;
@@ -64,6 +65,7 @@ _mailpin_positional() {
     'review') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
     'accept') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
     'forget') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
+    'upgrade') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
     'tunnel') (($2 == 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
     'queue flush') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_held_ids)"; return; } ;;
     'queue drop') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_held_ids)"; return; } ;;

@@ -22,7 +22,7 @@ end
 function __mailpin_subcommands --argument-names path
     switch $path
         case ''
-            printf '%s\n' probe accounts init check review accept forget doctor tunnel demo hooks queue run
+            printf '%s\n' probe accounts init check review accept forget upgrade doctor tunnel demo hooks queue run
         case 'hooks'
             printf '%s\n' install status
         case 'queue'
@@ -40,6 +40,8 @@ function __mailpin_valued --argument-names path --description 'options of this c
             printf '%s\n' --accept-untrusted --level
         case 'accept'
             printf '%s\n' --level
+        case 'upgrade'
+            printf '%s\n' --host
         case 'tunnel'
             printf '%s\n' --config -k
         case 'hooks install'
@@ -79,6 +81,7 @@ complete -c mailpin -n '__mailpin_at \'\' 0 0' -a check -d 'verify live endpoint
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a review -d 'pinned vs live, and what changed'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a accept -d 're-pin from the live connection'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a forget -d 'remove profiles'
+complete -c mailpin -n '__mailpin_at \'\' 0 0' -a upgrade -d 'move STARTTLS accounts to Implicit TLS (RFC 8314)'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a doctor -d 'is mailpin in front of the tools? will a block reach you?'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a tunnel -d 'the tool\'s transport, verified in-line (mbsync Tunnel)'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a demo -d 'watch mailpin pin, send, sync and block two attacks (throwaway servers)'
@@ -133,6 +136,13 @@ complete -c mailpin -n '__mailpin_at \'accept\' 0' -a '(__mailpin_account_names)
 # mailpin forget
 complete -c mailpin -n '__mailpin_at \'forget\' 0' -s h -l help -d 'show this help message and exit'
 complete -c mailpin -n '__mailpin_at \'forget\' 0' -a '(__mailpin_account_names)' -d 'ACCOUNT'
+
+# mailpin upgrade
+complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -s h -l help -d 'show this help message and exit'
+complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l yes -s y -d 'write without asking'
+complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l host -x -d 'try this host (an SRV target you confirm) instead of the configured one'
+complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l json -d 'machine-readable output'
+complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -a '(__mailpin_account_names)' -d 'ACCOUNT'
 
 # mailpin doctor
 complete -c mailpin -n '__mailpin_at \'doctor\' 0' -s h -l help -d 'show this help message and exit'

@@ -152,6 +152,20 @@ def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     forget = sub.add_parser("forget", help="remove profiles", description="Remove the profiles of the named accounts.")
     accounts(forget, "+")
 
+    upgrade = sub.add_parser("upgrade", help="move STARTTLS accounts to Implicit TLS (RFC 8314)",
+                             description=(
+        "For each account on STARTTLS or no TLS (or the named ones): look up the SRV records and try the "
+        "well-known port for Implicit TLS on the configured host, with a certificate that validates for "
+        "the name the account checks; show the change to the tool's config as a diff and, when confirmed, "
+        "write it (a dated backup beside it) and pin the account in Implicit TLS mode. An account that "
+        "cannot move stays, with the reason. Exit 0; 78: a config mailpin must not write (the diff is "
+        "shown) or a broken config; 75: the file changed meanwhile (nothing written)."))  # fmt: skip
+    accounts(upgrade)
+    upgrade.add_argument("--yes", "-y", action="store_true", help="write without asking")
+    upgrade.add_argument("--host", metavar="HOST",
+                         help="try this host (an SRV target you confirm) instead of the configured one")  # fmt: skip
+    upgrade.add_argument("--json", action="store_true", help="machine-readable output")
+
 
 def _probe(args: argparse.Namespace, env: Env) -> int:
     from mailpin import output
@@ -326,6 +340,28 @@ def _queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     drop.add_argument("ids", nargs="+", metavar="ID")
 
 
+def _upgrade(args: argparse.Namespace, env: Env) -> int:
+    from mailpin.commands import upgrade
+
+    confirm = None
+    if not args.json and not args.yes and env.stdin.isatty():
+
+        def confirm(shown: str) -> bool:
+            from mailpin.net.replies import printable_lines
+
+            print(printable_lines(shown), file=env.stdout)
+            print("Write this change? [y/N] ", end="", file=env.stdout, flush=True)
+            return env.stdin.readline().strip().lower() in ("y", "yes")
+
+    result = upgrade.run(env, args.accounts, yes=args.yes, confirm=confirm, host=args.host)
+    if args.json:
+        shown: object = {"accounts": [upgrade.as_json(move) for move in result.moves]}
+    else:
+        shown = upgrade.as_text(result.moves, diffs=confirm is None)
+    _show(env, args.json, shown, [*result.errors, *result.audit_problems])
+    return int(result.exit_status)
+
+
 def _queue(args: argparse.Namespace, env: Env) -> int:
     from mailpin.commands import queue
 
@@ -464,6 +500,7 @@ _COMMANDS = {
     "review": _review,
     "accept": _accept,
     "forget": _forget,
+    "upgrade": _upgrade,
     "queue": _queue,
     "hooks": _hooks,
     "doctor": _doctor,

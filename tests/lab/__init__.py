@@ -18,4 +18,19 @@ Modules:
 * :mod:`tests.lab.notifyd`, :mod:`tests.lab.split` -- a private session bus with a recording
   notification server; a server that treats mailpin's check and the tool's own session differently.
 * :mod:`tests.lab.counting` -- a forwarder to a real server that counts the connections of one run.
+* :mod:`tests.lab.dns` -- dnsmasq serving the lab's SRV records (mailpin upgrade).
 """
+
+from __future__ import annotations
+
+import subprocess
+
+
+def stop_child(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """End a process the lab started (ours, by its PID): SIGTERM, then SIGKILL if it lingers; reaped."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

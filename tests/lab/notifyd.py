@@ -29,6 +29,8 @@ from jeepney import HeaderFields, MessageType, new_error, new_method_return  # t
 from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]
 from jeepney.io.blocking import DBusConnection, open_dbus_connection  # type: ignore[import-untyped]
 
+from . import stop_child
+
 SERVICE = "org.freedesktop.Notifications"
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_/.\\*")
 _CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -172,12 +174,7 @@ class NotifyDaemon(_Lab):
             self._conn.close()
             self._conn = None
         if self._proc is not None:
-            self._proc.terminate()  # our own child, by PID
-            try:
-                self._proc.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_child(self._proc)  # our own child, by PID
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None

@@ -100,6 +100,9 @@ notmuch_tags = force_list(default=list("+mailpin", "+inbox", "+unread"))
 msmtp = string(default=None)
 mbsync = string(default=None)
 offlineimap = string(default=None)
+
+[dns]
+nameservers = nameservers(default=list())
 """
 
 SAMPLE = """\
@@ -144,6 +147,11 @@ notmuch_tags = +mailpin, +inbox, +unread
 # msmtp = /usr/bin/msmtp
 # mbsync = /usr/bin/mbsync
 # offlineimap = /usr/bin/offlineimap
+
+# Where `mailpin upgrade` and `setup` look up SRV records (RFC 6186, RFC 8314): ADDRESS or
+# ADDRESS@PORT, one or more. Unset: the system's resolver configuration (/etc/resolv.conf).
+[dns]
+# nameservers = 127.0.0.1, ::1@5353
 """
 # The code that decides what configobj makes of the file (state/memo.py): this and its line check.
 _READERS = (__file__, os.path.join(os.path.dirname(__file__), "configobj_lines.py"))
@@ -158,6 +166,7 @@ class Settings:
     account_levels: Mapping[str, Level] = field(default_factory=dict)  # "TOOL:NAME" or bare "NAME"
     account_enforce: Mapping[str, bool] = field(default_factory=dict)  # `enforce = no`: pre-flight check only
     tools: Mapping[str, str] = field(default_factory=dict)  # the real binary per tool, instead of PATH
+    nameservers: tuple[str, ...] = ()  # for SRV look-ups (ADDRESS[@PORT]); (): the system's resolver
     notify: Notify = field(default_factory=lambda: Notify())
     source: str | None = None  # the file read, None when there is none
     account_names: tuple[str, ...] = ()  # every [[NAME]] under [accounts], as written
@@ -290,6 +299,7 @@ def _settings(config: dict[str, Any], source: str) -> Settings:
         account_levels=MappingProxyType(accounts),
         account_enforce=MappingProxyType(enforce),
         tools=MappingProxyType({name: path for name, path in config["tools"].items() if path}),
+        nameservers=tuple(config["dns"]["nameservers"]),
         notify=_notify(config["notify"], source),
         source=source,
         account_names=tuple(config["accounts"]),
@@ -387,4 +397,16 @@ def _whole(value: object, min: str, max: str) -> int:
     raise _invalid(f"must be a whole number from {min} to {max}")
 
 
-_CHECKS = {"one_of": _one_of, "seconds": _seconds, "whole": _whole}
+def _nameservers(value: object) -> list[str]:
+    from mailpin.net.srv import parse_nameserver
+
+    servers = [str(server).strip() for server in (value if isinstance(value, list) else [value])]
+    for server in filter(None, servers):
+        try:
+            parse_nameserver(server)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
+    return list(filter(None, servers))
+
+
+_CHECKS = {"one_of": _one_of, "seconds": _seconds, "whole": _whole, "nameservers": _nameservers}

@@ -1,0 +1,218 @@
+"""`mailpin upgrade [ACCOUNT…]`: move accounts from STARTTLS (or no TLS) to Implicit TLS (RFC 8314).
+
+For each account that reaches its server over STARTTLS or in the clear:
+1. find where the server offers Implicit TLS with a certificate that validates for the name the
+   account checks (setup/find.py: SRV, then the well-known port);
+2. edit the tool's config so that it connects there, changing nothing else (configs/msmtp_edit.py),
+   and check the edited bytes with the tool's own reader (`msmtp --pretend`);
+3. show the change as a unified diff and ask (`--yes`: do not ask; no terminal and no `--yes`: the
+   diff only);
+4. write it atomically with a dated backup (setup/write.py), or, where mailpin must not write (a
+   template, the nix store), say where to make the change;
+5. pin the account afresh in Implicit TLS mode: from then on a config that takes it back to
+   STARTTLS is a `config-downgrade`, blocked like any downgrade.
+Nothing could move: the account stays, with the reason, and the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailpin.commands.verify import Target, Verifier
+from mailpin.configs import msmtp_edit
+from mailpin.env import Env
+from mailpin.errors import ConfigError, ExitStatus
+from mailpin.model import Account, Mode, Observation, Profile, Tool
+from mailpin.net import srv
+from mailpin.setup import find, write
+
+
+@dataclass(frozen=True)
+class Move:
+    """What became of one account."""
+
+    key: str
+    state: str  # moved | proposed | unwritten | stays | refused
+    said: str  # one line for the user
+    endpoint: str | None = None  # where it moves (host:port)
+    file: str | None = None
+    diff: str = ""
+    backup: str | None = None
+    profile: Profile | None = None
+    lookups: tuple[str, ...] = ()  # the SRV answers, in words
+
+
+@dataclass
+class UpgradeResult:
+    moves: list[Move] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+    audit_problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if any(move.state == "refused" for move in self.moves):
+            return ExitStatus.TEMPFAIL  # the file changed meanwhile: run again
+        if self.errors or any(move.state == "unwritten" for move in self.moves):
+            return ExitStatus.CONFIG
+        return ExitStatus.OK
+
+
+def candidates(targets: Sequence[Target]) -> list[Account]:
+    """The accounts that reach their server by host name over STARTTLS or in the clear."""
+    return [
+        target.account
+        for target in targets
+        if target.account is not None
+        and target.account.mode in (Mode.STARTTLS, Mode.NONE)
+        and target.account.host is not None
+        and target.account.transport is None
+        and target.account.protocol in srv.IMPLICIT_SERVICES
+    ]
+
+
+def run(
+    env: Env,
+    names: Sequence[str],
+    *,
+    yes: bool,
+    confirm: Callable[[str], bool] | None,
+    host: str | None = None,
+) -> UpgradeResult:
+    verifier = Verifier(env)
+    targets, errors = verifier.targets(names)
+    result = UpgradeResult(errors=list(errors))
+    accounts = candidates(targets)
+    if names and not accounts:
+        named = ", ".join(target.key for target in targets)
+        result.moves.append(Move(named, "stays", f"{named}: on Implicit TLS already, or not reached by host name"))
+    for account in accounts:
+        result.moves.append(_upgrade(env, verifier, account, yes=yes, confirm=confirm, host=host))
+    result.audit_problems = verifier.audit_problems
+    return result
+
+
+def _upgrade(
+    env: Env,
+    verifier: Verifier,
+    account: Account,
+    *,
+    yes: bool,
+    confirm: Callable[[str], bool] | None,
+    host: str | None,
+) -> Move:
+    key, mode = account.key, "STARTTLS" if account.mode is Mode.STARTTLS else "no TLS"
+    found = find.find(verifier, account, verifier.settings.nameservers, host)
+    lookups = tuple(answer.said for answer in found.answers)
+    chosen = found.chosen
+    if chosen is None or chosen.observation is None:
+        return Move(key, "stays", f"{key} stays on {mode}: {found.why_not}", lookups=lookups)
+    where = f"{chosen.candidate.host}:{chosen.candidate.port}"
+    if host is not None or account.tool is not Tool.MSMTP:
+        # Only msmtp's config is edited so far; the others get the endpoint and the reason.
+        return Move(
+            key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); mailpin cannot edit "
+            f"{account.tool.value}'s config yet: set it by hand, then `mailpin accept {key}`", where, lookups=lookups,
+        )  # fmt: skip
+    file = account.source.rpartition(":")[0] or account.source
+    try:
+        data = Path(file).read_bytes()
+        edit = msmtp_edit.implicit_tls(data, file, str(env.home), account.name, chosen.candidate.port)
+    except OSError as exc:
+        return Move(key, "stays", f"{key}: cannot read {file}: {exc.strerror or exc}", where, file, lookups=lookups)
+    except (msmtp_edit.EditError, ConfigError) as exc:
+        return Move(key, "stays", f"{key} stays on {mode}: {exc}", where, file, lookups=lookups)
+    refused = _msmtp_refuses(env, verifier, edit.after, account.name, chosen.candidate.port)
+    if refused:
+        return Move(key, "stays", f"{key} stays on {mode}: msmtp would refuse the edit: {refused}", where, file)
+    diff = "".join(
+        difflib.unified_diff(
+            edit.before.decode("utf-8", "replace").splitlines(keepends=True),
+            edit.after.decode("utf-8", "replace").splitlines(keepends=True),
+            file,
+            file,
+        )
+    )
+    checked = chosen.observation.endpoint.name_to_check
+    why = f"{key}: Implicit TLS at {where} ({chosen.candidate.why}, certificate valid for {checked})"
+    blocked = write.unwritable(Path(file), data, env.home)
+    if blocked:
+        return Move(key, "unwritten", f"{why}; not written: {blocked}", where, file, diff, lookups=lookups)
+    if not yes and (confirm is None or not confirm(f"{why}\n{diff}")):
+        said = f"{why}; not written (confirm, or `mailpin upgrade --yes {key}`)"
+        return Move(key, "proposed", said, where, file, diff, lookups=lookups)
+    try:
+        backup = write.replace(Path(file), data, edit.after, env.now())
+    except write.WriteRefused as exc:
+        return Move(key, "refused", f"{key}: {exc}", where, file, diff, lookups=lookups)
+    profile = _repin(verifier, key, chosen.observation, account.certcheck)
+    for name in edit.along:  # `account default : work` went along: its pin follows too
+        _repin(verifier, f"{account.tool.value}:{name}", chosen.observation, account.certcheck)
+    also = f" (with {', '.join(edit.along)}, which inherits it)" if edit.along else ""
+    said = (
+        f"{why}{also}; {file} written (backup {backup.name}); pinned in Implicit TLS mode at level "
+        f"{profile.level.value}"
+    )
+    return Move(key, "moved", said, where, file, diff, str(backup), profile, lookups)
+
+
+def _repin(verifier: Verifier, key: str, observation: Observation, certcheck: bool) -> Profile:
+    """The account pinned afresh where it now connects, at the level it had (or the settings')."""
+    before = verifier.profiles.get(key)
+    level = before.level if before is not None else verifier.settings.level_for(key)
+    return verifier.pin(key, observation, level, event="upgrade", certcheck=certcheck)
+
+
+def _msmtp_refuses(env: Env, verifier: Verifier, config: bytes, account: str, port: int) -> str | None:
+    """msmtp's own reading of the edited bytes (`--pretend`): None when it takes them as meant."""
+    from mailpin.run.handover import find_tool
+
+    binary = find_tool("msmtp", env.environ, verifier.settings.tools.get("msmtp"), verifier.settings.source or "")
+    with tempfile.TemporaryDirectory(prefix="mailpin-upgrade-") as directory:
+        path = os.path.join(directory, "msmtprc")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(config)
+        try:
+            done = subprocess.run(
+                [binary, "--pretend", f"--file={path}", f"--account={account}"],
+                capture_output=True, text=True, timeout=30, env=dict(env.environ), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"cannot run {binary}: {exc}"
+    said = done.stderr.strip().splitlines()
+    if done.returncode != 0:
+        return said[-1] if said else f"exit {done.returncode}"
+    shown = dict(line.split(" = ", 1) for line in done.stdout.splitlines() if " = " in line)
+    wanted = {"port": str(port), "tls": "on", "tls_starttls": "off"}
+    wrong = [f"{name} = {shown.get(name)}" for name, value in wanted.items() if shown.get(name) != value]
+    return f"it reads {', '.join(wrong)}" if wrong else None
+
+
+def as_json(move: Move) -> dict[str, object]:
+    return {
+        "account": move.key,
+        "state": move.state,
+        "said": move.said,
+        "endpoint": move.endpoint,
+        "file": move.file,
+        "diff": move.diff or None,
+        "backup": move.backup,
+        "level": move.profile.level.value if move.profile else None,
+        "srv": list(move.lookups),
+    }
+
+
+def as_text(moves: Sequence[Move], *, diffs: bool) -> str:
+    """One line per account; the diff under it when nobody was asked (it is what to apply, or what was)."""
+    lines = []
+    for move in moves:
+        lines.append(move.said)
+        if diffs and move.diff and move.state in ("proposed", "unwritten", "moved"):
+            lines.append(move.diff.rstrip("\n"))
+    return "\n".join(lines) if lines else "no account on STARTTLS or without TLS"

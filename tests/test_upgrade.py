@@ -1,0 +1,220 @@
+"""`mailpin upgrade` (issue 20): a STARTTLS account found to have Implicit TLS through a real DNS server
+(dnsmasq on 127.0.0.1, serving the lab's SRV records), moved there by an edit of the real msmtp's
+config that changes only the lines it must, re-pinned in Implicit TLS mode, and then sending over
+Implicit TLS through `mailpin run msmtp`; and every way it must not move: an SRV answer that points
+at a foreign certificate, at another host, at nothing; a config another account inherits the wrong
+way; a template; a file changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from mailpin.env import Env
+from mailpin.model import Mode
+from mailpin.setup import write
+from mailpin.state.store import PinStore
+from tests.conftest import need
+from tests.lab.counting import CountingServer
+from tests.lab.dns import DnsServer
+from tests.test_run_real import MESSAGE, mailpin_command, run, shim_env
+
+SRV = "_submissions._tcp.example.org"
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path) -> Iterator[DnsServer]:
+    need("dnsmasq")
+    server = DnsServer(tmp_path / "dns")
+    yield server
+    server.stop()
+
+
+def _msmtprc(home: Path, ca: Path, port: int, extra: str = "") -> bytes:
+    text = (
+        "# my mail\r\n"  # a CRLF line: kept as it is
+        "defaults\n"
+        "tls on\n"
+        f"tls_trust_file {ca}\n"
+        "\n"
+        "account work\n"
+        "  host localhost\n"
+        f"  port {port}\n"
+        "  # the tutorial said 587 and STARTTLS\n"
+        "  tls_starttls on\n"
+        "  from alice@example.org\n"
+        f"{extra}"
+        "\n"
+        "account default : work\n"
+    )
+    (home / ".msmtprc").write_text(text)
+    (home / ".msmtprc").chmod(0o600)
+    return text.encode()
+
+
+def _settings(home: Path, dns: DnsServer) -> None:
+    config = home / ".config" / "mailpin" / "config"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[dns]\nnameservers = {dns.nameserver}\n")
+
+
+def _lab(
+    home: Path, pki, smtp_server, dns: DnsServer, shims: Path, records, extra: str = ""
+) -> tuple[dict[str, str], bytes]:
+    """DNS serving RECORDS, mailpin pointed at it, and ~/.msmtprc on STARTTLS: (environment, config bytes)."""
+    need("msmtp")
+    dns.serve(records)
+    _settings(home, dns)
+    return shim_env(shims), _msmtprc(home, pki.ca_pem, smtp_server.submission_port, extra)
+
+
+def _mailpin(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    done = run([mailpin_command(), *argv], env, timeout=120)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def _profiles() -> dict[str, object]:
+    return dict(PinStore.for_env(Env.from_os()).load())
+
+
+def test_a_starttls_account_moves_to_implicit_tls_and_sends_there(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    need("msmtp")
+    env = shim_env(shims)
+    with CountingServer(smtp_server.smtps_port) as implicit:
+        dns_server.serve([(SRV, "localhost", implicit.port, 0, 1)])
+        _settings(isolated_env, dns_server)
+        before = _msmtprc(isolated_env, pki.ca_pem, smtp_server.submission_port)
+        assert _mailpin(env, "init", "--yes")[0] == 0
+        assert _profiles()["msmtp:work"].mode is Mode.STARTTLS  # type: ignore[attr-defined]
+        code, out, err = _mailpin(env, "upgrade", "--yes", "--json")
+        assert code == 0, err
+        (work,) = [m for m in json.loads(out)["accounts"] if m["account"] == "msmtp:work"]
+        assert work["state"] == "moved" and work["endpoint"] == f"localhost:{implicit.port}", work
+        assert any(SRV in said for said in work["srv"])
+        after = (isolated_env / ".msmtprc").read_bytes()
+        # Only the two lines that had to change changed, in place; every other byte is as it was.
+        changed = [
+            line for line in difflib.ndiff(before.decode().splitlines(True), after.decode().splitlines(True))
+            if line[0] in "+-"
+        ]  # fmt: skip
+        assert changed == [
+            f"-   port {smtp_server.submission_port}\n", f"+   port {implicit.port}\n",
+            "-   tls_starttls on\n", "+   tls_starttls off\n",
+        ], changed  # fmt: skip
+        assert after.startswith(b"# my mail\r\n")
+        assert Path(work["backup"]).read_bytes() == before
+        assert Path(work["backup"]).stat().st_mode & 0o777 == 0o600
+        profiles = _profiles()
+        for key in ("msmtp:work", "msmtp:default"):  # default inherits work: it moved, and is pinned, too
+            profile = profiles[key]
+            assert (profile.mode, profile.port) == (Mode.IMPLICIT, implicit.port), key  # type: ignore[attr-defined]
+        connections = implicit.settled()
+        received = len(smtp_server.messages)
+        done = run(["msmtp", "-a", "work", "you@example.org"], env, MESSAGE)
+        assert done.returncode == 0, done.stderr
+        assert len(smtp_server.messages) == received + 1
+        assert implicit.settled() == connections + 1  # the send went over Implicit TLS
+        # The ratchet, now reached on purpose: the old STARTTLS config is a downgrade, and blocked.
+        (isolated_env / ".msmtprc").write_bytes(before)
+        done = run(["msmtp", "-a", "work", "you@example.org"], env, MESSAGE)
+        assert done.returncode == 69 and b"config-downgrade" in done.stderr, done.stderr
+        assert len(smtp_server.messages) == received + 1
+
+
+def test_an_srv_record_pointing_at_a_foreign_certificate_is_not_proposed(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    env, before = _lab(
+        isolated_env, pki, smtp_server, dns_server, shims, [(SRV, "localhost", smtp_server.smtps_port, 0, 1)]
+    )
+    assert _mailpin(env, "init", "--yes")[0] == 0
+    smtp_server.serve("foreign-ca")
+    code, out, err = _mailpin(env, "upgrade", "--yes")
+    assert code == 0, err
+    assert "msmtp:work stays on STARTTLS" in out and "does not validate for localhost" in out, out
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+    assert _profiles()["msmtp:work"].mode is Mode.STARTTLS  # type: ignore[attr-defined]
+    assert not list(isolated_env.glob(".msmtprc.mailpin-*"))
+
+
+@pytest.mark.parametrize(
+    ("records", "said"),
+    [
+        ([], "no such name"),
+        ([(SRV, None, 0, 0, 0)], "not offered"),
+        ([(SRV, "mail.example.org", 465, 0, 1)], "--host mail.example.org"),  # never tried unconfirmed
+    ],
+)
+def test_an_account_stays_where_dns_offers_nothing_it_may_use(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path, records, said: str
+) -> None:
+    env, before = _lab(isolated_env, pki, smtp_server, dns_server, shims, records)
+    code, out, err = _mailpin(env, "upgrade", "--yes", "msmtp:work")
+    assert code == 0, err
+    assert "msmtp:work stays on STARTTLS" in out and said in out, out
+    assert "localhost:465 (the well-known port)" in out  # tried, and nothing listens there in the lab
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+
+
+def test_without_yes_and_a_terminal_the_change_is_shown_not_written(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    env, before = _lab(
+        isolated_env, pki, smtp_server, dns_server, shims, [(SRV, "localhost", smtp_server.smtps_port, 0, 1)]
+    )
+    code, out, err = _mailpin(env, "upgrade", "work")
+    assert code == 0, err
+    assert f"+  port {smtp_server.smtps_port}" in out and "+  tls_starttls off" in out and "--yes" in out, out
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+
+
+def test_an_account_another_inherits_the_wrong_way_is_not_written(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """`account home : work` with its own host would move to work's port on another host: refused."""
+    need("msmtp")
+    env = shim_env(shims)
+    dns_server.serve([(SRV, "localhost", smtp_server.smtps_port, 0, 1)])
+    _settings(isolated_env, dns_server)
+    before = _msmtprc(
+        isolated_env, pki.ca_pem, smtp_server.submission_port, "\naccount home : work\n  host 127.0.0.1\n"
+    )
+    code, out, err = _mailpin(env, "upgrade", "--yes", "msmtp:work")
+    assert code == 0, err
+    assert "would change 'home' too" in out, out
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+
+
+def test_a_template_is_never_written_and_the_patch_is_shown(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    env, _ = _lab(isolated_env, pki, smtp_server, dns_server, shims, [(SRV, "localhost", smtp_server.smtps_port, 0, 1)])
+    source = isolated_env / ".local" / "share" / "chezmoi" / "private_dot_msmtprc.tmpl"
+    source.parent.mkdir(parents=True)
+    source.write_text("{{ .email }}\n")
+    before = (isolated_env / ".msmtprc").read_bytes()
+    code, out, err = _mailpin(env, "upgrade", "--yes")
+    assert code == 78, (out, err)
+    assert f"change {source}" in out and "+  tls_starttls off" in out, out
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+
+
+def test_a_file_changed_after_it_was_read_is_not_written(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    file = tmp_path / "d" / "msmtprc"
+    file.write_bytes(b"account a\nport 587\n")
+    now = datetime(2026, 12, 4, tzinfo=timezone.utc)
+    with pytest.raises(write.WriteRefused, match="changed since it was read"):
+        write.replace(file, b"account a\nport 25\n", b"account a\nport 465\n", now)
+    assert file.read_bytes() == b"account a\nport 587\n" and os.listdir(tmp_path / "d") == ["msmtprc"]
+    backup = write.replace(file, b"account a\nport 587\n", b"account a\nport 465\n", now)
+    assert file.read_bytes() == b"account a\nport 465\n" and backup.read_bytes() == b"account a\nport 587\n"
