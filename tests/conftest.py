@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from tests.lab.pki import TestPKI  # noqa: E402
 
 if TYPE_CHECKING:
+    from tests.lab.dns import DnsServer
     from tests.lab.dovecot import Dovecot
     from tests.lab.notifyd import NotifyDaemon
     from tests.lab.smtpd import SmtpServer
@@ -152,6 +153,17 @@ def dovecot_server(dovecot: Dovecot) -> Iterator[Dovecot]:
     yield dovecot
     if dovecot.variant != "good":
         dovecot.serve("good")
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path) -> Iterator[DnsServer]:
+    """dnsmasq on 127.0.0.1 serving the lab's records (`serve`); mailpin's `[dns] nameservers` names it."""
+    need("dnsmasq")
+    from tests.lab.dns import DnsServer
+
+    server = DnsServer(tmp_path / "dns")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from tests.lab.dns import DnsServer
 from tests.test_run_real import MESSAGE, mailpin_command, run, shim_env
 
 SRV = "_submissions._tcp.example.org"
-
-
-@pytest.fixture
-def dns_server(tmp_path: Path) -> Iterator[DnsServer]:
-    need("dnsmasq")
-    server = DnsServer(tmp_path / "dns")
-    yield server
-    server.stop()
 
 
 def _msmtprc(home: Path, ca: Path, port: int, extra: str = "") -> bytes:

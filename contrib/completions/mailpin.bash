@@ -18,7 +18,7 @@ __mailpin_held_ids() {
 # from which the rest of the line belongs to another tool (mailpin run TOOL ARGS...).
 _mailpin_spec() {
     case $1 in
-    '') subs='probe accounts init check review accept forget upgrade doctor tunnel demo hooks queue run' opts='-h --help --version' valued='' rest='' ;;
+    '') subs='probe accounts init check review accept forget upgrade setup doctor tunnel demo hooks queue run' opts='-h --help --version' valued='' rest='' ;;
     'probe') subs='' opts='-h --help --protocol --mode --trust-file --servername --timeout --json' valued='--protocol --mode --trust-file --servername --timeout' rest='' ;;
     'accounts') subs='' opts='-h --help --for --json' valued='--for' rest='' ;;
     'init') subs='' opts='-h --help --yes -y --accept-untrusted --level --json' valued='--accept-untrusted --level' rest='' ;;
@@ -27,6 +27,7 @@ _mailpin_spec() {
     'accept') subs='' opts='-h --help --level --add --accept-untrusted --json' valued='--level' rest='' ;;
     'forget') subs='' opts='-h --help' valued='' rest='' ;;
     'upgrade') subs='' opts='-h --help --yes -y --host --json' valued='--host' rest='' ;;
+    'setup') subs='' opts='-h --help --tool --host --trust-file --user --password-command --name --write --yes -y --json' valued='--tool --host --trust-file --user --password-command --name' rest='' ;;
     'doctor') subs='' opts='-h --help --notify-test --json' valued='' rest='' ;;
     'tunnel') subs='' opts='-h --help --config -k' valued='--config -k' rest='' ;;
     'demo') subs='' opts='-h --help --keep --quiet -q' valued='' rest='' ;;
@@ -52,6 +53,8 @@ _mailpin_values() {
     'init --accept-untrusted') _mailpin_reply -W "$(__mailpin_account_names)" ;;
     'init --level') _mailpin_reply -W 'leaf key ca pkix' ;;
     'accept --level') _mailpin_reply -W 'leaf key ca pkix' ;;
+    'setup --tool') _mailpin_reply -W 'msmtp mbsync offlineimap' ;;
+    'setup --trust-file') _mailpin_reply -f ;;
     'tunnel --config') _mailpin_reply -f ;;
     'hooks install --bin') _mailpin_reply -d ;;
     esac

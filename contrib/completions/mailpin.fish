@@ -22,7 +22,7 @@ end
 function __mailpin_subcommands --argument-names path
     switch $path
         case ''
-            printf '%s\n' probe accounts init check review accept forget upgrade doctor tunnel demo hooks queue run
+            printf '%s\n' probe accounts init check review accept forget upgrade setup doctor tunnel demo hooks queue run
         case 'hooks'
             printf '%s\n' install status
         case 'queue'
@@ -42,6 +42,8 @@ function __mailpin_valued --argument-names path --description 'options of this c
             printf '%s\n' --level
         case 'upgrade'
             printf '%s\n' --host
+        case 'setup'
+            printf '%s\n' --tool --host --trust-file --user --password-command --name
         case 'tunnel'
             printf '%s\n' --config -k
         case 'hooks install'
@@ -82,6 +84,7 @@ complete -c mailpin -n '__mailpin_at \'\' 0 0' -a review -d 'pinned vs live, and
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a accept -d 're-pin from the live connection'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a forget -d 'remove profiles'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a upgrade -d 'move STARTTLS accounts to Implicit TLS (RFC 8314)'
+complete -c mailpin -n '__mailpin_at \'\' 0 0' -a setup -d 'a new account done right: find Implicit TLS, pin, print the config'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a doctor -d 'is mailpin in front of the tools? will a block reach you?'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a tunnel -d 'the tool\'s transport, verified in-line (mbsync Tunnel)'
 complete -c mailpin -n '__mailpin_at \'\' 0 0' -a demo -d 'watch mailpin pin, send, sync and block two attacks (throwaway servers)'
@@ -143,6 +146,18 @@ complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l yes -s y -d 'write withou
 complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l host -x -d 'try this host (an SRV target you confirm) instead of the configured one'
 complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -l json -d 'machine-readable output'
 complete -c mailpin -n '__mailpin_at \'upgrade\' 0' -a '(__mailpin_account_names)' -d 'ACCOUNT'
+
+# mailpin setup
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -s h -l help -d 'show this help message and exit'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l tool -x -a 'msmtp mbsync offlineimap' -d 'the tool to set up (default: msmtp)'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l host -x -d 'a host you confirm (an SRV target outside the domain)'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l trust-file -r -F -d 'CA certificates to trust instead of the system\'s'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l user -x -d 'the login (default: ADDRESS)'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l password-command -x -d 'a command that prints the password (passwordeval, PassCmd); never the password itself'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l name -x -d 'the account\'s name in the config (default: the domain)'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l write -d 'add the stanza to the tool\'s config (asks first)'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l yes -s y -d 'with --write: without asking'
+complete -c mailpin -n '__mailpin_at \'setup\' 0' -l json -d 'machine-readable output'
 
 # mailpin doctor
 complete -c mailpin -n '__mailpin_at \'doctor\' 0' -s h -l help -d 'show this help message and exit'

@@ -166,6 +166,24 @@ def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                          help="try this host (an SRV target you confirm) instead of the configured one")  # fmt: skip
     upgrade.add_argument("--json", action="store_true", help="machine-readable output")
 
+    setup = sub.add_parser("setup", help="a new account done right: find Implicit TLS, pin, print the config",
+                           description=(
+        "Find the submission (msmtp) or IMAP (mbsync, offlineimap) endpoint of ADDRESS: its SRV record, "
+        "then the well-known names, Implicit TLS first (STARTTLS only when none works); take only one whose "
+        "certificate validates; pin it and print the tool's config stanza (--write: add it to the tool's "
+        "config after the diff and a yes). Exit 0; 69: nothing found that validates; 78: not written."))  # fmt: skip
+    setup.add_argument("address", metavar="ADDRESS", help="the mail address, NAME@DOMAIN")
+    setup.add_argument("--tool", choices=_TOOLS, default="msmtp", help="the tool to set up (default: msmtp)")
+    setup.add_argument("--host", metavar="HOST", help="a host you confirm (an SRV target outside the domain)")
+    setup.add_argument("--trust-file", metavar="PEM", help="CA certificates to trust instead of the system's")
+    setup.add_argument("--user", metavar="USER", help="the login (default: ADDRESS)")
+    about = "a command that prints the password (passwordeval, PassCmd); never the password itself"
+    setup.add_argument("--password-command", metavar="CMD", help=about)
+    setup.add_argument("--name", metavar="NAME", help="the account's name in the config (default: the domain)")
+    setup.add_argument("--write", action="store_true", help="add the stanza to the tool's config (asks first)")
+    setup.add_argument("--yes", "-y", action="store_true", help="with --write: without asking")
+    setup.add_argument("--json", action="store_true", help="machine-readable output")
+
 
 def _probe(args: argparse.Namespace, env: Env) -> int:
     from mailpin import output
@@ -362,6 +380,29 @@ def _upgrade(args: argparse.Namespace, env: Env) -> int:
     return int(result.exit_status)
 
 
+def _setup(args: argparse.Namespace, env: Env) -> int:
+    from mailpin.commands import setup
+    from mailpin.model import Tool
+
+    confirm = None
+    if args.write and not args.yes and not args.json and env.stdin.isatty():
+
+        def confirm(diff: str) -> bool:
+            from mailpin.net.replies import printable_lines
+
+            print(printable_lines(diff), file=env.stdout)
+            print("Add this to the file? [y/N] ", end="", file=env.stdout, flush=True)
+            return env.stdin.readline().strip().lower() in ("y", "yes")
+
+    result = setup.run(
+        env, args.address, Tool(args.tool), host=args.host, trust_file=args.trust_file, user=args.user,
+        password_command=args.password_command, name=args.name, write_config=args.write, yes=args.yes,
+        confirm=confirm,
+    )  # fmt: skip
+    _show(env, args.json, setup.as_json(result) if args.json else setup.as_text(result))
+    return int(result.exit_status)
+
+
 def _queue(args: argparse.Namespace, env: Env) -> int:
     from mailpin.commands import queue
 
@@ -501,6 +542,7 @@ _COMMANDS = {
     "accept": _accept,
     "forget": _forget,
     "upgrade": _upgrade,
+    "setup": _setup,
     "queue": _queue,
     "hooks": _hooks,
     "doctor": _doctor,

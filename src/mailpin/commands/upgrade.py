@@ -17,9 +17,6 @@ Nothing could move: the account stays, with the reason, and the exit status is 0
 from __future__ import annotations
 
 import difflib
-import os
-import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +28,7 @@ from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Account, Mode, Observation, Profile, Tool
 from mailpin.net import srv
 from mailpin.setup import find, write
+from mailpin.setup.tool_check import msmtp_refuses
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,8 @@ def _upgrade(
         return Move(key, "stays", f"{key}: cannot read {file}: {exc.strerror or exc}", where, file, lookups=lookups)
     except (msmtp_edit.EditError, ConfigError) as exc:
         return Move(key, "stays", f"{key} stays on {mode}: {exc}", where, file, lookups=lookups)
-    refused = _msmtp_refuses(env, verifier, edit.after, account.name, chosen.candidate.port)
+    expected = {"port": str(chosen.candidate.port), "tls": "on", "tls_starttls": "off"}
+    refused = msmtp_refuses(env, verifier.settings, edit.after, account.name, expected)
     if refused:
         return Move(key, "stays", f"{key} stays on {mode}: msmtp would refuse the edit: {refused}", where, file)
     diff = "".join(
@@ -166,32 +165,6 @@ def _repin(verifier: Verifier, key: str, observation: Observation, certcheck: bo
     before = verifier.profiles.get(key)
     level = before.level if before is not None else verifier.settings.level_for(key)
     return verifier.pin(key, observation, level, event="upgrade", certcheck=certcheck)
-
-
-def _msmtp_refuses(env: Env, verifier: Verifier, config: bytes, account: str, port: int) -> str | None:
-    """msmtp's own reading of the edited bytes (`--pretend`): None when it takes them as meant."""
-    from mailpin.run.handover import find_tool
-
-    binary = find_tool("msmtp", env.environ, verifier.settings.tools.get("msmtp"), verifier.settings.source or "")
-    with tempfile.TemporaryDirectory(prefix="mailpin-upgrade-") as directory:
-        path = os.path.join(directory, "msmtprc")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(config)
-        try:
-            done = subprocess.run(
-                [binary, "--pretend", f"--file={path}", f"--account={account}"],
-                capture_output=True, text=True, timeout=30, env=dict(env.environ), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"cannot run {binary}: {exc}"
-    said = done.stderr.strip().splitlines()
-    if done.returncode != 0:
-        return said[-1] if said else f"exit {done.returncode}"
-    shown = dict(line.split(" = ", 1) for line in done.stdout.splitlines() if " = " in line)
-    wanted = {"port": str(port), "tls": "on", "tls_starttls": "off"}
-    wrong = [f"{name} = {shown.get(name)}" for name, value in wanted.items() if shown.get(name) != value]
-    return f"it reads {', '.join(wrong)}" if wrong else None
 
 
 def as_json(move: Move) -> dict[str, object]:

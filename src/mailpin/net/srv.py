@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from mailpin.model import Protocol
 
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    import dns.resolver
+
 # The Implicit TLS service labels (RFC 8314 §5.1: `submissions`; RFC 6186: `imaps`, `pop3s`).
 IMPLICIT_SERVICES = {Protocol.SMTP: "_submissions._tcp", Protocol.IMAP: "_imaps._tcp", Protocol.POP3: "_pop3s._tcp"}
 DNS_PORT = 53
@@ -61,6 +65,35 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     return address, int(port) if at else DNS_PORT
 
 
+def _resolver(nameservers: Sequence[str]) -> dns.resolver.Resolver:
+    """dnspython's resolver: NAMESERVERS (`ADDRESS[@PORT]`), or none: the system's configuration."""
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=not nameservers)
+    if nameservers:
+        servers = [parse_nameserver(server) for server in nameservers]
+        resolver.nameservers = [address for address, _ in servers]
+        resolver.nameserver_ports = dict(servers)
+    return resolver
+
+
+def exists(name: str, nameservers: Sequence[str], timeout: float) -> bool:
+    """Does NAME have an address (A or AAAA) in the DNS that NAMESERVERS serve? Asked before a
+    well-known name is tried, so that only names the domain has are connected to."""
+    import dns.exception
+    import dns.resolver
+
+    try:
+        resolver = _resolver(nameservers)
+        for kind in ("A", "AAAA"):
+            answer = resolver.resolve(name, kind, lifetime=timeout, search=False, raise_on_no_answer=False)
+            if answer.rrset:
+                return True
+    except dns.exception.DNSException:
+        return False
+    return False
+
+
 def lookup(name: str, nameservers: Sequence[str], timeout: float) -> Answer:
     """The SRV records at NAME. NAMESERVERS: `ADDRESS[@PORT]` each; none: the system's resolver
     configuration (/etc/resolv.conf). TIMEOUT bounds the whole question, every server and retry."""
@@ -69,13 +102,9 @@ def lookup(name: str, nameservers: Sequence[str], timeout: float) -> Answer:
     import dns.resolver
 
     try:
-        resolver = dns.resolver.Resolver(configure=not nameservers)
+        resolver = _resolver(nameservers)
     except dns.exception.DNSException as exc:  # no /etc/resolv.conf, or nothing usable in it
         return Answer(name, problem=f"no resolver configured ({exc})")
-    if nameservers:
-        servers = [parse_nameserver(server) for server in nameservers]
-        resolver.nameservers = [address for address, _ in servers]
-        resolver.nameserver_ports = dict(servers)
     try:
         answer = resolver.resolve(name, "SRV", lifetime=timeout, search=False, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
