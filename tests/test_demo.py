@@ -31,8 +31,9 @@ STEPS = (
     "1. A throwaway CA, two mail servers, two accounts",
     "2. Pin both accounts",
     "3. Send and sync through mailpin",
-    "4. Attack 1: STARTTLS stripped on the IMAP server",
-    "5. Attack 2: a certificate from another CA on the SMTP server",
+    "4. Move an old STARTTLS account to Implicit TLS",
+    "5. Attack 1: STARTTLS stripped on the IMAP server",
+    "6. Attack 2: a certificate from another CA on the SMTP server",
 )
 
 
@@ -101,7 +102,9 @@ def test_the_demo_with_msmtp_and_mbsync_blocks_both_attacks_and_notifies(
     assert "mailpin: msmtp:demo blocked: " in out and "message held as" in out
     assert "a new key from a different CA" in out  # review's words, shown
     assert "$ mailpin queue flush" in out and "the held message went out" in out
-    assert "All 5 steps behaved as shown" in out
+    assert "$ mailpin upgrade --yes msmtp:old" in out and "+tls_starttls off" in out  # the diff, shown
+    assert "the next send went over Implicit TLS" in out
+    assert "All 6 steps behaved as shown" in out
     notes = session_bus.wait_for(2)
     assert [note["summary"] for note in notes] == [
         "mbsync:demo: STARTTLS stripped",
@@ -123,6 +126,7 @@ def test_without_msmtp_and_mbsync_the_demo_uses_check(isolated_env: Path, tmp_pa
     for step in STEPS:
         assert step in out
     assert "msmtp and mbsync not installed" in out
+    assert "msmtp is not installed: `mailpin upgrade` checks its edit with `msmtp --pretend`; skipped" in out
     assert "mailpin run" not in out
     assert "$ mailpin check mbsync:demo" in out and "$ mailpin check msmtp:demo" in out
     assert out.count("✓ blocked (exit 69)") == 2

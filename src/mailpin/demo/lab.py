@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from mailpin.demo import ca
+from mailpin.demo.dns import DnsServer
 from mailpin.demo.imap import ImapServer
 from mailpin.demo.servers import Server
 from mailpin.demo.smtp import SmtpServer
@@ -48,6 +49,9 @@ _INBOX = [
     b"From: mailpin demo <demo@localhost>\nTo: you@localhost\nSubject: A second message\nDate: %s\n"
     b"Message-ID: <second@mailpin.demo>\n\nNothing to see here.\n",
 ]
+
+
+SRV = "_submissions._tcp.demo.example"  # where `mailpin upgrade` finds the demo's Implicit TLS port
 
 
 def _dated(template: bytes) -> bytes:
@@ -75,6 +79,7 @@ class Lab:
     imap: ImapServer
     tools: dict[str, bool]  # msmtp / mbsync installed (a real binary, not a mailpin shim)
     signals: Signals
+    dns: DnsServer
 
     @property
     def message(self) -> Path:
@@ -215,7 +220,15 @@ def _write_configs(lab: Lab) -> None:
         "# mailpin demo: a throwaway account on a server that lives for a few seconds\n"
         f"defaults\ntls on\ntls_trust_file {trust}\n\n"
         f"account demo\nhost localhost\nport {lab.smtp.ports['implicit']}\ntls_starttls off\n"
-        "auth plain\nuser demo\npassword demo\nfrom you@localhost\n\naccount default : demo\n"
+        "auth plain\nuser demo\npassword demo\nfrom you@localhost\n\naccount default : demo\n\n"
+        "# an old account: STARTTLS on 587's stand-in, as a tutorial once said\n"
+        f"account old\nhost localhost\nport {lab.smtp.ports['starttls']}\ntls_starttls on\n"
+        "auth plain\nuser demo\npassword demo\nfrom old@demo.example\n"
+    )
+    settings = home / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True, mode=0o700)
+    settings.write_text(
+        f"# the demo's own DNS server (SRV records for demo.example)\n[dns]\nnameservers = 127.0.0.1@{lab.dns.port}\n"
     )
     (home / "Mail" / "demo").mkdir(parents=True)
     (home / ".mbsyncrc").write_text(
@@ -243,6 +256,7 @@ def _opened(user: Mapping[str, str], keep: bool, signals: Signals) -> Iterator[L
 
     root = Path(tempfile.mkdtemp(prefix="mailpin-demo-"))
     servers: list[Server] = []
+    dns: DnsServer | None = None
     try:
         home = root / "home"
         home.mkdir(mode=0o700)
@@ -251,15 +265,18 @@ def _opened(user: Mapping[str, str], keep: bool, signals: Signals) -> Iterator[L
         servers.append(smtp.start())
         imap = ImapServer(pki, [_dated(message).replace(b"\n", b"\r\n") for message in _INBOX])
         servers.append(imap.start())
+        dns = DnsServer({SRV: ("localhost", smtp.ports["implicit"])}).start()
         environ = _environ(user, home)
         tools = {tool: _installed(tool, environ) for tool in ("msmtp", "mbsync")}
-        lab = Lab(root, home, environ, this_mailpin(sys.argv[0], sys.executable), pki, smtp, imap, tools, signals)
+        lab = Lab(root, home, environ, this_mailpin(sys.argv[0], sys.executable), pki, smtp, imap, tools, signals, dns)
         _write_configs(lab)
         yield lab
     finally:
         with signals.held():  # a second Ctrl-C must not cut the clean-up short
             for server in servers:
                 server.stop()
+            if dns is not None:
+                dns.stop()
             if not keep:
                 _remove(root)
 

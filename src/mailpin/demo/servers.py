@@ -39,6 +39,7 @@ class Conn:
         self._sock = sock
         self._buffer = bytearray()
         self.tls = False
+        self.implicit = False  # TLS from the first byte (the Implicit TLS port), not after STARTTLS
         sock.settimeout(_TICK)
 
     def _recv(self, deadline: float) -> None:
@@ -196,6 +197,7 @@ class Server:
     def _serve(self, conn: Conn, implicit: bool) -> None:
         try:
             if implicit:
+                conn.implicit = True
                 conn.start_tls()  # RFC 8314 §3: TLS from the first byte, then the protocol's greeting
             self.session(conn)
         except Gone:

@@ -21,6 +21,7 @@ class Received:
     sender: str
     recipients: tuple[str, ...]
     data: bytes  # CRLF line endings, dots unstuffed, without the final "."
+    implicit: bool = False  # it came over Implicit TLS
 
 
 class SmtpServer(Server):
@@ -143,7 +144,8 @@ class _Session:
         if size > MAX_DATA:
             self.reply(552, "5.3.4 message too big")
         else:
-            message = Received(self.sender, tuple(self.recipients), b"".join(line + b"\r\n" for line in lines))
+            data = b"".join(line + b"\r\n" for line in lines)
+            message = Received(self.sender, tuple(self.recipients), data, self.conn.implicit)
             with self.server.lock:
                 self.server.received.append(message)
                 number = len(self.server.received)

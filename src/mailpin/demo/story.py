@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TextIO
 
-from mailpin.demo.lab import Lab, Ran, command_line
+from mailpin.demo.lab import SRV, Lab, Ran, command_line
 
 MSMTP, MBSYNC = "msmtp:demo", "mbsync:demo"
 BLOCKED = 69
@@ -67,9 +67,10 @@ def play(story: Story) -> None:
     setting(story)
     pin(story)
     send_and_sync(story)
+    upgrade(story)
     strip_starttls(story)
     foreign_ca(story)
-    errors = story.lab.smtp.errors + story.lab.imap.errors
+    errors = story.lab.smtp.errors + story.lab.imap.errors + story.lab.dns.errors
     story.check(not errors, "the demo's servers failed: " + "; ".join(errors))
 
 
@@ -114,6 +115,29 @@ def send_and_sync(story: Story) -> None:
         story.ok(f"verified, then mbsync synced over that very session: {lab.synced()} messages in ~/Mail/demo/INBOX")
     else:
         _verified(story, MBSYNC)
+
+
+def upgrade(story: Story) -> None:
+    lab = story.lab
+    story.header("Move an old STARTTLS account to Implicit TLS")
+    story.say(
+        f"~/.msmtprc also has `account old`: STARTTLS on port {lab.smtp.ports['starttls']}, from old@demo.example"
+    )
+    story.say(f"the demo's DNS server says {SRV} is localhost:{lab.smtp.ports['implicit']} (RFC 8314 §5.1)")
+    if not lab.tools["msmtp"]:
+        story.say("msmtp is not installed: `mailpin upgrade` checks its edit with `msmtp --pretend`; skipped")
+        return
+    ran = story.run("upgrade", "--yes", "msmtp:old")
+    story.check(ran.status == 0 and "written (backup" in ran.stdout, "the account should move", ran)
+    rc = (lab.home / ".msmtprc").read_text()
+    moved = f"account old\nhost localhost\nport {lab.smtp.ports['implicit']}\ntls_starttls off\n" in rc
+    story.check(moved, "~/.msmtprc should have port and tls_starttls changed in place, nothing else")
+    story.ok("found by SRV, certificate valid for localhost: two lines changed, a backup kept, pinned again")
+    sent = len(lab.smtp.received)
+    ran = story.run("run", "msmtp", "-a", "old", "-t", stdin=True)
+    story.check(ran.status == 0 and len(lab.smtp.received) == sent + 1, "the message should be sent", ran)
+    story.check(lab.smtp.received[-1].implicit, "it should have come over the Implicit TLS port")
+    story.ok("the next send went over Implicit TLS; a config back on STARTTLS would now be a config-downgrade")
 
 
 def _verified(story: Story, account: str) -> None:

@@ -16,9 +16,13 @@ def msmtp_refuses(
 ) -> str | None:
     """msmtp's own reading of CONFIG for ACCOUNT (`--pretend`): None when it takes it and shows the
     EXPECTED values (`port = 465`, ...); else what it said, in one line."""
+    from mailpin.errors import ConfigError
     from mailpin.run.handover import find_tool
 
-    binary = find_tool("msmtp", env.environ, configured.tools.get("msmtp"), configured.source or "")
+    try:
+        binary = find_tool("msmtp", env.environ, configured.tools.get("msmtp"), configured.source or "")
+    except ConfigError as exc:
+        return f"msmtp cannot check it: {exc}"
     with tempfile.TemporaryDirectory(prefix="mailpin-check-") as directory:
         path = os.path.join(directory, "msmtprc")  # 0600 in a 0700 directory: msmtp wants it private
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
