@@ -71,6 +71,12 @@ def _mailpin(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
+def _changed(before: bytes, after: bytes) -> list[str]:
+    """The lines removed (-) and added (+), in order; every other line is byte for byte the same."""
+    lines = difflib.ndiff(before.decode().splitlines(True), after.decode().splitlines(True))
+    return [line for line in lines if line[0] in "+-"]
+
+
 def _profiles() -> dict[str, object]:
     return dict(PinStore.for_env(Env.from_os()).load())
 
@@ -93,10 +99,7 @@ def test_a_starttls_account_moves_to_implicit_tls_and_sends_there(
         assert any(SRV in said for said in work["srv"])
         after = (isolated_env / ".msmtprc").read_bytes()
         # Only the two lines that had to change changed, in place; every other byte is as it was.
-        changed = [
-            line for line in difflib.ndiff(before.decode().splitlines(True), after.decode().splitlines(True))
-            if line[0] in "+-"
-        ]  # fmt: skip
+        changed = _changed(before, after)
         assert changed == [
             f"-   port {smtp_server.submission_port}\n", f"+   port {implicit.port}\n",
             "-   tls_starttls on\n", "+   tls_starttls off\n",
@@ -209,3 +212,66 @@ def test_a_file_changed_after_it_was_read_is_not_written(tmp_path: Path) -> None
     assert file.read_bytes() == b"account a\nport 587\n" and os.listdir(tmp_path / "d") == ["msmtprc"]
     backup = write.replace(file, b"account a\nport 587\n", b"account a\nport 465\n", now)
     assert file.read_bytes() == b"account a\nport 465\n" and backup.read_bytes() == b"account a\nport 587\n"
+
+
+def test_an_mbsync_starttls_account_moves_to_implicit_tls_and_syncs_there(
+    isolated_env: Path, pki, dovecot_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """The login's domain (User test@example.org) holds the SRV record; SSLType and Port change in
+    place, the comment on the SSLType line stays; the sync then goes over Implicit TLS."""
+    need("mbsync")
+    env = shim_env(shims)
+    box = isolated_env / "Mail" / "work"
+    box.mkdir(parents=True)
+    with CountingServer(dovecot_server.imaps_port) as implicit:
+        dns_server.serve([("_imaps._tcp.example.org", "localhost", implicit.port, 0, 1)])
+        _settings(isolated_env, dns_server)
+        rc = isolated_env / ".mbsyncrc"
+        before = (
+            "IMAPAccount work\n"
+            "Host localhost\n"
+            f"Port {dovecot_server.imap_port}\n"
+            "User test@example.org\nPass secret\n"
+            "SSLType STARTTLS   # as the wiki said\n"
+            f"CertificateFile {pki.ca_pem}\nSystemCertificates no\n\n"
+            "IMAPStore work-remote\nAccount work\n\n"
+            f"MaildirStore work-local\nPath {box}/\nInbox {box}/INBOX\n\n"
+            "Channel work\nFar :work-remote:\nNear :work-local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        ).encode()
+        rc.write_bytes(before)
+        assert _mailpin(env, "init", "--yes")[0] == 0
+        code, out, err = _mailpin(env, "upgrade", "--yes", "--json", "mbsync:work")
+        assert code == 0, err
+        (work,) = json.loads(out)["accounts"]
+        assert work["state"] == "moved", work
+        changed = _changed(before, rc.read_bytes())
+        assert changed == [
+            f"- Port {dovecot_server.imap_port}\n", f"+ Port {implicit.port}\n",
+            "- SSLType STARTTLS   # as the wiki said\n", "+ SSLType IMAPS   # as the wiki said\n",
+        ], changed  # fmt: skip
+        profile = _profiles()["mbsync:work"]
+        assert (profile.mode, profile.port) == (Mode.IMPLICIT, implicit.port)  # type: ignore[attr-defined]
+        connections = implicit.settled()
+        done = run(["mbsync", "-a"], env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert implicit.settled() == connections + 1  # the sync went over Implicit TLS
+        rc.write_bytes(before)  # back to STARTTLS: a downgrade now, and blocked
+        done = run(["mbsync", "-a"], env, timeout=120)
+        assert done.returncode == 69 and b"config-downgrade" in done.stderr, done.stderr
+
+
+def test_an_srv_target_on_another_host_moves_the_account_only_when_named(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """The SRV record names 127.0.0.1, not the configured localhost: not tried unless the user names
+    it with --host, and then its certificate must validate for that name, and the host moves too."""
+    records = [(SRV, "127.0.0.1", smtp_server.smtps_port, 0, 1)]
+    env, before = _lab(isolated_env, pki, smtp_server, dns_server, shims, records)
+    code, out, _ = _mailpin(env, "upgrade", "--yes", "msmtp:work")
+    assert code == 0 and "--host 127.0.0.1" in out and (isolated_env / ".msmtprc").read_bytes() == before, out
+    code, out, err = _mailpin(env, "upgrade", "--yes", "--host", "127.0.0.1", "--json", "msmtp:work")
+    assert code == 0, err
+    (work,) = json.loads(out)["accounts"]
+    assert work["state"] == "moved" and work["endpoint"] == f"127.0.0.1:{smtp_server.smtps_port}", work
+    after = (isolated_env / ".msmtprc").read_text()
+    assert "  host 127.0.0.1\n" in after and "localhost" not in after.split("account work")[1].split("account")[0]

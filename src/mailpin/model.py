@@ -148,6 +148,7 @@ class Account:
     transport: str | None = None  # "tunnel CMD", "socket PATH", "proxy HOST:PORT" when not plain TCP
     opportunistic: bool = False  # STARTTLS only if offered (offlineimap's behaviour): a downgrade risk
     froms: tuple[str, ...] = ()  # msmtp `from` (may hold wildcards): decides the account for -f
+    user: str | None = None  # the login as written (msmtp user, mbsync User, offlineimap remoteuser)
     pin_options: tuple[tuple[str, str], ...] = ()  # pin-relevant options as written: (option, value)
     notes: tuple[str, ...] = ()  # things mailpin saw but did not do (e.g. `eval` not executed)
     remote: str | None = None  # the tool's own name for the server side (offlineimap's remote repository)

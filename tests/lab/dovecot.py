@@ -212,7 +212,9 @@ class Dovecot:
         self._chown(self.home)
         self._make_box(self.maildir)
         passwd = self.tree / "passwd"
-        passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
+        # The test user, also by an address (a login whose domain holds SRV records: mailpin upgrade).
+        logins = (self.user, f"{self.user}@example.org")
+        passwd.write_text("".join(f"{login}:{{PLAIN}}{self.password}::::::\n" for login in logins))
         passwd.chmod(0o644)  # read by the auth processes; the password is public anyway
 
     @staticmethod

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailpin.commands.verify import Target, Verifier
-from mailpin.configs import msmtp_edit
+from mailpin.configs import mbsync_edit, msmtp_edit
+from mailpin.configs.edit import Edit, EditError
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Account, Mode, Observation, Profile, Tool
 from mailpin.net import srv
 from mailpin.setup import find, write
-from mailpin.setup.tool_check import msmtp_refuses
+from mailpin.setup.tool_check import mbsync_refuses, msmtp_refuses
 
 
 @dataclass(frozen=True)
@@ -111,24 +112,25 @@ def _upgrade(
     if chosen is None or chosen.observation is None:
         return Move(key, "stays", f"{key} stays on {mode}: {found.why_not}", lookups=lookups)
     where = f"{chosen.candidate.host}:{chosen.candidate.port}"
-    if host is not None or account.tool is not Tool.MSMTP:
-        # Only msmtp's config is edited so far; the others get the endpoint and the reason.
+    if account.tool is Tool.OFFLINEIMAP or (host is not None and account.servername):
+        # offlineimap's config is not edited yet; a tls_host_override would keep checking the old name.
+        why = "mailpin does not edit offlineimap's config yet" if account.servername is None else (
+            "the account checks the name in its tls_host_override")  # fmt: skip
         return Move(
-            key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); mailpin cannot edit "
-            f"{account.tool.value}'s config yet: set it by hand, then `mailpin accept {key}`", where, lookups=lookups,
+            key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); {why}: set it by hand, "
+            f"then `mailpin accept {key}`", where, lookups=lookups,
         )  # fmt: skip
     file = account.source.rpartition(":")[0] or account.source
     try:
         data = Path(file).read_bytes()
-        edit = msmtp_edit.implicit_tls(data, file, str(env.home), account.name, chosen.candidate.port)
+        edit = _edit(env, account, data, file, chosen.candidate.port, host)
     except OSError as exc:
         return Move(key, "stays", f"{key}: cannot read {file}: {exc.strerror or exc}", where, file, lookups=lookups)
-    except (msmtp_edit.EditError, ConfigError) as exc:
+    except (EditError, ConfigError) as exc:
         return Move(key, "stays", f"{key} stays on {mode}: {exc}", where, file, lookups=lookups)
-    expected = {"port": str(chosen.candidate.port), "tls": "on", "tls_starttls": "off"}
-    refused = msmtp_refuses(env, verifier.settings, edit.after, account.name, expected)
+    refused = _tool_refuses(env, verifier, account, edit.after, chosen.candidate.port, host)
     if refused:
-        return Move(key, "stays", f"{key} stays on {mode}: msmtp would refuse the edit: {refused}", where, file)
+        return Move(key, "stays", f"{key} stays on {mode}: {account.tool.value} would refuse the edit: {refused}")
     diff = "".join(
         difflib.unified_diff(
             edit.before.decode("utf-8", "replace").splitlines(keepends=True),
@@ -158,6 +160,26 @@ def _upgrade(
         f"{profile.level.value}"
     )
     return Move(key, "moved", said, where, file, diff, str(backup), profile, lookups)
+
+
+def _edit(env: Env, account: Account, data: bytes, file: str, port: int, host: str | None) -> Edit:
+    if account.tool is Tool.MSMTP:
+        return msmtp_edit.implicit_tls(data, file, str(env.home), account.name, port, host)
+    from mailpin.configs.tool_version import installed
+
+    version = installed("mbsync", env)
+    keyword = "TLSType" if version is not None and version >= (1, 5) else "SSLType"
+    return mbsync_edit.implicit_tls(data, file, str(env.home), account.name, port, host, keyword)
+
+
+def _tool_refuses(
+    env: Env, verifier: Verifier, account: Account, after: bytes, port: int, host: str | None
+) -> str | None:
+    """The tool's own reading of the edited bytes: msmtp --pretend; mbsync's config reader."""
+    if account.tool is Tool.MSMTP:
+        expected = {"port": str(port), "tls": "on", "tls_starttls": "off"} | ({"host": host} if host else {})
+        return msmtp_refuses(env, verifier.settings, after, account.name, expected)
+    return mbsync_refuses(env, verifier.settings, after)
 
 
 def _repin(verifier: Verifier, key: str, observation: Observation, certcheck: bool) -> Profile:

@@ -72,7 +72,7 @@ def _imap(
     kind = "IMAP store" if is_store else "IMAP account"
     name, start = lines.value, lines.number
     seen: dict[str, int] = {}  # account keyword -> last line it was on
-    host = tunnel = trust_file = None
+    host = tunnel = trust_file = user = None
     port, ssl_type, versions = 0, None, None
     flags: dict[str, bool] = {}  # yes/no account options that decide how TLS is set up
     system_trust = True
@@ -107,6 +107,8 @@ def _imap(
             host = host.removeprefix("//")
             if host != value:
                 notes.append(f"Host on line {line} uses the deprecated URL notation; mbsync reads it as {host}")
+        elif keyword == "user":
+            user = value
         elif keyword == "port":
             if not 0 <= (port := parse_int(lines)) <= 0xFFFF:
                 lines.fail(f"invalid port number '{value}'")
@@ -193,6 +195,7 @@ def _imap(
         transport=None if tunnel is None else f"tunnel {tunnel}",
         pin_options=tuple(pins),
         notes=tuple(notes),
+        user=user,
         tls_versions=() if versions is None else offered_versions(versions) or ("none",),
         ciphers=ciphers,
         # socket.c: the certificate is presented only with its key (SSL_CTX_use_certificate_chain_file,

@@ -241,6 +241,7 @@ def to_account(s: Settings, home: str) -> Account:
         fingerprints=(fingerprint.replace(" ", ":").upper(),) if fingerprint else (),
         transport=transport,
         froms=(v["from"],) if "from" in v else (),
+        user=v.get("user") or None,
         pin_options=tuple((key, v[key]) for key in _PINS if key in s.explicit),
         notes=tuple(notes),
         tls_priorities=v.get("tls_priorities") or None,  # empty: GnuTLS's default, as unset

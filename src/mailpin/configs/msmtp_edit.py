@@ -14,39 +14,27 @@ never written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mailpin.configs import msmtp
+from mailpin.configs.edit import Edit, EditError, ending, indent_of, rows_of
 from mailpin.configs.msmtp_syntax import lines
 from mailpin.model import Mode
 
 _SECTION_ENDS = ("account", "defaults")
 
 
-class EditError(Exception):
-    """The edit cannot be made safely; the message says why, for the user."""
-
-
-@dataclass(frozen=True)
-class Edit:
-    before: bytes
-    after: bytes
-    changed: tuple[str, ...]  # the settings set, e.g. ("port 465", "tls_starttls off")
-    along: tuple[str, ...] = ()  # other accounts that inherit the moved one and move with it
-
-
-def implicit_tls(data: bytes, source: str, home: str, account: str, port: int) -> Edit:
-    """DATA (an msmtp config, SOURCE names it) with ACCOUNT on Implicit TLS at PORT."""
+def implicit_tls(data: bytes, source: str, home: str, account: str, port: int, host: str | None = None) -> Edit:
+    """DATA (an msmtp config, SOURCE names it) with ACCOUNT on Implicit TLS at PORT (and on HOST,
+    one the user confirmed, when given)."""
     config = _parse(data, source, home)
     settings = next((s for s in config.settings if s.name == account), None)
     if settings is None:
         raise EditError(f"no account {account!r} in {source}")
     if settings.implicit:
         raise EditError(f"{source}: the account is made of the lines before the first `account` line; name it first")
-    rows = _rows(data)
+    rows = rows_of(data)
     start = settings.line  # the `account NAME` line
     end = next((n for n, command, _ in lines(data) if n > start and command in _SECTION_ENDS), len(rows) + 1)
-    wanted = {"port": str(port), "tls": "on", "tls_starttls": "off"}
+    wanted = {"port": str(port), "tls": "on", "tls_starttls": "off"} | ({"host": host} if host else {})
     current = dict(settings.values)
     changes = {name: value for name, value in wanted.items() if current.get(name) != value}
     if not changes:
@@ -57,18 +45,18 @@ def implicit_tls(data: bytes, source: str, home: str, account: str, port: int) -
             name = "tls_starttls" if command == "tls_nostarttls" else command
             if name in changes:
                 last[name] = number
-    indent = _indent(rows, start, end)
-    ending = _ending(rows[start - 1])
+    indent = indent_of(rows, start, end)
+    eol = ending(rows[start - 1])
     inserted = []
     for name, value in changes.items():
         if name in last:
             row = rows[last[name] - 1]
-            rows[last[name] - 1] = row[: len(row) - len(row.lstrip(b" \t"))] + f"{name} {value}".encode() + _ending(row)
+            rows[last[name] - 1] = row[: len(row) - len(row.lstrip(b" \t"))] + f"{name} {value}".encode() + ending(row)
         else:
-            inserted.append(indent + f"{name} {value}".encode() + ending)
+            inserted.append(indent + f"{name} {value}".encode() + eol)
     rows[start:start] = inserted
     after = b"".join(rows)
-    along = _check(config, _parse(after, source, home), account, port, source)
+    along = _check(config, _parse(after, source, home), account, port, source, host)
     return Edit(data, after, tuple(f"{name} {value}" for name, value in changes.items()), along)
 
 
@@ -76,33 +64,11 @@ def _parse(data: bytes, source: str, home: str) -> msmtp.MsmtpConfig:
     return msmtp.parse(data.decode("utf-8", "surrogateescape"), source, home)
 
 
-def _rows(data: bytes) -> list[bytes]:
-    """The lines with their own ends, split where msmtp splits them (at LF only)."""
-    rows = data.split(b"\n")
-    out = [row + b"\n" for row in rows[:-1]]
-    if rows[-1]:
-        out.append(rows[-1])  # a last line without its end keeps having none
-    return out
-
-
-def _ending(row: bytes) -> bytes:
-    return b"\r\n" if row.endswith(b"\r\n") else b"\n"
-
-
-def _indent(rows: list[bytes], start: int, end: int) -> bytes:
-    """The indentation of the section's first setting, so an added line looks like its neighbours."""
-    for row in rows[start : end - 1]:
-        text = row.strip(b" \t\r\n")
-        if text and not text.startswith(b"#"):
-            return row[: len(row) - len(row.lstrip(b" \t"))]
-    return b""
-
-
-_MOVED = ("port", "tls", "tls_starttls")
+_MOVED = ("port", "tls", "tls_starttls", "host")
 
 
 def _check(
-    before: msmtp.MsmtpConfig, after: msmtp.MsmtpConfig, account: str, port: int, source: str
+    before: msmtp.MsmtpConfig, after: msmtp.MsmtpConfig, account: str, port: int, source: str, host: str | None
 ) -> tuple[str, ...]:
     """The edit did what it should and nothing else; the accounts that move along with ACCOUNT."""
     old = {s.name: dict(s.values) for s in before.settings}
@@ -114,11 +80,12 @@ def _check(
     for name in old:
         if old[name] == new[name] and name != account:
             continue
-        target, host = moved[name], moved[account].host
+        target = moved[name]
         rest_same = {k: v for k, v in old[name].items() if k not in _MOVED} == {
             k: v for k, v in new[name].items() if k not in _MOVED
         }
-        if not rest_same or target.port != port or target.mode is not Mode.IMPLICIT or target.host != host:
+        went = target.port == port and target.mode is Mode.IMPLICIT and target.host == moved[account].host
+        if not rest_same or not went or (host is not None and target.host != host):
             what = f"{name!r} too" if name != account else f"more of {account!r} than its port and TLS mode"
             raise EditError(f"{source}: the edit would change {what}; move it by hand")
         if name != account:

@@ -140,6 +140,7 @@ def resolve(cfg: Parsed, name: str, ctx: Context) -> Account:
         fingerprints=fingerprints,
         transport=transport,
         remote=remote,
+        user=cfg.get(repo, "remoteuser") or None,
         opportunistic=mode is Mode.STARTTLS,
         pin_options=pins,
         notes=tuple(notes),

@@ -64,10 +64,10 @@ class Found:
 
 
 def domains(account: Account) -> list[str]:
-    """The domains to ask: of the account's addresses (msmtp `from`, when a plain address), and of
-    its host (the host less its first label, when it has three or more)."""
+    """The domains to ask: of the account's addresses (msmtp `from` when a plain address, the login
+    when it is one), and of its host (the host less its first label, when it has three or more)."""
     found = []
-    for address in account.froms:
+    for address in (*account.froms, *([account.user] if account.user else [])):
         local, at, domain = address.rpartition("@")
         if at and local and domain and not any(c in domain for c in "*?[]"):
             found.append(domain.lower().rstrip("."))
