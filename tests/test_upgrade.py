@@ -275,3 +275,58 @@ def test_an_srv_target_on_another_host_moves_the_account_only_when_named(
     assert work["state"] == "moved" and work["endpoint"] == f"127.0.0.1:{smtp_server.smtps_port}", work
     after = (isolated_env / ".msmtprc").read_text()
     assert "  host 127.0.0.1\n" in after and "localhost" not in after.split("account work")[1].split("account")[0]
+
+
+def test_an_offlineimap_starttls_account_moves_to_implicit_tls_and_syncs_there(
+    isolated_env: Path, pki, dovecot_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """`ssl = no` (STARTTLS, which offlineimap does not even check) becomes `ssl = yes` in place, the
+    port moves, and the CA file it already names is what the certificate was checked against."""
+    need("offlineimap")
+    env = shim_env(shims)
+    with CountingServer(dovecot_server.imaps_port) as implicit:
+        dns_server.serve([("_imaps._tcp.example.org", "localhost", implicit.port, 0, 1)])
+        _settings(isolated_env, dns_server)
+        rc = isolated_env / ".offlineimaprc"
+        before = (
+            "[general]\naccounts = lab\nmetadata = ~/.offlineimap\n\n"
+            "[Account lab]\nlocalrepository = lab-local\nremoterepository = lab-remote\n\n"
+            "[Repository lab-local]\ntype = Maildir\nlocalfolders = ~/OfflineMail\n\n"
+            "[Repository lab-remote]\ntype = IMAP\nremotehost = localhost\n"
+            f"remoteport: {dovecot_server.imap_port}\nssl = no\nsslcacertfile = {pki.ca_pem}\n"
+            "remoteuser = test@example.org\nremotepass = secret\nfolderfilter = lambda f: f == 'INBOX'\n"
+        ).encode()
+        rc.write_bytes(before)
+        code, out, err = _mailpin(env, "upgrade", "--yes", "--json", "offlineimap:lab")
+        assert code == 0, err
+        (lab,) = json.loads(out)["accounts"]
+        assert lab["state"] == "moved", lab
+        assert _changed(before, rc.read_bytes()) == [
+            f"- remoteport: {dovecot_server.imap_port}\n", f"+ remoteport: {implicit.port}\n",
+            "- ssl = no\n", "+ ssl = yes\n",
+        ]  # fmt: skip
+        profile = _profiles()["offlineimap:lab"]
+        assert (profile.mode, profile.port) == (Mode.IMPLICIT, implicit.port)  # type: ignore[attr-defined]
+        connections = implicit.settled()
+        done = run(["offlineimap", "-o", "-u", "quiet"], env, timeout=180)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert implicit.settled() > connections  # offlineimap's sync went over Implicit TLS
+
+
+def test_an_offlineimap_account_without_a_ca_file_gets_the_systems_store_named(tmp_path: Path) -> None:
+    """offlineimap refuses `ssl = yes` with nothing to check the certificate with: the edit names the
+    system's store (the trust the endpoint was checked under), and every other line stays."""
+    from mailpin.configs import offlineimap, offlineimap_edit
+
+    text = (
+        b"[general]\naccounts = a\n\n[Account a]\nlocalrepository = l\nremoterepository = r\n\n"
+        b"[Repository l]\ntype = Maildir\nlocalfolders = ~/M\n\n"
+        b"[Repository r]\ntype = IMAP\nremotehost = localhost\nremoteport = 143\nssl = no\nremoteuser = u\n"
+    )
+    (account,) = offlineimap.parse(text.decode(), "rc", str(tmp_path)).accounts
+    assert offlineimap_edit.trust_after(text, "rc", "r") is None
+    edit = offlineimap_edit.implicit_tls(text, "rc", str(tmp_path), account, 993)
+    assert _changed(text, edit.after) == [
+        "+ sslcacertfile = OS-DEFAULT\n", "- remoteport = 143\n", "+ remoteport = 993\n",
+        "- ssl = no\n", "+ ssl = yes\n",
+    ]  # fmt: skip

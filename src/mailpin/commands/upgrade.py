@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailpin.commands.verify import Target, Verifier
-from mailpin.configs import mbsync_edit, msmtp_edit
+from mailpin.configs import mbsync_edit, msmtp_edit, offlineimap_edit
 from mailpin.configs.edit import Edit, EditError
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
@@ -106,21 +106,19 @@ def _upgrade(
     host: str | None,
 ) -> Move:
     key, mode = account.key, "STARTTLS" if account.mode is Mode.STARTTLS else "no TLS"
-    found = find.find(verifier, account, verifier.settings.nameservers, host)
+    file = account.source.rpartition(":")[0] or account.source
+    moved = _as_moved(account, file)
+    found = find.find(verifier, moved, verifier.settings.nameservers, host)
     lookups = tuple(answer.said for answer in found.answers)
     chosen = found.chosen
     if chosen is None or chosen.observation is None:
         return Move(key, "stays", f"{key} stays on {mode}: {found.why_not}", lookups=lookups)
     where = f"{chosen.candidate.host}:{chosen.candidate.port}"
-    if account.tool is Tool.OFFLINEIMAP or (host is not None and account.servername):
-        # offlineimap's config is not edited yet; a tls_host_override would keep checking the old name.
-        why = "mailpin does not edit offlineimap's config yet" if account.servername is None else (
-            "the account checks the name in its tls_host_override")  # fmt: skip
+    if host is not None and account.servername:  # a tls_host_override would keep checking the old name
         return Move(
-            key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); {why}: set it by hand, "
-            f"then `mailpin accept {key}`", where, lookups=lookups,
+            key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); the account checks the "
+            f"name in its tls_host_override: set it by hand, then `mailpin accept {key}`", where, lookups=lookups,
         )  # fmt: skip
-    file = account.source.rpartition(":")[0] or account.source
     try:
         data = Path(file).read_bytes()
         edit = _edit(env, account, data, file, chosen.candidate.port, host)
@@ -151,9 +149,9 @@ def _upgrade(
         backup = write.replace(Path(file), data, edit.after, env.now())
     except write.WriteRefused as exc:
         return Move(key, "refused", f"{key}: {exc}", where, file, diff, lookups=lookups)
-    profile = _repin(verifier, key, chosen.observation, account.certcheck)
+    profile = _repin(verifier, key, chosen.observation, moved.certcheck)
     for name in edit.along:  # `account default : work` went along: its pin follows too
-        _repin(verifier, f"{account.tool.value}:{name}", chosen.observation, account.certcheck)
+        _repin(verifier, f"{account.tool.value}:{name}", chosen.observation, moved.certcheck)
     also = f" (with {', '.join(edit.along)}, which inherits it)" if edit.along else ""
     said = (
         f"{why}{also}; {file} written (backup {backup.name}); pinned in Implicit TLS mode at level "
@@ -162,9 +160,23 @@ def _upgrade(
     return Move(key, "moved", said, where, file, diff, str(backup), profile, lookups)
 
 
+def _as_moved(account: Account, file: str) -> Account:
+    """ACCOUNT as it will check certificates on Implicit TLS. offlineimap checks none on STARTTLS:
+    once moved it trusts its `sslcacertfile`, or the system's store (the edit writes OS-DEFAULT)."""
+    if account.tool is not Tool.OFFLINEIMAP or account.remote is None:
+        return account
+    try:
+        trust = offlineimap_edit.trust_after(Path(file).read_bytes(), file, account.remote)
+    except (OSError, ConfigError):
+        return account  # the edit reports what is wrong with the file
+    return replace(account, certcheck=True, trust_file=trust, system_trust=trust is None)
+
+
 def _edit(env: Env, account: Account, data: bytes, file: str, port: int, host: str | None) -> Edit:
     if account.tool is Tool.MSMTP:
         return msmtp_edit.implicit_tls(data, file, str(env.home), account.name, port, host)
+    if account.tool is Tool.OFFLINEIMAP:
+        return offlineimap_edit.implicit_tls(data, file, str(env.home), account, port, host)
     from mailpin.configs.tool_version import installed
 
     version = installed("mbsync", env)
@@ -175,11 +187,14 @@ def _edit(env: Env, account: Account, data: bytes, file: str, port: int, host: s
 def _tool_refuses(
     env: Env, verifier: Verifier, account: Account, after: bytes, port: int, host: str | None
 ) -> str | None:
-    """The tool's own reading of the edited bytes: msmtp --pretend; mbsync's config reader."""
+    """The tool's own reading of the edited bytes: msmtp --pretend; mbsync's config reader; for
+    offlineimap, mailpin's reader (offlineimap's own parser and rules) has read them in the edit."""
     if account.tool is Tool.MSMTP:
         expected = {"port": str(port), "tls": "on", "tls_starttls": "off"} | ({"host": host} if host else {})
         return msmtp_refuses(env, verifier.settings, after, account.name, expected)
-    return mbsync_refuses(env, verifier.settings, after)
+    if account.tool is Tool.MBSYNC:
+        return mbsync_refuses(env, verifier.settings, after)
+    return None  # offlineimap has no reader that connects to nothing: mailpin's (its parser, its rules) read it
 
 
 def _repin(verifier: Verifier, key: str, observation: Observation, certcheck: bool) -> Profile:

@@ -3,7 +3,10 @@ the way the tools split them, each with its own end (LF or CRLF), so that every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from mailpin.model import Account
 
 
 class EditError(Exception):
@@ -39,3 +42,16 @@ def indent_of(rows: list[bytes], start: int, end: int, comment: bytes = b"#") ->
         if text and not text.startswith(comment):
             return row[: len(row) - len(row.lstrip(b" \t"))]
     return b""
+
+
+def shape_of(account: Account) -> Account:
+    """An account as read, less where its lines are (an inserted line moves them)."""
+    sources = tuple((role, setting, "") for role, setting, _ in account.tls_sources)
+    return replace(account, source="", tls_sources=sources)
+
+
+def others_changed(before: Iterable[Account], after: Iterable[Account], account: str) -> list[str]:
+    """The accounts other than ACCOUNT that an edit changed (or made or lost), by name."""
+    old = {a.name: shape_of(a) for a in before}
+    new = {a.name: shape_of(a) for a in after}
+    return sorted(name for name in old.keys() | new.keys() if name != account and old.get(name) != new.get(name))

@@ -16,10 +16,10 @@ import re
 from dataclasses import replace
 
 from mailpin.configs import mbsync
-from mailpin.configs.edit import Edit, EditError, ending, indent_of, rows_of
+from mailpin.configs.edit import Edit, EditError, ending, indent_of, others_changed, rows_of, shape_of
 from mailpin.configs.mbsync_model import MbsyncConfig
 from mailpin.configs.mbsync_syntax import LEGACY_SSL, Lines, fold
-from mailpin.model import Account, Mode
+from mailpin.model import Mode
 
 IMAPS_PORT = 993
 
@@ -101,24 +101,14 @@ def _rewritten(row: bytes, value: str) -> bytes:
     return found.group(1) + value.encode() + found.group(2) + (found.group(3) or b"")
 
 
-def _shape(account: Account) -> Account:
-    """An account as read, less where its lines are (an insertion moves them)."""
-    sources = tuple((role, setting, "") for role, setting, _ in account.tls_sources)
-    return replace(account, source="", tls_sources=sources)
-
-
 def _check(before: MbsyncConfig, after: MbsyncConfig, account: str, port: int, source: str, host: str | None) -> None:
-    old = {a.name: _shape(a) for a in before.accounts}
-    new = {a.name: _shape(a) for a in after.accounts}
-    moved = new.get(account)
+    was = next((shape_of(a) for a in before.accounts if a.name == account), None)
+    moved = next((shape_of(a) for a in after.accounts if a.name == account), None)
     went = moved is not None and moved.mode is Mode.IMPLICIT and moved.port == port
-    if not went or moved is None or (host is not None and moved.host != host) or set(old) != set(new):
+    if not went or was is None or moved is None or (host is not None and moved.host != host):
         raise EditError(f"{source}: the edit did not move {account!r} to Implicit TLS (mailpin's reading of it)")
-    if (
-        replace(moved, mode=old[account].mode, port=old[account].port, pin_options=old[account].pin_options)
-        != old[account]
-    ):
+    if replace(moved, mode=was.mode, port=was.port, host=was.host, pin_options=was.pin_options) != was:
         raise EditError(f"{source}: the edit would change more of {account!r} than its port and TLS mode")
-    others = sorted(name for name in old if name != account and old[name] != new[name])
+    others = others_changed(before.accounts, after.accounts, account)
     if others:
         raise EditError(f"{source}: the edit would change {', '.join(others)} too; move it by hand")
