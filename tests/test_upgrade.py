@@ -330,3 +330,54 @@ def test_an_offlineimap_account_without_a_ca_file_gets_the_systems_store_named(t
         "+ sslcacertfile = OS-DEFAULT\n", "- remoteport = 143\n", "+ remoteport = 993\n",
         "- ssl = no\n", "+ ssl = yes\n",
     ]  # fmt: skip
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    import io
+
+    from mailpin.cli import main
+
+    env = Env.from_os()
+    env.stdout, env.stderr, env.stdin = io.StringIO(), io.StringIO(), io.StringIO()
+    code = main(list(argv), env)
+    return code, env.stdout.getvalue() + env.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["init", "doctor"])
+def test_init_and_doctor_name_an_account_that_could_move_once(
+    isolated_env: Path, pki, smtp_server, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """The hint tries the Implicit TLS port on the configured host only (no DNS of its own); here the
+    lab's Implicit TLS port stands in for 465, which nothing in the lab may listen on."""
+    from mailpin.model import DEFAULT_PORTS, Protocol
+    from mailpin.setup import hint
+
+    need("msmtp")
+    ports = {**DEFAULT_PORTS, (Protocol.SMTP, Mode.IMPLICIT): smtp_server.smtps_port}
+    monkeypatch.setattr(hint, "DEFAULT_PORTS", ports)
+    _msmtprc(isolated_env, pki.ca_pem, smtp_server.submission_port)
+    tip = f"could move to Implicit TLS: localhost:{smtp_server.smtps_port}" if command == "init" else (
+        f"Implicit TLS answers at localhost:{smtp_server.smtps_port}")  # fmt: skip
+    args = ("init", "--yes") if command == "init" else ("doctor",)
+    code, out = _cli(*args)
+    assert tip in out and "mailpin upgrade msmtp:work" in out, out
+    code, out = _cli(*args)
+    assert tip not in out, out  # said once
+    assert code == 0, out
+
+
+def test_no_hint_when_the_implicit_port_does_not_validate(
+    isolated_env: Path, pki, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailpin.model import DEFAULT_PORTS, Protocol
+    from mailpin.setup import hint
+
+    need("msmtp")
+    ports = {**DEFAULT_PORTS, (Protocol.SMTP, Mode.IMPLICIT): smtp_server.smtps_port}
+    monkeypatch.setattr(hint, "DEFAULT_PORTS", ports)
+    _msmtprc(isolated_env, pki.ca_pem, smtp_server.submission_port)
+    assert _cli("init", "--yes")[0] == 0  # pinned on STARTTLS (the hint was said here, and is now spent)
+    (isolated_env / ".local" / "state" / "mailpin" / "upgrade-told.json").unlink()
+    smtp_server.serve("foreign-ca")
+    _, out = _cli("doctor")
+    assert "Implicit TLS answers" not in out, out

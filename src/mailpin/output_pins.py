@@ -144,6 +144,11 @@ def init_text(result: InitResult, shown: Collection[str] = ()) -> str:
         )
     if result.offer:
         lines.append(f"tip: {result.offer}")
+    for key, where in result.could_move:
+        lines.append(
+            f"tip: {key} could move to Implicit TLS: {where} answers with a valid certificate (RFC 8314 prefers "
+            f"it to STARTTLS): mailpin upgrade {key}"
+        )
     return "\n".join(lines) if lines or result.errors else "no accounts found"
 
 
@@ -165,7 +170,13 @@ def init_json(result: InitResult) -> dict[str, Any]:
                 "spki_sha256": obs.leaf.spki_sha256 if obs else None,
             }
         )
-    return {"version": JSON_VERSION, "status": _overall(int(result.exit_status)), "accounts": accounts}
+    moves = [{"account": key, "endpoint": where} for key, where in result.could_move]
+    return {
+        "version": JSON_VERSION,
+        "status": _overall(int(result.exit_status)),
+        "accounts": accounts,
+        "could_move": moves,
+    }
 
 
 def accept_json(result: AcceptResult) -> dict[str, Any]:

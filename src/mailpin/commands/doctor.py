@@ -81,6 +81,8 @@ def run(env: Env, *, notify_test: bool = False) -> DoctorResult:
             )
     profiles, store = _pin_store(env)
     findings += _accounts(found, profiles, configured)
+    if profiles is not None and not any(f.broken for f in findings):
+        findings += _could_move(env, configured, found, profiles)
     findings += store
     findings += _notifications(env, configured.notify.desktop, configured.notify.notmuch)
     findings.append(_hook(status.notmuch, found))
@@ -253,6 +255,21 @@ def _accounts(
 
 
 # --- telling the user ----------------------------------------------------------------------------
+
+
+def _could_move(
+    env: Env, configured: settings.Settings, found: Mapping[Tool, _Found], profiles: Mapping[str, Profile]
+) -> list[Finding]:
+    """STARTTLS accounts whose host answers with Implicit TLS too: said once (setup/hint.py)."""
+    from mailpin.commands.verify import Target, Verifier
+    from mailpin.setup.hint import could_move
+
+    targets = [Target(a.key, a, profiles.get(a.key)) for item in found.values() for a in item.discovery.accounts]
+    said = "Implicit TLS answers at {} with a valid certificate (RFC 8314 prefers it to STARTTLS; said once)"
+    return [
+        Finding("accounts", key, False, said.format(where), f"mailpin upgrade {key}")
+        for key, where in could_move(Verifier(env, configured), targets)
+    ]
 
 
 def _notifications(env: Env, desktop_on: bool, notmuch_on: bool) -> list[Finding]:

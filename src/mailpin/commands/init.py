@@ -54,6 +54,7 @@ class InitResult:
     errors: tuple[ConfigError, ...] = ()
     audit_problems: tuple[str, ...] = ()
     offer: str = ""  # a suggestion for this user's setup (the notmuch alert)
+    could_move: tuple[tuple[str, str], ...] = ()  # (account, HOST:PORT): Implicit TLS works there (setup/hint.py)
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -122,7 +123,10 @@ def run(
         items.append(_decide(verifier, proposal, yes=yes, accept_untrusted=accept_untrusted, confirm=confirm))
     order = {target.key: index for index, target in enumerate(targets)}
     items.sort(key=lambda item: order[item.proposal.target.key])
-    return InitResult(tuple(items), errors, tuple(verifier.audit_problems), _notmuch_offer(env, verifier))
+    from mailpin.setup.hint import could_move
+
+    moves = tuple(could_move(verifier, targets))
+    return InitResult(tuple(items), errors, tuple(verifier.audit_problems), _notmuch_offer(env, verifier), moves)
 
 
 def _notmuch_offer(env: Env, verifier: Verifier) -> str:

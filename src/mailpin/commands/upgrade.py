@@ -107,7 +107,7 @@ def _upgrade(
 ) -> Move:
     key, mode = account.key, "STARTTLS" if account.mode is Mode.STARTTLS else "no TLS"
     file = account.source.rpartition(":")[0] or account.source
-    moved = _as_moved(account, file)
+    moved = as_moved(account, file)
     found = find.find(verifier, moved, verifier.settings.nameservers, host)
     lookups = tuple(answer.said for answer in found.answers)
     chosen = found.chosen
@@ -160,7 +160,7 @@ def _upgrade(
     return Move(key, "moved", said, where, file, diff, str(backup), profile, lookups)
 
 
-def _as_moved(account: Account, file: str) -> Account:
+def as_moved(account: Account, file: str) -> Account:
     """ACCOUNT as it will check certificates on Implicit TLS. offlineimap checks none on STARTTLS:
     once moved it trusts its `sslcacertfile`, or the system's store (the edit writes OS-DEFAULT)."""
     if account.tool is not Tool.OFFLINEIMAP or account.remote is None:

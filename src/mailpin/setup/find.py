@@ -104,7 +104,7 @@ def find(
     here.append(Candidate(named, well_known, "the well-known port"))
     tried: list[Tried] = []
     for candidate in _unique(here):
-        tried.append(_try(verifier, account, candidate, host))
+        tried.append(attempt(verifier, account, candidate, host))
         if tried[-1].problem is None:
             break
     return Found(account, answers, tuple(tried), tuple(_unique(elsewhere)))
@@ -117,7 +117,8 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-def _try(verifier: Verifier, account: Account, candidate: Candidate, host: str | None) -> Tried:
+def attempt(verifier: Verifier, account: Account, candidate: Candidate, host: str | None) -> Tried:
+    """Implicit TLS at CANDIDATE, its certificate checked for the name the account checks (or HOST)."""
     # The name checked: the one the account checks today, unless the user named another host.
     servername = None if host else account.servername
     endpoint = Endpoint(candidate.host, candidate.port, account.protocol, Mode.IMPLICIT, servername)
