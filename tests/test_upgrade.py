@@ -23,6 +23,7 @@ from mailpin.state.store import PinStore
 from tests.conftest import need
 from tests.lab.counting import CountingServer
 from tests.lab.dns import DnsServer
+from tests.lab.pki import free_port
 from tests.test_run_real import MESSAGE, mailpin_command, run, shim_env
 
 SRV = "_submissions._tcp.example.org"
@@ -146,6 +147,7 @@ def test_an_srv_record_pointing_at_a_foreign_certificate_is_not_proposed(
         ([], "no such name"),
         ([(SRV, None, 0, 0, 0)], "not offered"),
         ([(SRV, "mail.example.org", 465, 0, 1)], "--host mail.example.org"),  # never tried unconfirmed
+        ([(SRV, "localhost", free_port(), 0, 1)], "unreachable"),  # a lame target: nothing listens there
     ],
 )
 def test_an_account_stays_where_dns_offers_nothing_it_may_use(
@@ -185,6 +187,16 @@ def test_an_account_another_inherits_the_wrong_way_is_not_written(
     code, out, err = _mailpin(env, "upgrade", "--yes", "msmtp:work")
     assert code == 0, err
     assert "would change 'home' too" in out, out
+    assert (isolated_env / ".msmtprc").read_bytes() == before
+
+
+def test_a_file_holding_a_template_is_never_written(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    records = [(SRV, "localhost", smtp_server.smtps_port, 0, 1)]
+    env, before = _lab(isolated_env, pki, smtp_server, dns_server, shims, records, "  # {{ .password }}\n")
+    code, out, err = _mailpin(env, "upgrade", "--yes")
+    assert code == 78 and "holds a template" in out and "+  tls_starttls off" in out, (out, err)
     assert (isolated_env / ".msmtprc").read_bytes() == before
 
 
