@@ -137,3 +137,18 @@ def test_without_a_password_command_the_stanza_has_a_placeholder_not_a_password(
     stanza = str(data["stanza"])
     assert '# passwordeval "pass show mail/example.org"' in stanza and "\npassword" not in stanza
     assert not (isolated_env / ".msmtprc").exists()  # printed, not written, without --write
+
+
+def test_starttls_only_when_no_implicit_tls_endpoint_works(
+    isolated_env: Path, pki, smtp_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """No Implicit TLS record and nothing at 465 on the host: the STARTTLS record is used, and said."""
+    need("msmtp")
+    dns_server.serve([("_submission._tcp.example.org", "localhost", smtp_server.submission_port, 0, 1)])
+    _settings(isolated_env, dns_server)
+    code, data, err = _setup(shim_env(shims), "--tool", "msmtp", "--host", "localhost", "--trust-file", str(pki.ca_pem))
+    assert code == 0, (data, err)
+    assert (data["endpoint"], data["mode"]) == (f"localhost:{smtp_server.submission_port}", "starttls"), data
+    assert "tls_starttls on" in str(data["stanza"]) and "STARTTLS (no Implicit TLS found)" in str(data["stanza"])
+    tried = {(t["endpoint"], t["mode"]) for t in data["tried"]}  # type: ignore[union-attr]
+    assert ("localhost:465", "implicit") in tried  # Implicit TLS was tried first

@@ -393,3 +393,15 @@ def test_no_hint_when_the_implicit_port_does_not_validate(
     smtp_server.serve("foreign-ca")
     _, out = _cli("doctor")
     assert "Implicit TLS answers" not in out, out
+
+
+def test_a_file_linked_into_the_nix_store_is_never_written(tmp_path: Path) -> None:
+    """home-manager links dotfiles into /nix/store: an edit there would be lost, or refused by the
+    filesystem; mailpin says where to make the change instead."""
+    link = tmp_path / ".msmtprc"
+    link.symlink_to("/nix/store/0000000000000000000000000000000-home-manager-files/.msmtprc")
+    said = write.unwritable(link, b"account a\n", tmp_path)
+    assert said is not None and "nix store" in said and "home-manager" in said
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"account a\n")
+    assert write.unwritable(plain, b"account a\n", tmp_path) is None  # the sibling that may be written
