@@ -3,8 +3,9 @@
 For each account that reaches its server over STARTTLS or in the clear:
 1. find where the server offers Implicit TLS with a certificate that validates for the name the
    account checks (setup/find.py: SRV, then the well-known port);
-2. edit the tool's config so that it connects there, changing nothing else (configs/msmtp_edit.py),
-   and check the edited bytes with the tool's own reader (`msmtp --pretend`);
+2. edit the tool's config so that it connects there, changing nothing else (configs/msmtp_edit.py,
+   mbsync_edit.py, offlineimap_edit.py), and check the edited bytes with the tool's own reader
+   (`msmtp --pretend`; mbsync reading the file) and with mailpin's;
 3. show the change as a unified diff and ask (`--yes`: do not ask; no terminal and no `--yes`: the
    diff only);
 4. write it atomically with a dated backup (setup/write.py), or, where mailpin must not write (a
@@ -24,6 +25,7 @@ from pathlib import Path
 from mailpin.commands.verify import Target, Verifier
 from mailpin.configs import mbsync_edit, msmtp_edit, offlineimap_edit
 from mailpin.configs.edit import Edit, EditError
+from mailpin.configs.msmtp import SYSTEM_CONFIG
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ExitStatus
 from mailpin.model import Account, Mode, Observation, Profile, Tool
@@ -114,6 +116,8 @@ def _upgrade(
     if chosen is None or chosen.observation is None:
         return Move(key, "stays", f"{key} stays on {mode}: {found.why_not}", lookups=lookups)
     where = f"{chosen.candidate.host}:{chosen.candidate.port}"
+    if file == str(SYSTEM_CONFIG):  # not the user's own file: an administrator's to change
+        return Move(key, "stays", f"{key}: Implicit TLS works at {where}; the account is in {file}: change it there")
     if host is not None and account.servername:  # a tls_host_override would keep checking the old name
         return Move(
             key, "stays", f"{key}: Implicit TLS works at {where} ({chosen.candidate.why}); the account checks the "
