@@ -23,12 +23,18 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailpin.state import cachefile
 
 _NAME = "parsed.json"
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    R = TypeVar("R")
 
 
 def key(data: bytes, spec: str, readers: Sequence[str]) -> str | None:
@@ -52,6 +58,32 @@ def _configobj_files() -> tuple[str, ...]:
         if os.path.isfile(os.path.join(package, "__init__.py")):
             return os.path.join(package, "__init__.py"), os.path.join(package, "validate.py")
     return ("configobj",)  # not found: stat fails, nothing is remembered
+
+
+def remembered(
+    cache_home: Path | None,
+    kind: str,
+    data: bytes,
+    spec: str,
+    readers: Sequence[str],
+    read: Callable[[], tuple[object, R]],
+    rebuild: Callable[[Any], R],
+) -> R:
+    """What DATA reads as: REBUILD of the values configobj made of these very bytes last time, when
+    they are remembered under KIND; else READ in full (configobj's values, and the result), its
+    values then remembered. Without CACHE_HOME, READ only."""
+    if cache_home is None:
+        return read()[1]
+    memo_key = key(data, spec, readers)
+    values = recall(cache_home, kind, memo_key)
+    if values is not None:
+        try:
+            return rebuild(values)
+        except Exception:  # anything a remembered value gets wrong: read in full, and say its error
+            pass
+    values, result = read()
+    keep(cache_home, kind, memo_key, values)
+    return result
 
 
 def recall(cache_home: Path, kind: str, memo_key: str | None) -> object | None:

@@ -229,17 +229,12 @@ def load(env: Env) -> Settings:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ConfigError(source, line, f"not UTF-8 text (byte 0x{data[error.start]:02x})") from None
-    memo_key = memo.key(data, SPEC, _READERS)
-    remembered = memo.recall(env.cache_home, "settings", memo_key)
-    if isinstance(remembered, dict):
-        try:
-            return _settings(remembered, source)
-        except Exception:  # anything a remembered value gets wrong: read in full, and say its error
-            pass
-    values = _validated(text, source)
-    found = _settings(values, source)
-    memo.keep(env.cache_home, "settings", memo_key, values)
-    return found
+
+    def read() -> tuple[dict[str, Any], Settings]:
+        values = _validated(text, source)
+        return values, _settings(values, source)
+
+    return memo.remembered(env.cache_home, "settings", data, SPEC, _READERS, read, lambda v: _settings(v, source))
 
 
 def parse(text: str, source: str) -> Settings:

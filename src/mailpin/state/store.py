@@ -265,18 +265,13 @@ def _render(profiles: Mapping[str, Profile]) -> str:
 def _parse(data: bytes, source: str, cache_home: Path | None = None) -> dict[str, Profile]:
     """The profiles in DATA, or a ConfigError naming SOURCE, the line when known, and the fix.
     With CACHE_HOME, configobj's reading of DATA is remembered there, or taken from there."""
-    memo_key = memo.key(data, "\n".join(_SPEC), _READERS) if cache_home else None
-    remembered = memo.recall(cache_home, "pins", memo_key) if cache_home else None
-    if isinstance(remembered, list):
-        try:
-            return _profiles(remembered, source, [])
-        except Exception:  # anything a remembered value gets wrong: read in full, and say its error
-            pass
-    lines, sections = _sections(data, source)
-    profiles = _profiles(sections, source, lines)
-    if cache_home:
-        memo.keep(cache_home, "pins", memo_key, sections)
-    return profiles
+
+    def read() -> tuple[list[list[Any]], dict[str, Profile]]:
+        lines, sections = _sections(data, source)
+        return sections, _profiles(sections, source, lines)
+
+    spec = "\n".join(_SPEC)
+    return memo.remembered(cache_home, "pins", data, spec, _READERS, read, lambda v: _profiles(v, source, []))
 
 
 def _sections(data: bytes, source: str) -> tuple[list[str], list[list[Any]]]:
