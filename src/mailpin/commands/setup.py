@@ -19,10 +19,10 @@ from pathlib import Path
 
 from mailpin.commands.verify import Verifier
 from mailpin.env import Env
-from mailpin.errors import ExitStatus, ProbeError, UsageError
-from mailpin.model import DEFAULT_PORTS, Account, Endpoint, Mode, Observation, Profile, Protocol, Tool
+from mailpin.errors import ExitStatus, UsageError
+from mailpin.model import DEFAULT_PORTS, Account, Mode, Observation, Profile, Protocol, Tool
 from mailpin.net import srv
-from mailpin.setup import stanza, write
+from mailpin.setup import find, stanza, write
 
 _STARTTLS_SERVICES = {Protocol.SMTP: "_submission._tcp", Protocol.IMAP: "_imap._tcp"}
 _NAMES = {Protocol.SMTP: ("smtp", "mail"), Protocol.IMAP: ("imap", "mail")}
@@ -87,6 +87,7 @@ def run(
         tool, name, protocol, None, None, Mode.IMPLICIT, "mailpin setup",
         trust_file=trust_file, system_trust=trust_file is None,
     )  # fmt: skip
+    verifier.judge(account).load()  # a trust file without certificates: exit 78, before any connection
     result = SetupResult(address, tool, [], [], [])
     for mode in (Mode.IMPLICIT, Mode.STARTTLS):  # STARTTLS only when no Implicit TLS endpoint works
         candidates = _candidates(verifier, protocol, mode, domain, host, result)
@@ -205,16 +206,9 @@ def _try_all(
 
 
 def _try(verifier: Verifier, account: Account, host: str, port: int, mode: Mode, why: str) -> Tried:
-    endpoint = Endpoint(host, port, account.protocol, mode)
-    try:
-        observation = verifier.observe(endpoint, account)
-    except ProbeError as exc:
-        return Tried(host, port, mode, why, f"{exc.reason}: {exc.detail}")
-    chain = observation.chain
-    if not (chain.chain_valid and chain.hostname_valid):
-        problem = f"its certificate does not validate for {host}: {chain.error or ', '.join(chain.reasons)}"
-        return Tried(host, port, mode, why, problem, observation)
-    return Tried(host, port, mode, why, None, observation)
+    """`mailpin upgrade`'s judgement (setup/find.attempt), the certificate checked for HOST itself."""
+    tried = find.attempt(verifier, account, find.Candidate(host, port, why), host, mode)
+    return Tried(host, port, mode, why, tried.problem, tried.observation)
 
 
 def _tried_text(result: SetupResult) -> list[str]:

@@ -117,15 +117,18 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-def attempt(verifier: Verifier, account: Account, candidate: Candidate, host: str | None) -> Tried:
-    """Implicit TLS at CANDIDATE, its certificate checked for the name the account checks (or HOST)."""
+def attempt(
+    verifier: Verifier, account: Account, candidate: Candidate, host: str | None, mode: Mode = Mode.IMPLICIT
+) -> Tried:
+    """MODE (Implicit TLS) at CANDIDATE, its certificate checked for the name the account checks (or HOST)."""
     # The name checked: the one the account checks today, unless the user named another host.
     servername = None if host else account.servername
-    endpoint = Endpoint(candidate.host, candidate.port, account.protocol, Mode.IMPLICIT, servername)
+    endpoint = Endpoint(candidate.host, candidate.port, account.protocol, mode, servername)
     try:
         observation = verifier.observe(endpoint, account)
     except ProbeError as exc:
-        return Tried(candidate, f"no Implicit TLS there ({exc.reason}: {exc.detail})")
+        what = "Implicit TLS" if mode is Mode.IMPLICIT else "STARTTLS"
+        return Tried(candidate, f"no {what} there ({exc.reason}: {exc.detail})")
     except ConfigError as exc:
         return Tried(candidate, str(exc))
     chain = observation.chain
