@@ -108,8 +108,8 @@ def _upgrade(
     host: str | None,
 ) -> Move:
     key, mode = account.key, "STARTTLS" if account.mode is Mode.STARTTLS else "no TLS"
-    file = account.source.rpartition(":")[0] or account.source
-    moved = as_moved(account, file)
+    file = config_file(account)
+    moved = as_moved(account)
     found = find.find(verifier, moved, verifier.settings.nameservers, host)
     lookups = tuple(answer.said for answer in found.answers)
     chosen = found.chosen
@@ -164,12 +164,18 @@ def _upgrade(
     return Move(key, "moved", said, where, file, diff, str(backup), profile, lookups)
 
 
-def as_moved(account: Account, file: str) -> Account:
+def config_file(account: Account) -> str:
+    """The file that defines ACCOUNT (its source is FILE:LINE)."""
+    return account.source.rpartition(":")[0] or account.source
+
+
+def as_moved(account: Account) -> Account:
     """ACCOUNT as it will check certificates on Implicit TLS. offlineimap checks none on STARTTLS:
     once moved it trusts its `sslcacertfile`, or the system's store (the edit writes OS-DEFAULT)."""
     if account.tool is not Tool.OFFLINEIMAP or account.remote is None:
         return account
     try:
+        file = config_file(account)
         trust = offlineimap_edit.trust_after(Path(file).read_bytes(), file, account.remote)
     except (OSError, ConfigError):
         return account  # the edit reports what is wrong with the file

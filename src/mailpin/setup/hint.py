@@ -10,7 +10,6 @@ purpose is not nagged on every check). `mailpin upgrade` itself asks DNS too, an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,6 +17,7 @@ from dataclasses import replace
 from mailpin.commands.verify import Target, Verifier
 from mailpin.model import DEFAULT_PORTS, Account, Mode
 from mailpin.setup import find
+from mailpin.state import cachefile
 
 _NAME = "upgrade-told.json"
 _TIMEOUT = 3.0  # seconds per try: a hint must not hold up init or doctor
@@ -27,13 +27,10 @@ def could_move(verifier: Verifier, targets: Sequence[Target]) -> list[tuple[str,
     """(account, HOST:PORT) for each account that could move and was not named before; each is then
     remembered as named."""
     from mailpin.commands.upgrade import as_moved, candidates
-    from mailpin.state.durable import make_private_dirs, write_atomically
 
-    path = verifier.env.state_home / "mailpin" / _NAME
-    try:
-        told = set(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        told = set()
+    state = verifier.env.state_home
+    known = cachefile.read(state, _NAME).get("told")
+    told = {key for key in known if isinstance(key, str)} if isinstance(known, list) else set()
     accounts = [account for account in candidates(targets) if account.key not in told]
     if not accounts:
         return []
@@ -43,19 +40,13 @@ def could_move(verifier: Verifier, targets: Sequence[Target]) -> list[tuple[str,
     def works(account: Account) -> str | None:
         assert account.host is not None
         port = DEFAULT_PORTS[(account.protocol, Mode.IMPLICIT)]
-        file = account.source.rpartition(":")[0] or account.source
         candidate = find.Candidate(account.host, port, "the well-known port")
-        tried = find.attempt(asker, as_moved(account, file), candidate, None)
+        tried = find.attempt(asker, as_moved(account), candidate, None)
         return f"{account.host}:{port}" if tried.problem is None else None
 
     with ThreadPoolExecutor(max_workers=min(8, len(accounts))) as pool:
         answers = list(pool.map(works, accounts))
     found = [(account.key, where) for account, where in zip(accounts, answers, strict=True) if where]
     if found:
-        told |= {key for key, _ in found}
-        try:
-            make_private_dirs(path.parent)
-            write_atomically(path, json.dumps(sorted(told)).encode())
-        except OSError:
-            pass  # said again next time: a hint, never an error
+        cachefile.write(state, _NAME, {"told": sorted(told | {key for key, _ in found})})  # unwritten: said again
     return found
