@@ -122,6 +122,9 @@ class Tool(str, Enum):
     MSMTP = "msmtp"
     MBSYNC = "mbsync"
     OFFLINEIMAP = "offlineimap"
+    MPOP = "mpop"
+    FETCHMAIL = "fetchmail"
+    GETMAIL = "getmail"  # getmail6: accounts are its rc files (getmail:RCFILE)
 
 
 @dataclass(frozen=True)
