@@ -180,6 +180,6 @@ def shims(tmp_path: Path) -> Path:
     """A bin directory holding the repository's shims, first on PATH; MAILPIN names this mailpin."""
     directory = tmp_path / "bin"
     directory.mkdir()
-    for name in ("msmtp", "mbsync", "offlineimap"):
+    for name in ("msmtp", "mbsync", "offlineimap", "mpop", "fetchmail", "getmail"):
         shutil.copy2(ROOT / "hooks" / name, directory / name)
     return directory

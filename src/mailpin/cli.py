@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _LEVELS = ["leaf", "key", "ca", "pkix"]
-_TOOLS = ("msmtp", "mbsync", "offlineimap")
+_TOOLS = ("msmtp", "mbsync", "offlineimap", "mpop", "fetchmail", "getmail")  # `mailpin run TOOL`
+_SETUP_TOOLS = ("msmtp", "mbsync", "offlineimap")  # what `mailpin setup` writes stanzas for
 _EXITS = (
     "Exit 0: verified; 69: blocked (does not match the profile); 78: broken config; 75: could not verify. "
     "When accounts end differently, the most severe wins: 69, then 78, then 75."
@@ -173,7 +174,7 @@ def _pin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "certificate validates; pin it and print the tool's config stanza (--write: add it to the tool's "
         "config after the diff and a yes). Exit 0; 69: nothing found that validates; 78: not written."))  # fmt: skip
     setup.add_argument("address", metavar="ADDRESS", help="the mail address, NAME@DOMAIN")
-    setup.add_argument("--tool", choices=_TOOLS, default="msmtp", help="the tool to set up (default: msmtp)")
+    setup.add_argument("--tool", choices=_SETUP_TOOLS, default="msmtp", help="the tool to set up (default: msmtp)")
     setup.add_argument("--host", metavar="HOST", help="a host you confirm (an SRV target outside the domain)")
     setup.add_argument("--trust-file", metavar="PEM", help="CA certificates to trust instead of the system's")
     setup.add_argument("--user", metavar="USER", help="the login (default: ADDRESS)")

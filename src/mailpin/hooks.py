@@ -21,7 +21,7 @@ from mailpin.errors import ConfigError
 from mailpin.run.handover import is_shim
 from mailpin.state.durable import write_atomically
 
-TOOLS = ("msmtp", "mbsync", "offlineimap")
+TOOLS = ("msmtp", "mbsync", "offlineimap", "mpop", "fetchmail", "getmail")
 PRE_NEW = "pre-new"
 CHAINED = "pre-new.before-mailpin"  # the user's own pre-new hook, run after mailpin's check
 TEMPLATES = (*TOOLS, "notmuch-pre-new")  # the files in the repository's hooks/
@@ -39,8 +39,9 @@ exec @MAILPIN@ run @TOOL@ "$@"
 _PRE_NEW = """\
 #!/bin/sh
 # mailpin-shim: notmuch pre-new hook (written by `mailpin hooks install --notmuch`).
-# Verify the TLS profiles of the accounts a sync uses (mbsync, offlineimap) before `notmuch new`
-# indexes: a non-zero status (69 blocked, 75 could not verify, 78 broken config) aborts `notmuch new`.
+# Verify the TLS profiles of the accounts a sync or fetch uses (mbsync, offlineimap, mpop, fetchmail,
+# getmail) before `notmuch new` indexes: a non-zero status (69 blocked, 75 could not verify,
+# 78 broken config) aborts `notmuch new`.
 # Then run the pre-new hook this one replaced, kept beside it as pre-new.before-mailpin.
 @MAILPIN@ check --sync --quiet || exit
 case $0 in */*) hooks=${0%/*} ;; *) hooks=. ;; esac

@@ -34,11 +34,12 @@ def overall(outcomes: Sequence[Outcome], errors: Sequence[ConfigError] = ()) -> 
     return ExitStatus.TEMPFAIL if Status.UNVERIFIED in statuses else ExitStatus.OK
 
 
-SYNC_TOOLS = ("mbsync:", "offlineimap:")
+SYNC_TOOLS = ("mbsync:", "offlineimap:", "mpop:", "fetchmail:", "getmail:")  # the tools that fetch mail
 
 
 def run(env: Env, names: Sequence[str], *, sync_only: bool = False) -> CheckResult:
-    """`sync_only`: the accounts a mail sync uses (mbsync, offlineimap) — what a notmuch pre-new hook guards."""
+    """`sync_only`: the accounts a mail sync or fetch uses (mbsync, offlineimap, mpop, fetchmail,
+    getmail) — what a notmuch pre-new hook guards."""
     verifier = Verifier(env)
     targets, errors = verifier.targets(names)
     if sync_only:

@@ -246,7 +246,7 @@ def install_text(result: InstallResult) -> str:
         lines.append(f"{verb} {step.path} {real.get(str(step.path), '')}".rstrip())
     lines.append(f"the shims run: {shlex.join(result.command)} run TOOL")
     if all(tool.first for tool in result.tools):
-        lines.append(f"{result.bin_dir} comes first on PATH: msmtp, mbsync and offlineimap run the shims")
+        lines.append(f"{result.bin_dir} comes first on PATH: {', '.join(hooks.TOOLS)} run the shims")
     if result.advice:
         lines.append(result.advice)
     return "\n".join(lines)

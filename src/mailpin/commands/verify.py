@@ -133,8 +133,8 @@ class Verifier:
         the system store, or both), remembering the valid ones in the cache directory."""
         trust_file = account.trust_file if account is not None else None
         system = account.system_trust if account is not None else True
-        # Chains end where the tool's own TLS library ends them: GnuTLS (msmtp) at any trusted CA.
-        any_ca = account is not None and account.tool is Tool.MSMTP
+        # Chains end where the tool's own TLS library ends them: GnuTLS (msmtp, mpop) at any trusted CA.
+        any_ca = account is not None and account.tool in (Tool.MSMTP, Tool.MPOP)
         with self._lock:
             if (trust_file, system, any_ca) not in self._judges:
                 source = anchors.locate_for(trust_file, system, self.env.environ)

@@ -1,4 +1,4 @@
-"""All three tools at once: every account found, and the accounts one invocation will use."""
+"""Every tool at once: every account found, and the accounts one invocation will use."""
 
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ def discover(env: Env, tools: Sequence[Tool] = tuple(Tool)) -> Discovery:
 
 def command_line(tool: Tool, argv: Sequence[str], posix: bool) -> Any:
     """The tool's own reading of its argv, what `load_parsed` and `select_parsed` take:
-    `msmtp_argv.Invocation` (ConfigError where msmtp refuses it), `mbsync_argv.Invocation` or
-    `offlineimap.CommandLine`. `posix`: POSIXLY_CORRECT is set (msmtp's getopt stops at the first
-    recipient). Only msmtp's command-line module is imported for msmtp: `mailpin run msmtp` reads
-    its argv before it connects (net/early.py)."""
+    `msmtp_argv.Invocation` (ConfigError where msmtp refuses it), `mbsync_argv.Invocation`, or the
+    `CommandLine` of offlineimap, mpop, fetchmail or getmail. `posix`: POSIXLY_CORRECT is set (msmtp's
+    and mpop's getopt stop at the first operand). Only msmtp's command-line module is imported for
+    msmtp: `mailpin run msmtp` reads its argv before it connects (net/early.py)."""
     if tool is Tool.MSMTP:
         from mailpin.configs import msmtp_argv
 
@@ -59,9 +59,11 @@ def command_line(tool: Tool, argv: Sequence[str], posix: bool) -> Any:
         from mailpin.configs import mbsync_argv
 
         return mbsync_argv.parse_argv(argv)
-    from mailpin.configs import offlineimap
+    if tool is Tool.MPOP:  # glibc getopt, as msmtp's
+        from mailpin.configs import mpop
 
-    return offlineimap.parse_argv(argv)
+        return mpop.parse_argv(argv, posix)
+    return reader(tool).parse_argv(argv)
 
 
 def for_invocation(tool: Tool, argv: Sequence[str], env: Env, read_message: Callable[[], bytes]) -> list[Account]:

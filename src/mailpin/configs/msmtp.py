@@ -13,7 +13,7 @@ None) and says so in its notes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -101,12 +101,25 @@ class _Draft:
 
 def parse(text: str, source: str, home: str) -> MsmtpConfig:
     """Read one msmtp config file; raise ConfigError(source, line, problem) where msmtp refuses it."""
+    settings = read_settings(text, source, check_argument, implicit_default=True)
+    return MsmtpConfig(tuple(to_account(s, home) for s in settings), settings, (source,), home)
+
+
+def read_settings(
+    text: str, source: str, check: Callable[[str, str], str | None], implicit_default: bool
+) -> tuple[Settings, ...]:
+    """conf.c read_conffile: every account of one file, `defaults` and `account NAME : A,B` applied.
+    msmtp and mpop share this grammar (mpop's conf.c is msmtp's, with its own commands: `check`).
+    `implicit_default`: msmtp makes the lines before the first `account` an account named "default";
+    mpop refuses them ("first command must be account or defaults")."""
     defaults = _Draft()
     current: _Draft | None = None
     drafts: dict[str, tuple[int, _Draft]] = {}
     try:
         for number, command, arg in lines(_raw(text)):
             if current is None and command not in ("account", "defaults"):
+                if not implicit_default:
+                    raise ConfigError(source, number, "first command must be account or defaults")
                 # "compatibility with 1.2.x: if no account command is given, the first account will
                 # be named "default"" — made of whatever command comes first, even one msmtp refuses.
                 current = _Draft(dict(defaults.values), set(), list(defaults.evals), implicit=True)
@@ -124,18 +137,17 @@ def parse(text: str, source: str, home: str) -> MsmtpConfig:
                 assert current is not None
                 current.evals.append(number)
             else:
-                problem = check_argument(command, arg)
+                problem = check(command, arg)
                 if problem:
                     raise ConfigError(source, number, problem)
                 assert current is not None
                 _set(current, command, arg)
     except LineTooLong as error:
         raise ConfigError(source, error.number, str(error)) from None
-    settings = tuple(
+    return tuple(
         Settings(name, source, line, MappingProxyType(d.values), frozenset(d.explicit), tuple(d.evals), d.implicit)
         for name, (line, d) in drafts.items()
     )
-    return MsmtpConfig(tuple(to_account(s, home) for s in settings), settings, (source,), home)
 
 
 def _raw(text: str) -> bytes:
@@ -245,6 +257,9 @@ def to_account(s: Settings, home: str) -> Account:
         pin_options=tuple((key, v[key]) for key in _PINS if key in s.explicit),
         notes=tuple(notes),
         tls_priorities=v.get("tls_priorities") or None,  # empty: GnuTLS's default, as unset
+        # The client certificate msmtp presents: its own TLS must (the relay's local session cannot).
+        client_cert=_expand(v["tls_cert_file"], home) if v.get("tls_cert_file") else None,
+        client_key=_expand(v["tls_key_file"], home) if v.get("tls_key_file") else None,
         unusable=_problem(s, sendmail=False),  # a base for others (no host): refused only when used
     )
 

@@ -47,23 +47,23 @@ __all__ = [
 
 CLI = "msmtp command line"  # the `source` of errors about argv
 
-_NONE, _REQUIRED, _OPTIONAL = 0, 1, 2
+NONE, REQUIRED, OPTIONAL = 0, 1, 2
 _OPTSTRING = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"  # msmtp.c, the getopt_long call
 
 
-def _short_table(optstring: str) -> dict[str, int]:
+def short_table(optstring: str) -> dict[str, int]:
     table: dict[str, int] = {}
     for i, char in enumerate(optstring):
         if char != ":":
             colons = len(optstring[i + 1 : i + 3]) - len(optstring[i + 1 : i + 3].lstrip(":"))
-            table[char] = (_NONE, _REQUIRED, _OPTIONAL)[colons]
+            table[char] = (NONE, REQUIRED, OPTIONAL)[colons]
     return table
 
 
-_SHORT = _short_table(_OPTSTRING)
+_SHORT = short_table(_OPTSTRING)
 
 
-def _table(kind: int, names: str) -> dict[str, tuple[int, str]]:
+def long_table(kind: int, names: str) -> dict[str, tuple[int, str]]:
     """name -> (has_arg, what msmtp does with it: a short letter or the long name itself)."""
     out: dict[str, tuple[int, str]] = {}
     for word in words(names):
@@ -74,28 +74,28 @@ def _table(kind: int, names: str) -> dict[str, tuple[int, str]]:
 
 # msmtp.c `options[]`, in its order (getopt lists ambiguous candidates in this order).
 _LONG: dict[str, tuple[int, str]] = {
-    **_table(_NONE, "version help"),
-    **_table(_REQUIRED, "configure"),
-    **_table(_NONE, "pretend=P"),
-    **_table(_OPTIONAL, "debug=d"),  # "accept an optional argument for sendmail compatibility"
-    **_table(_NONE, "serverinfo=S"),
-    **_table(_REQUIRED, "rmqs file=C account=a host port timeout connect-timeout=timeout"),
-    **_table(_OPTIONAL, "auto-from"),
-    **_table(_REQUIRED, "from=f maildomain"),
-    **_table(_OPTIONAL, "auth"),
-    **_table(_REQUIRED, "user passwordeval"),
-    **_table(_OPTIONAL, "tls tls-starttls"),
-    **_table(_REQUIRED, "tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file"),
-    **_table(_OPTIONAL, "tls-certcheck tls-force-sslv3"),
-    **_table(_REQUIRED, "tls-min-dh-prime-bits tls-priorities tls-host-override dsn-notify=N dsn-return=R"),
-    **_table(_REQUIRED, "protocol domain logfile=X logfile-time-format"),
-    **_table(_OPTIONAL, "syslog"),
-    **_table(_REQUIRED, "aliases proxy-host proxy-port"),
-    **_table(_OPTIONAL, "add-missing-from-header add-missing-date-header set-from-header set-date-header"),
-    **_table(_OPTIONAL, "set-msgid-header remove-bcc-headers undisclosed-recipients"),
-    **_table(_REQUIRED, "source-ip socket"),
-    **_table(_OPTIONAL, "keepbcc"),
-    **_table(_NONE, "read-recipients=t read-envelope-from"),
+    **long_table(NONE, "version help"),
+    **long_table(REQUIRED, "configure"),
+    **long_table(NONE, "pretend=P"),
+    **long_table(OPTIONAL, "debug=d"),  # "accept an optional argument for sendmail compatibility"
+    **long_table(NONE, "serverinfo=S"),
+    **long_table(REQUIRED, "rmqs file=C account=a host port timeout connect-timeout=timeout"),
+    **long_table(OPTIONAL, "auto-from"),
+    **long_table(REQUIRED, "from=f maildomain"),
+    **long_table(OPTIONAL, "auth"),
+    **long_table(REQUIRED, "user passwordeval"),
+    **long_table(OPTIONAL, "tls tls-starttls"),
+    **long_table(REQUIRED, "tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file"),
+    **long_table(OPTIONAL, "tls-certcheck tls-force-sslv3"),
+    **long_table(REQUIRED, "tls-min-dh-prime-bits tls-priorities tls-host-override dsn-notify=N dsn-return=R"),
+    **long_table(REQUIRED, "protocol domain logfile=X logfile-time-format"),
+    **long_table(OPTIONAL, "syslog"),
+    **long_table(REQUIRED, "aliases proxy-host proxy-port"),
+    **long_table(OPTIONAL, "add-missing-from-header add-missing-date-header set-from-header set-date-header"),
+    **long_table(OPTIONAL, "set-msgid-header remove-bcc-headers undisclosed-recipients"),
+    **long_table(REQUIRED, "source-ip socket"),
+    **long_table(OPTIONAL, "keepbcc"),
+    **long_table(NONE, "read-recipients=t read-envelope-from"),
 }
 
 # Options that change how the chosen account connects or whether msmtp accepts it (man msmtp:
@@ -137,7 +137,14 @@ class _Parsed:
 
 
 def _getopt(argv: Sequence[str], posix: bool) -> _Parsed:
-    """glibc getopt_long (2.36) over argv without argv[0]; ConfigError with its message on '?'."""
+    return getopt_long(argv, posix, _SHORT, _LONG, CLI)
+
+
+def getopt_long(
+    argv: Sequence[str], posix: bool, short: dict[str, int], long: dict[str, tuple[int, str]], source: str
+) -> _Parsed:
+    """glibc getopt_long (2.36) over argv without argv[0], with a tool's option tables (msmtp's here,
+    mpop's in configs/mpop.py: the same getopt); ToolUsageError(source, …) with its message on '?'."""
     options: list[tuple[str, str | None]] = []
     skipped: list[str] = []  # non-options permuted to the end, in order
     i = 0
@@ -151,59 +158,66 @@ def _getopt(argv: Sequence[str], posix: bool) -> _Parsed:
             skipped.append(arg)  # PERMUTE
             i += 1
             continue
-        i = (_long_option if arg.startswith("--") else _short_options)(argv, i, options)
+        if arg.startswith("--"):
+            i = _long_option(argv, i, options, long, source)
+        else:
+            i = _short_options(argv, i, options, short, source)
     return _Parsed(tuple(options), tuple(skipped), len(argv))
 
 
-def _long_option(argv: Sequence[str], i: int, options: list[tuple[str, str | None]]) -> int:
+def _long_option(
+    argv: Sequence[str], i: int, options: list[tuple[str, str | None]], long: dict[str, tuple[int, str]], source: str
+) -> int:
     text = argv[i][2:]
     name, eq, value = text.partition("=")
-    kind, key, full = _long_match(name, text)
-    if eq and kind == _NONE:
-        raise ToolUsageError(CLI, None, f"option '--{full}' doesn't allow an argument")
-    if not eq and kind == _REQUIRED:
+    kind, key, full = _long_match(name, text, long, source)
+    if eq and kind == NONE:
+        raise ToolUsageError(source, None, f"option '--{full}' doesn't allow an argument")
+    if not eq and kind == REQUIRED:
         if i + 1 >= len(argv):
-            raise ToolUsageError(CLI, None, f"option '--{full}' requires an argument")
+            raise ToolUsageError(source, None, f"option '--{full}' requires an argument")
         options.append((key, argv[i + 1]))
         return i + 2
     options.append((key, value if eq else None))
     return i + 1
 
 
-def _long_match(name: str, text: str) -> tuple[int, str, str]:
+def _long_match(name: str, text: str, long: dict[str, tuple[int, str]], source: str) -> tuple[int, str, str]:
     """An exact name, else the prefix's one option (candidates that are the same option count once)."""
-    if name in _LONG:
-        return (*_LONG[name], name)
-    found = [full for full in _LONG if full.startswith(name)]
+    if name in long:
+        return (*long[name], name)
+    found = [full for full in long if full.startswith(name)]
     if not found:
-        raise ToolUsageError(CLI, None, f"unrecognized option '--{text}'")
-    if len({_LONG[full] for full in found}) > 1:
+        raise ToolUsageError(source, None, f"unrecognized option '--{text}'")
+    if len({long[full] for full in found}) > 1:
         possible = " ".join(f"'--{full}'" for full in found)
-        raise ToolUsageError(CLI, None, f"option '--{text}' is ambiguous; possibilities: {possible}")
-    return (*_LONG[found[0]], found[0])
+        raise ToolUsageError(source, None, f"option '--{text}' is ambiguous; possibilities: {possible}")
+    return (*long[found[0]], found[0])
 
 
-def _short_options(argv: Sequence[str], i: int, options: list[tuple[str, str | None]]) -> int:
+def _short_options(
+    argv: Sequence[str], i: int, options: list[tuple[str, str | None]], short: dict[str, int], source: str
+) -> int:
     arg = argv[i]
     j = 1
     while j < len(arg):
         letter = arg[j]
         j += 1
-        kind = _SHORT.get(letter)
+        kind = short.get(letter)
         if kind is None or letter in ":;":
-            raise ToolUsageError(CLI, None, f"invalid option -- '{letter}'")
-        if kind == _NONE:
+            raise ToolUsageError(source, None, f"invalid option -- '{letter}'")
+        if kind == NONE:
             options.append((letter, None))
             continue
         if j < len(arg):  # the rest of this argument is the argument, required or optional
             options.append((letter, arg[j:]))
-        elif kind == _OPTIONAL:
+        elif kind == OPTIONAL:
             options.append((letter, None))
         elif i + 1 < len(argv):
             options.append((letter, argv[i + 1]))
             return i + 2
         else:
-            raise ToolUsageError(CLI, None, f"option requires an argument -- '{letter}'")
+            raise ToolUsageError(source, None, f"option requires an argument -- '{letter}'")
         break
     return i + 1
 

@@ -57,6 +57,10 @@ class Side:
     rfd: int
     wfd: int
     want_write_to_read = False  # TLS: a read waits on the socket becoming writable (renegotiation)
+    # The tool still writes after the server's last words (its TLS close_notify): its side stays open
+    # until it closes it, or for `_LINGER` seconds. mpop does not ignore SIGPIPE: a close before its
+    # close_notify would kill it after a fetch that went well.
+    closes_last = False
 
     def read(self) -> bytes | None:
         raise NotImplementedError
@@ -72,7 +76,9 @@ class Side:
 
 
 class TlsSide(Side):
-    """A TLS session: the server's verified one, or the tool's local one (msmtp)."""
+    """A TLS session: the server's verified one, or the tool's local one (msmtp, mpop)."""
+
+    closes_last = True
 
     def __init__(self, sock: ssl.SSLSocket) -> None:
         sock.setblocking(False)
@@ -231,7 +237,11 @@ class Link:
     def _settle(self) -> None:
         if self.tool is None:
             return  # not yet claimed: the session waits (its greeting buffered) for the tool
-        if not self.server_open and not self.to_tool:
+        if not self.server_open and not self.to_tool and self.tool_open and self.tool.closes_last:
+            self.to_server.clear()  # nobody to send it to: read until the tool closes its side
+            if self.linger is None:
+                self.linger = time.monotonic() + _LINGER
+        if not self.server_open and not self.to_tool and not (self.tool_open and self.tool.closes_last):
             self.finish()
         elif self.linger is not None and time.monotonic() >= self.linger:
             # The tool closed its side and took nothing for `_LINGER` seconds: whatever is still

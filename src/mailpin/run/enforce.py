@@ -67,7 +67,7 @@ class Plan:
         return {**base, **self.environ}
 
 
-def _memory_file(name: str, data: bytes) -> int:
+def memory_file(name: str, data: bytes) -> int:
     """An in-memory file that survives exec (no close-on-exec), readable as /proc/self/fd/N, and
     sealed: nothing the tool starts (a Tunnel, a PassCmd) can change it afterwards. Mode 0600: msmtp
     refuses a config with secrets that others could read (conf.c get_conf, check_secure)."""
@@ -128,7 +128,11 @@ def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:
         and configured.enforce_for(o.target.key) and o.target.key in decision.profiles
     ]  # fmt: skip
     relayed = _relayed(env, held)
-    if tool is Tool.MSMTP:
+    if tool is Tool.MPOP:
+        from mailpin.run.enforce_fetch import mpop as mpop_plan
+
+        done = mpop_plan(decision, held, relayed, env)
+    elif tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
         # --version, --help, --configure use no account: msmtp would print the in-memory file's name.
@@ -171,7 +175,7 @@ def relays(configured: Settings) -> Callable[[Account], bool]:
     def keep(account: Account) -> bool:
         if not configured.enforce_for(account.key) or account.transport is not None:
             return False
-        if account.tool is Tool.MSMTP:
+        if account.tool in (Tool.MSMTP, Tool.MPOP):
             return account.client_cert is None and account.client_key is None and account.tls_priorities is None
         if account.tool is Tool.OFFLINEIMAP:
             return offlineimap_can_tunnel(account)
@@ -211,7 +215,7 @@ def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
     """The verified bytes as a path any descendant of the tool can open: /proc/PID/fd/N of this
     process, which becomes the tool (exec keeps the pid and the descriptor). Not /proc/self: the
     tunnel runs as a child of the tool, and offlineimap closes inherited descriptors (close_fds)."""
-    fd = _memory_file(name, data)
+    fd = memory_file(name, data)
     plan.keep_fds.append(fd)
     return f"/proc/{os.getpid()}/fd/{fd}"
 
@@ -253,7 +257,7 @@ def mbsync(invocation: Invocation, held: Sequence[Outcome], tunnels: Tunnels) ->
         out.append(line)
     if section is not None:
         close()
-    fd = _memory_file("mailpin-mbsyncrc", "\n".join(out).encode("utf-8", "surrogateescape"))
+    fd = memory_file("mailpin-mbsyncrc", "\n".join(out).encode("utf-8", "surrogateescape"))
     plan.keep_fds.append(fd)
     # After every option of the user's (mbsync reads the last -c), before the first channel or `--`.
     argv = invocation.argv
@@ -323,7 +327,7 @@ def msmtp(
     if config is not None and config.user_file is not None:
         # msmtp reads the user file given last with -C; /etc/msmtprc it reads itself (it has no option
         # to skip it), so only the user's file is handed over.
-        fd = _memory_file("mailpin-msmtprc", config.user_file[1])
+        fd = memory_file("mailpin-msmtprc", config.user_file[1])
         plan.keep_fds.append(fd)
         flags.append(f"--file=/proc/self/fd/{fd}")
     if outcome is not None and profile is not None:
@@ -336,9 +340,9 @@ def msmtp(
             # envelope sender (override_account), so nothing else changes.
             flags.append(f"--account={account.name}")
         if relayed is not None and outcome.session is not None:
-            flags += _msmtp_relayed(outcome, relayed, env, plan)
+            flags += relayed_flags(outcome, relayed, env, plan)
         else:
-            flags += _msmtp_session(account, profile, observation, plan)
+            flags += session_flags(account, profile, observation, plan)
     # After the user's options: msmtp keeps the last value, so a --tls-trust-file or --tls-fingerprint
     # of the user's cannot widen what was verified. Before `--` (what follows it are recipients); with
     # POSIXLY_CORRECT, getopt stops at the first recipient, so the flags go just before it.
@@ -358,11 +362,12 @@ def relayed_already(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     return bool(socket) and f"--socket={socket}" in argv
 
 
-def _msmtp_relayed(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> list[str]:
-    """msmtp's session is the verified one: it connects to the relay's private socket and speaks
-    TLS to mailpin's local certificate there, exactly that one (a fingerprint: msmtp then checks
-    nothing else, and needs nothing else). Implicit TLS: the relay has done the server's STARTTLS
-    already, and greets msmtp itself (net/relay.py). msmtp's authentication is its own, unchanged."""
+def relayed_flags(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> list[str]:
+    """msmtp's (or mpop's: the same options) session is the verified one: it connects to the relay's
+    private socket and speaks TLS to mailpin's local certificate there, exactly that one (a
+    fingerprint: msmtp then checks nothing else, and needs nothing else). STARTTLS: the relay has
+    done the server's already, and greets msmtp itself (net/relay.py). msmtp's authentication is its
+    own, unchanged."""
     from mailpin.state.local_cert import local_identity
 
     identity = local_identity(env.state_home / "mailpin")
@@ -375,8 +380,9 @@ def _msmtp_relayed(outcome: Outcome, relayed: Relayed, env: Env, plan: Plan) -> 
     ]  # fmt: skip
 
 
-def _msmtp_session(account: Account, profile: Profile, observation: Observation, plan: Plan) -> list[str]:
-    """msmtp's own TLS held to the profile: mode, port, TLS version floor, and the certificate or CAs."""
+def session_flags(account: Account, profile: Profile, observation: Observation, plan: Plan) -> list[str]:
+    """msmtp's (or mpop's) own TLS held to the profile: mode, port, TLS version floor, and the
+    certificate or CAs."""
     flags = ["--tls=on", f"--tls-starttls={'on' if profile.mode is Mode.STARTTLS else 'off'}", "--tls-certcheck=on"]
     flags.append(f"--port={profile.port}")
     priorities = msmtp_priorities(account, profile.tls_version)
@@ -393,7 +399,7 @@ def _msmtp_session(account: Account, profile: Profile, observation: Observation,
             if facts.spki_sha256 in pinned
         ]  # fmt: skip
         if pems:
-            fd = _memory_file("mailpin-trust", "".join(pems).encode("ascii"))
+            fd = memory_file("mailpin-trust", "".join(pems).encode("ascii"))
             plan.keep_fds.append(fd)
             flags.append(f"--tls-trust-file=/proc/self/fd/{fd}")
             plan.how[profile.account] = "pinned CA"
@@ -413,12 +419,17 @@ def describe(account: Account, profile: Profile | None, configured: Settings) ->
     session itself (the relay), or, where it cannot be, the narrowest flags and why."""
     if relays(configured)(account):
         return "relay (the verified session itself)"
+    if not available():
+        return "pre-flight check only (no in-memory files here)"
     if account.tool is Tool.OFFLINEIMAP:
         return "pre-flight check only (repository name cannot be given to offlineimap -k)"
-    if account.tool is not Tool.MSMTP:
-        return "tunnel (mailpin tunnel)"
+    if account.tool not in (Tool.MSMTP, Tool.MPOP):
+        from mailpin.run.enforce_fetch import describe as describe_fetch
+
+        return describe_fetch(account, profile) or "tunnel (mailpin tunnel)"
     why = "client certificate" if account.client_cert or account.client_key else "tls_priorities"
+    tool = account.tool.value
     if profile is None:
-        return f"pre-flight check, then msmtp's own TLS ({why})"
+        return f"pre-flight check, then {tool}'s own TLS ({why})"
     flags = {Level.LEAF: "certificate", Level.KEY: "certificate", Level.CA: "pinned CA"}.get(profile.level, "mode")
-    return f"{flags} flags on msmtp's own TLS ({why})"
+    return f"{flags} flags on {tool}'s own TLS ({why})"

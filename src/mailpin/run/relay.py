@@ -64,11 +64,11 @@ class Relayed:
     watches: list[Watch] = field(default_factory=list)
 
     def socket_for(self, outcome: Outcome, identity: LocalIdentity) -> str:
-        """msmtp's way in (`--socket`): the path it connects to."""
+        """msmtp's and mpop's way in (`--socket`, or `socket` in mpop's config): the path it connects to."""
         from mailpin.net.relay import LocalTls
 
         link = _link(outcome)
-        path = os.path.join(self.directory, "smtp")
+        path = os.path.join(self.directory, f"tls{len(self.links)}")  # one per account (mpop -a: several)
         self.links.append(link)
         self.watches.append(LocalTls(link, path, identity.server_context()))
         return path

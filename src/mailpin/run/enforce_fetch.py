@@ -1,0 +1,154 @@
+"""The fetching tools' own sessions held to the profile: mpop, fetchmail, getmail (see run/enforce.py).
+
+- mpop has msmtp's options (`--socket`, `--tls-fingerprint`, `--tls-trust-file`, `--port`,
+  `--tls-priorities`): a run of one account gets msmtp's flags after the user's options (the last
+  value wins). Command-line settings apply to every account of a run, so a run of several accounts
+  (`mpop -a`) gets the same settings per account instead, written at the end of each account's
+  section in the in-memory copy of its config (`-C`): the relay's socket for each, or its own TLS
+  narrowed to what was verified. An account that inherits (`account b : a`) from one that got such
+  lines gets its own values written back first, so nothing of another account's session leaks into
+  it. A run of several accounts whose command line sets connection options itself keeps the
+  pre-flight check alone (those options would undo the per-account lines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailpin.configs.msmtp_syntax import lines as config_lines
+from mailpin.configs.msmtp_syntax import words
+from mailpin.model import Account
+
+TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
+if TYPE_CHECKING:
+    from mailpin.commands.verify import Outcome
+    from mailpin.configs.mpop import MpopConfig
+    from mailpin.configs.msmtp import Settings
+    from mailpin.env import Env
+    from mailpin.model import Profile
+    from mailpin.run.decide import Decision
+    from mailpin.run.enforce import Plan
+    from mailpin.run.relay import Relayed
+
+# mpop settings that say where and how an account connects: the command line's apply to every account.
+_CONNECTION = frozenset(
+    words(
+        "port socket proxy_host proxy_port tls tls_starttls tls_trust_file tls_crl_file tls_fingerprint tls_key_file "
+        "tls_cert_file tls_certcheck tls_priorities tls_host_override tls_min_dh_prime_bits"
+    )
+)
+
+
+def mpop(decision: Decision, held: Sequence[Outcome], relayed: Relayed | None, env: Env) -> Plan:
+    from mailpin.run.enforce import Plan, memory_file, relayed_flags, session_flags
+
+    invocation = decision.invocation
+    config: MpopConfig | None = invocation.config
+    command = invocation.command
+    plan = Plan([])
+    used = list({o.target.key: o.target.account for o in decision.outcomes if o.target.account is not None}.items())
+    several = len(used) > 1
+    per_file = config is not None and config.found and command.host is None
+    why = _no_sections(config, command, [account for _, account in used]) if several and held else None
+    if why is not None:
+        for outcome in held:
+            plan.how[outcome.target.key] = f"pre-flight check only ({why})"
+            if outcome.session is not None:
+                outcome.session.close()
+        held = ()
+    flags: dict[str, list[str]] = {}
+    for outcome in held:
+        account, observation = outcome.target.account, outcome.observation
+        assert account is not None and observation is not None
+        profile = decision.profiles[outcome.target.key]
+        if relayed is not None and outcome.session is not None:
+            flags[account.key] = relayed_flags(outcome, relayed, env, plan)
+        else:
+            flags[account.key] = session_flags(account, profile, observation, plan)
+    extra: list[str] = []
+    if per_file:
+        assert config is not None
+        data = config.data
+        if several and flags:
+            data = _with_sections(config, [account for _, account in used], flags)
+        fd = memory_file("mailpin-mpoprc", data)
+        plan.keep_fds.append(fd)
+        extra.append(f"--file=/proc/self/fd/{fd}")  # after the user's -C: mpop reads the last one
+    if not several:
+        extra += next(iter(flags.values()), [])
+    argv, at = invocation.argv, command.options_end
+    plan.argv = [*argv[:at], *extra, *argv[at:]]
+    return plan
+
+
+def _no_sections(config: MpopConfig | None, command: object, used: Sequence[Account]) -> str | None:
+    """Why a run of several accounts cannot have its own lines per account, or None."""
+    if any(key in _CONNECTION for key, _ in getattr(command, "overrides", ())):
+        return "the command line sets connection options for every account"
+    if config is None or not config.found:
+        return "no config file"
+    # An account whose own `eval` lines may set what mailpin would write back: it cannot be restored.
+    for account in used:
+        settings = next((s for s in config.settings if s.name == account.name), None)
+        if settings is not None and settings.evals and _inherits(config, settings):
+            return f"account {account.name} inherits and has eval lines mailpin does not run"
+    return None
+
+
+def _inherits(config: MpopConfig, settings: Settings) -> bool:
+    header = next((arg for number, command, arg in config_lines(config.data) if number == settings.line), "")
+    return ":" in header
+
+
+def _with_sections(config: MpopConfig, used: Sequence[Account], flags: dict[str, list[str]]) -> bytes:
+    """The config with each used account's lines added at the end of its section (before the next
+    `account` or `defaults` line): mpop keeps the last value an account sets."""
+    text = config.data.decode("utf-8", "surrogateescape")
+    rows = text.split("\n")
+    starts = sorted(number for number, command, _ in config_lines(config.data) if command in ("account", "defaults"))
+    added: dict[int, list[str]] = {}
+    for account in used:
+        where, _, line = account.source.rpartition(":")
+        if where != config.source or not line.isdigit():
+            continue
+        number = int(line)
+        end = next((start - 1 for start in starts if start > number), len(rows))
+        settings = next(s for s in config.settings if s.name == account.name)
+        lines = _restored(settings, account) if _inherits(config, settings) else []
+        lines += [_as_line(flag) for flag in flags.get(account.key, [])]
+        added.setdefault(end, []).extend(lines)
+    out: list[str] = []
+    for number, row in enumerate(rows, start=1):
+        out.append(row)
+        out.extend(added.get(number, []))
+    return "\n".join(out).encode("utf-8", "surrogateescape")
+
+
+def _restored(settings: Settings, account: Account) -> list[str]:
+    """An account that inherits (`account b : a`) may have copied another account's added lines:
+    its own connection settings again, as mailpin read them (defaults where it had none)."""
+    v = settings.values
+    trust = v.get("tls_trust_file", "system")  # mpop.c's default, said explicitly
+    lines = [
+        f"socket {v.get('socket', '')}".rstrip(),
+        f"tls {v.get('tls', 'off') or 'on'}",
+        f"tls_starttls {v.get('tls_starttls', 'on') or 'on'}",
+        f"tls_certcheck {v.get('tls_certcheck', 'on') or 'on'}",
+        f"tls_fingerprint {v.get('tls_fingerprint', '')}".rstrip(),
+        f"tls_priorities {v.get('tls_priorities', '')}".rstrip(),
+        f"tls_trust_file {trust}".rstrip(),
+    ]
+    if account.port is not None:
+        lines.append(f"port {account.port}")
+    return lines
+
+
+def _as_line(flag: str) -> str:
+    """`--tls-trust-file=PATH` as the config line `tls_trust_file PATH`."""
+    option, _, value = flag.removeprefix("--").partition("=")
+    return f"{option.replace('-', '_')} {value}".rstrip()
+
+
+def describe(account: Account, profile: Profile | None) -> str | None:
+    """How `mailpin run` holds the session of a fetching tool that is not relayed (None: the caller's words)."""
+    return None
