@@ -98,8 +98,8 @@ def compare(home: Path, text: str, argv: list[str]) -> str | None:
 
 
 HAND = [
-    ("defaults then accounts", f"defaults\ntls on\ntls_trust_file /t.pem\ndelivery mbox ~/m\naccount a\nhost h\n"
-     f"account b : a\ntls_starttls off\naccount default : b\nport 1995\n", [["-a"], ["b"], [], ["a", "a"]]),
+    ("defaults then accounts", "defaults\ntls on\ntls_trust_file /t.pem\ndelivery mbox ~/m\naccount a\nhost h\n"
+     "account b : a\ntls_starttls off\naccount default : b\nport 1995\n", [["-a"], ["b"], [], ["a", "a"]]),
     ("plain POP3 on 110", "account default\nhost h\ndelivery maildir ~/M\n", [[], ["-a"]]),
     ("inheritance takes what the parent set, not its defaults",
      "account a\nhost h\ntls on\ntls_certcheck off\ndelivery mbox x\ndefaults\ntls_starttls off\n"
@@ -129,7 +129,8 @@ def test_hand_written_configs_read_as_mpop_reads_them(tmp_path: Path, title: str
 
 _LINES = [
     "host h", "host 127.0.0.1", "port 995", "port 0", "port 70000", "port 0x3e3", "tls", "tls on", "tls off",
-    "tls maybe", "tls_starttls off", "tls_starttls", "tls_trust_file /ca.pem", "tls_trust_file", "tls_trust_file system",
+    "tls maybe", "tls_starttls off", "tls_starttls", "tls_trust_file /ca.pem", "tls_trust_file",
+    "tls_trust_file system",
     f"tls_fingerprint {FP}", "tls_fingerprint 12:34", "tls_certcheck off", "tls_certcheck on", "socket /s", "socket",
     "delivery mbox ~/m", "delivery maildir", "timeout off", "timeout 0", "keep", "only_new off", "killsize 5k",
     "proxy_host p", "proxy_port 99999", "auth apop", "auth kerberos", "user u", "tls_host_override name",
