@@ -30,6 +30,7 @@ from tests.lab.campaign import (
     ALERT,
     CHECK,
     MBSYNC,
+    MPOP,
     MSMTP,
     OFFLINEIMAP,
     PROBE,
@@ -50,7 +51,9 @@ if TYPE_CHECKING:
 
 DOMAIN = "msmtp.test"  # msmtp's EHLO name: tells msmtp's own session from mailpin's probe ("localhost")
 TIMEOUT = 5.0  # mailpin's `timeout` outside the stall scenarios
-KEYS = {CHECK: None, MSMTP: "msmtp:lab", MBSYNC: "mbsync:lab", OFFLINEIMAP: "offlineimap:lab"}
+KEYS = {CHECK: None, MSMTP: "msmtp:lab", MBSYNC: "mbsync:lab", OFFLINEIMAP: "offlineimap:lab", MPOP: "mpop:lab"}
+FETCHERS = (MBSYNC, OFFLINEIMAP, MPOP)  # the targets that fetch mail from the real Dovecot
+INBOXES = {MBSYNC: "Mail/lab/INBOX", OFFLINEIMAP: "OfflineMail/INBOX", MPOP: "Mail/pop"}
 DECISIONS = {"verified": 0, "pinned": 0, "blocked": 69, "unverified": 75}
 
 # A product bug this matrix finds: the expectation stays what DESIGN says, and the cases of the
@@ -150,10 +153,9 @@ class Stage:
                 return True
             # One connection (run/relay.py): the tool's commands follow mailpin's STARTTLS on it.
             said = [line.upper() for line in new]
-            start = next((at for at, line in enumerate(said) if b"STARTTLS" in line), len(said))
-            return any(
-                word in line for line in said[start + 1 :] for word in (b"CAPABILITY", b"LOGIN", b"AUTHENTICATE")
-            )
+            start = next((at for at, line in enumerate(said) if b"STARTTLS" in line or b"STLS" in line), len(said))
+            words = (b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"CAPA", b"USER", b"AUTH")
+            return any(word in line for line in said[start + 1 :] for word in words)
         if self.smtpd is not None:
             return self.smtpd.greeted_by(DOMAIN) > self._mark["ehlos"]
         return bool(self.leaked(wait=False))
@@ -208,6 +210,14 @@ def write_config(tool: str, home: Path, port: int, implicit: bool, ca: Path) -> 
             f"IMAPStore lab-remote\nAccount lab\n\nMaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
             "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\nSyncState *\n"
         )
+    elif tool == "mpop":
+        for sub in ("new", "cur", "tmp"):
+            (home / "Mail" / "pop" / sub).mkdir(parents=True, exist_ok=True)
+        (home / ".mpoprc").write_text(
+            f"account lab\nhost localhost\nport {port}\ntls on\ntls_starttls {'off' if implicit else 'on'}\n"
+            f"tls_trust_file {ca}\nuser test\npassword secret\ndelivery maildir ~/Mail/pop\n\naccount default : lab\n"
+        )
+        (home / ".mpoprc").chmod(0o600)
     else:
         (home / ".offlineimaprc").write_text(
             "[general]\naccounts = lab\nmetadata = ~/.offlineimap\n\n[Account lab]\nlocalrepository = lab-local\n"
@@ -230,7 +240,7 @@ def audit(home: Path) -> list[dict[str, Any]]:
 
 
 def tool_for(scenario: Scenario, target: str) -> str:
-    if target in (MSMTP, MBSYNC, OFFLINEIMAP):
+    if target in (MSMTP, MBSYNC, OFFLINEIMAP, MPOP):
         return target.removeprefix("run ")
     return "msmtp" if scenario.protocol == "smtp" else "mbsync"
 
@@ -276,6 +286,7 @@ TOOL_ARGV = {
     "msmtp": ["msmtp", "-a", "lab", "-t"],
     "mbsync": ["mbsync", "-a"],
     "offlineimap": ["offlineimap", "-o", "-u", "quiet", "-a", "lab"],
+    "mpop": ["mpop", "-q", "lab"],
 }
 
 
@@ -340,7 +351,7 @@ def test_scenario(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    home, expected = isolated_env, scenario.expected
+    home, expected = isolated_env, scenario.expected_for(target)
     timeout = STALL_TIMEOUT if scenario.stall else TIMEOUT
     bus = request.getfixturevalue("session_bus") if scenario.attack == "ui-spoofing" else None
     if bus is not None:  # what mailpin tells the desktop is part of what it shows
@@ -363,7 +374,7 @@ def test_scenario(
             if scenario.server.pin_tls_max or scenario.attack == "downgrade":
                 floor = "TLSv1.2" if scenario.server.pin_tls_max else "TLSv1.3"
                 assert f"tls_version = {floor}" in (home / ".config" / "mailpin" / "pins.conf").read_text()
-        if stage.dovecot is not None and target in (MBSYNC, OFFLINEIMAP):
+        if stage.dovecot is not None and target in FETCHERS:
             stage.dovecot.deliver("INBOX", MESSAGE)
         stage.attack()
         stage.mark()
@@ -401,10 +412,10 @@ def test_scenario(
                     assert stage.smtpd is not None
                     arrived = bool(seen.leaked) and stage.smtpd.received()[-1][2] == MESSAGE.replace(b"\n", b"\r\n")
                 else:
-                    arrived = delivered(home / ("Mail/lab/INBOX" if target == MBSYNC else "OfflineMail/INBOX")) >= 1
+                    arrived = delivered(home / INBOXES[target]) >= 1
                 if done.returncode != 0 or not arrived:
                     seen.problems.append(f"the real tool did not deliver/sync: exit {done.returncode}: {done.stderr!r}")
-                seen.note = "delivered" if target == MSMTP else "synced"
+                seen.note = "delivered" if target == MSMTP else "fetched" if target == MPOP else "synced"
             elif not stage.tool_reached():
                 seen.problems.append("the tool's own session never reached the server")
         if scenario.attack == "ui-spoofing":
@@ -448,7 +459,7 @@ def test_every_target_of_every_protocol_is_covered() -> None:
     for mode in ("implicit", "starttls"):
         assert {("smtp", mode, CHECK), ("smtp", mode, MSMTP)} <= covered
         assert {("imap", mode, CHECK), ("imap", mode, MBSYNC), ("imap", mode, OFFLINEIMAP)} <= covered
-        assert ("pop3", mode, PROBE) in covered
+        assert {("pop3", mode, PROBE), ("pop3", mode, MPOP)} <= covered
     assert all(re.fullmatch(r"[a-z0-9]+/(implicit|starttls)/[a-z0-9-]+", s.id) for s in SCENARIOS)
     for name in KNOWN_BUGS:
         assert any(s.id.endswith("/" + name) for s in SCENARIOS), name

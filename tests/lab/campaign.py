@@ -10,9 +10,9 @@ certificate variants, TLS version caps, renewals; the hostile rig (tests/lab/hos
 dialogue attacks, stalls and abuse.
 
 Targets: SMTP rows run against ``mailpin check`` and ``mailpin run msmtp``; IMAP rows against
-``mailpin check``, ``mailpin run mbsync`` and ``mailpin run offlineimap``. No tool mailpin wraps
-speaks POP3 and no config yields a POP3 account, so POP3 rows run against ``mailpin probe`` only,
-whose contract is to *report*: a certificate finding is exit 0 with its reason listed.
+``mailpin check``, ``mailpin run mbsync`` and ``mailpin run offlineimap``; POP3 rows against
+``mailpin probe``, whose contract is to *report* (a certificate finding is exit 0 with its reason
+listed), and ``mailpin run mpop``, which blocks what the probe reports (`Scenario.tools`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from tests.lab import hostile
 from tests.lab.hostile import Script
 
 CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE = "check", "run msmtp", "run mbsync", "run offlineimap", "probe"
-ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE)
-TARGETS = {"smtp": (CHECK, MSMTP), "imap": (CHECK, MBSYNC, OFFLINEIMAP), "pop3": (PROBE,)}
-NO_POP3_TOOL = "n/a: no wrapped tool speaks POP3"
+MPOP = "run mpop"
+ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE, MPOP)
+TARGETS = {"smtp": (CHECK, MSMTP), "imap": (CHECK, MBSYNC, OFFLINEIMAP), "pop3": (PROBE, MPOP)}
 CLASSES = (
     "stripping", "refusal", "preauth", "injection", "tampering", "ui-spoofing", "stall", "mode-swap",
     "downgrade", "certificate", "hostile", "benign",
@@ -95,6 +95,10 @@ class Scenario:
     level: str | None = None  # pin level asked of `mailpin init` (None: mailpin's choice, ca here)
     stall: bool = False  # the server stalls: mailpin's `timeout` is set to STALL_TIMEOUT
     targets: tuple[str, ...] = field(default=())
+    tools: Expected | None = None  # what `mailpin run TOOL` must show when it differs from the probe's report
+
+    def expected_for(self, target: str) -> Expected:
+        return self.tools if self.tools is not None and target not in (CHECK, PROBE) else self.expected
 
     def __post_init__(self) -> None:
         protocol, mode, _ = self.id.split("/")
@@ -300,7 +304,7 @@ def _pop3() -> list[Scenario]:
                  _rig(hostile.injected_late("pop3", b"+OK injected\r\n")), blocked("plaintext-injection")),
         *_hostile_starttls("pop3", st, b"+OK ", b"+OK tarpit\r\n"),
         Scenario(f"{st}/expired", "certificate", "an expired certificate (probe reports, pins nothing)",
-                 _real("expired"), reported("expired")),
+                 _real("expired"), reported("expired"), tools=blocked("expired")),
         Scenario(f"{st}/reordered-capabilities", "benign", "the CAPA listing in reverse order",
                  _rig(hostile.reordered("pop3")), VERIFIED),
         Scenario(f"{st}/long-capabilities", "benign", "200 extra CAPA lines (long, within bounds)",
@@ -311,9 +315,9 @@ def _pop3() -> list[Scenario]:
         Scenario(f"{im}/reset-mid-handshake", "hostile", "a TCP RST on the ClientHello",
                  _rig(hostile.reset_on_hello, tls_on_connect=False), unverified("unreachable")),
         Scenario(f"{im}/foreign-ca", "certificate", "a chain from a CA nobody trusts (probe reports, pins nothing)",
-                 _real("foreign-ca"), reported("untrusted-chain")),
+                 _real("foreign-ca"), reported("untrusted-chain"), tools=blocked("untrusted-chain", "ca-changed")),
         Scenario(f"{im}/wrong-name", "certificate", "a certificate for wrong.example (probe reports, pins nothing)",
-                 _real("wrong-name"), reported("hostname-mismatch")),
+                 _real("wrong-name"), reported("hostname-mismatch"), tools=blocked("hostname-mismatch")),
         Scenario(f"{im}/new-key-same-ca", "benign", "a new key from the same CA", _real("new-key"), VERIFIED),
     ]  # fmt: skip
 
