@@ -64,3 +64,54 @@ def test_mpop_fetches_through_the_shim_and_is_blocked_without_a_login(
     assert b"mpop:" in blocked.stderr and b"blocked" in blocked.stderr
     time.sleep(0.2)
     assert dovecot_logins(dovecot_server) == logins
+
+
+def test_per_account_lines_reach_exactly_their_account_in_mpops_own_reading(tmp_path: Path) -> None:
+    """A run of several accounts: each verified account's lines land at the end of its own section, and
+    an account that inherits from it (here unverified: `enforce = no`) reads as it did before — checked
+    by the real mpop (`--pretend`) on the copy mailpin hands over."""
+    from mailpin.configs import mpop
+    from mailpin.run.enforce_fetch import _with_sections
+    from tests.test_configs_mpop import accounts_of, pretend
+
+    text = (
+        "defaults\ndelivery mbox ~/m\ntls on\ntls_trust_file /etc/ca.pem\n\n"
+        "account a\nhost a.example\ntls_starttls off\n# a comment at the end of a's section\n\n"
+        "account b : a\nhost b.example\n\ndefaults\nport 1995\n\naccount c\nhost c.example\ntls_starttls off\n"
+    )
+    config = mpop.parse(text, str(tmp_path / "mpoprc"), str(tmp_path))
+    config = type(config)(**{**config.__dict__, "data": text.encode()})
+    fingerprint = "AB:" * 31 + "AB"
+    flags = {
+        "mpop:a": ["--socket=/run/relay/tls0", "--tls=on", "--tls-starttls=off", f"--tls-fingerprint={fingerprint}"],
+        "mpop:c": ["--tls=on", "--tls-starttls=off", "--port=995", "--tls-trust-file=/proc/self/fd/9"],
+    }
+    rewritten = _with_sections(config, list(config.accounts), flags).decode()
+    status, output = pretend(tmp_path, rewritten, ["-a"])
+    assert status == 0, output
+    seen = {item["name"]: item for item in accounts_of(output)}
+    assert seen["a"]["socket"] == "/run/relay/tls0" and seen["a"]["tls_fingerprint"].startswith("AB:")
+    # b inherits a, is not verified in this run: its own settings, not a's relay
+    assert seen["b"]["socket"] == "(not set)" and seen["b"]["tls_fingerprint"] == "(not set)"
+    assert (seen["b"]["host"], seen["b"]["port"], seen["b"]["tls_trust_file"]) == ("b.example", "995", "/etc/ca.pem")
+    assert seen["c"]["tls_trust_file"] == "/proc/self/fd/9" and seen["c"]["port"] == "995"
+    assert seen["c"]["socket"] == "(not set)"
+    # and the file is otherwise the user's, line for line: every line of it, in order, only lines added
+    added = iter(rewritten.splitlines())
+    assert all(any(line == other for other in added) for line in text.splitlines())
+
+
+def test_a_run_of_several_accounts_whose_command_line_sets_tls_keeps_the_pre_flight_alone(
+    fetcher: Path, shims: Path, dovecot_server
+) -> None:
+    """`mpop -a --tls-trust-file=…`: the command line's setting applies to every account and would undo
+    the per-account lines; the accounts are verified before mpop runs, and mpop runs as asked."""
+    env = shim_env(shims)
+    dovecot_server.deliver("INBOX", MESSAGE)
+    ca = next(line.split()[1] for line in (fetcher / ".mpoprc").read_text().splitlines() if "tls_trust_file" in line)
+    done = run(["mpop", "-q", "-a", f"--tls-trust-file={ca}"], env)
+    assert done.returncode == 0, done.stderr
+    assert delivered(fetcher / "Mail" / "implicit") == 1
+    dovecot_server.serve("foreign-ca")
+    blocked = run(["mpop", "-q", "-a", f"--tls-trust-file={ca}"], env)
+    assert blocked.returncode == 69, blocked.stderr

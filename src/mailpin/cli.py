@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "List every account the tools' configs define, as the tools resolve them; with --for, the "
         "accounts that this invocation of the tool would use (give the tool's arguments after --). "
         "Exit 78 names the broken config file and line."))  # fmt: skip
-    accounts.add_argument("--for", dest="tool", choices=["msmtp", "mbsync", "offlineimap"],
+    accounts.add_argument("--for", dest="tool", choices=_TOOLS,
                           help="resolve one invocation of this tool")  # fmt: skip
     accounts.add_argument("args", nargs="*", metavar="ARGS", help="the tool's arguments (after --)")
     accounts.add_argument("--json", action="store_true", help="machine-readable output")
