@@ -379,8 +379,9 @@ LINES = st.sampled_from(
         "username = u", f"password = {SECRET}", f"password {SECRET}", "port = 995", "port = x", "port = (",
         "port = 1 +", "port = -1", "port = 1e999", "port = 9" * 30, "ssl_fingerprints = ('ab',)",
         "ssl_fingerprints = (", "ssl_version = tlsv1", "ssl_ciphers = ;", "ca_certs = ", "keyfile = k",
-        "mailboxes = ALL", "mailboxes = ((((((", "delete = maybe", "verbose = x", "use_netrc = 1", "  continued", "= v",
-        "[", "# c", "",
+        "mailboxes = ALL", "mailboxes = ((((((", "port = {[1]: 2}", "ssl_fingerprints = {[1]}",
+        "mailboxes = (b'\\xff',)", "port = '\\x00'", "delete = maybe", "verbose = x", "use_netrc = 1",
+        "  continued", "= v", "[", "# c", "",
     ]
 )  # fmt: skip
 

@@ -248,6 +248,8 @@ def _python(text: str) -> object:
         return ast.literal_eval(tree)
     except ValueError:  # a name, a call, an operator: code to run, not a literal
         raise _NotLiteral from None
+    except TypeError as exc:  # `{[1]: 2}`: eval's TypeError stops getmail too (caught for an int, not a tuple)
+        raise ValueError(str(exc)) from None
     except (RecursionError, MemoryError):
         raise ValueError("too deeply nested") from None
 
