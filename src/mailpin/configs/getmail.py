@@ -144,12 +144,14 @@ class GetmailConfig:
     given_getmaildir: str | None = None  # the -g it was loaded for
     directory_problem: ConfigError | None = None  # why getmail stops before it reads any rc file
     run: tuple[str, ...] = ()  # the rc paths getmail reads without -r (getmailrc, or the directory's listing)
-    rcfiles: tuple[Rc, ...] = ()  # every rc file read (this run's, then the getmaildir's other rc files)
+    rcfiles: tuple[Rc, ...] = ()  # every file read as an rc file, by the path getmail opens (select looks -r up here)
     # Why getmail stops: (NAME, error) for an rc file of this run, ("getmaildir", error) for the directory.
     problems: tuple[tuple[str, ConfigError], ...] = ()
     # Problems of rc files in the getmaildir that this run does not read (getmail reads them only for -r NAME).
     dormant: tuple[tuple[str, ConfigError], ...] = ()
     found: bool = True  # False: no getmaildir at all (getmail itself stops)
+    # The bytes of each file read, by the path getmail opens (os.path.join(getmaildir, -r FILE)): what getmail is
+    # handed instead (`-r /proc/self/fd/N`, in the order select returns; the getmaildir stays: its state is there).
     data: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
 
