@@ -177,7 +177,7 @@ def test_bash_completion_loads_and_completes_from_the_parser_and_the_accounts(ac
         "mailpin probe --protocol ": ["imap", "smtp", "pop3"],
         "mailpin check --json ": ["msmtp:work", "work", "msmtp:personal", "personal"],
         "mailpin review msmtp:p": ["personal"],  # readline replaces what follows the ":"
-        "mailpin run ": ["msmtp", "mbsync", "offlineimap"],
+        "mailpin run ": ["msmtp", "mbsync", "offlineimap", "mpop", "fetchmail", "getmail"],
         "mailpin run msmtp --": [],  # the tool's arguments are not mailpin's options
         "mailpin queue flush --f": ["--force"],
     }
@@ -252,7 +252,7 @@ def test_zsh_completion_completes_in_an_interactive_shell(accounts: Path, tmp_pa
         "mailpin ch": ["check"],
         "mailpin init --level ": ["leaf", "key", "ca", "pkix"],
         "mailpin check msmtp:": ["msmtp:work", "msmtp:personal"],
-        "mailpin run ": ["msmtp", "mbsync", "offlineimap"],
+        "mailpin run ": ["msmtp", "mbsync", "offlineimap", "mpop", "fetchmail", "getmail"],
         "mailpin queue flush --f": ["--force"],
     }
     found = _zsh_matches(tmp_path, list(queries))
@@ -275,7 +275,7 @@ def test_fish_completion_parses_and_completes(accounts: Path) -> None:
         "mailpin check work ": ["msmtp:personal", "msmtp:work", "personal", "work"],
         "mailpin tunnel msmtp:work ": [],  # one ACCOUNT only
         "mailpin hooks install --": ["--bin", "--dry-run", "--help", "--json", "--notmuch"],
-        "mailpin run ": ["mbsync", "msmtp", "offlineimap"],
+        "mailpin run ": ["fetchmail", "getmail", "mbsync", "mpop", "msmtp", "offlineimap"],
     }
     found = _fish(fish, {line: f"complete -C '{line}'" for line in queries})
     assert {line: sorted(matches) for line, matches in found.items()} == queries

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mailpin.configs import mbsync_argv, msmtp_argv, offlineimap
+from mailpin.configs import getmail, mbsync_argv, mpop, msmtp_argv, offlineimap
 from mailpin.env import Env
 from mailpin.errors import ToolUsageError
 from mailpin.model import Tool
@@ -27,6 +27,8 @@ from mailpin.run import enforce, wrapper
 from mailpin.run.decide import decide_on
 from mailpin.state.settings import load as load_settings
 from tests.test_enforce_real import mbsyncrc, offlineimaprc
+from tests.test_getmail_real import write_getmailrc
+from tests.test_mpop_real import write_mpoprc
 from tests.test_pins_real import cli
 from tests.test_run_real import MESSAGE, write_msmtprc
 
@@ -35,6 +37,8 @@ PARSERS = {
     Tool.MSMTP: (msmtp_argv, "_getopt"),
     Tool.MBSYNC: (mbsync_argv, "parse_argv"),
     Tool.OFFLINEIMAP: (offlineimap, "_options"),
+    Tool.MPOP: (mpop, "getopt_long"),
+    Tool.GETMAIL: (getmail, "_options"),
 }
 
 
@@ -57,7 +61,7 @@ def with_stdin(message: bytes) -> Env:
     return replace(Env.from_os(), stdin=io.TextIOWrapper(io.BytesIO(message)))
 
 
-@pytest.mark.parametrize("tool", list(Tool), ids=[tool.value for tool in Tool])
+@pytest.mark.parametrize("tool", list(PARSERS), ids=[tool.value for tool in PARSERS])
 def test_a_run_reads_the_command_line_once(
     isolated_env: Path, pki, smtp_server, dovecot_server, monkeypatch: pytest.MonkeyPatch, tool: Tool
 ) -> None:
@@ -67,6 +71,14 @@ def test_a_run_reads_the_command_line_once(
     elif tool is Tool.MBSYNC:
         mbsyncrc(isolated_env, dovecot_server.imaps_port, pki.ca_pem)
         argv, account = ["-V", "lab"], "lab"
+    elif tool is Tool.MPOP:
+        write_mpoprc(isolated_env, pki.ca_pem, dovecot_server.pop3s_port, dovecot_server.pop3_port)
+        argv, account = ["-q", "implicit"], "implicit"
+    elif tool is Tool.GETMAIL:
+        write_getmailrc(
+            isolated_env, "pop", "SimplePOP3SSLRetriever", dovecot_server.pop3s_port, f"ca_certs = {pki.ca_pem}"
+        )
+        argv, account = ["-q", "-r", "pop"], "pop"
     else:
         offlineimaprc(isolated_env, dovecot_server.imaps_port)
         rc = isolated_env / ".offlineimaprc"
@@ -92,6 +104,8 @@ def test_a_run_reads_the_command_line_once(
         # (msmtp permutes, offlineimap's -k and -c apply in order), or before mbsync's first channel.
         if tool is Tool.MBSYNC:
             assert made.argv[0] == "-V" and made.argv[1].startswith("--config=") and made.argv[2:] == ["lab"]
+        elif tool is Tool.GETMAIL:  # the rc file in memory instead of the file: -r is getmail's only way
+            assert made.argv[:2] == ["-q", "-r"] and made.argv[2].startswith("/proc/self/fd/") and len(made.argv) == 3
         else:
             assert made.argv[: len(argv)] == argv
     finally:

@@ -49,7 +49,7 @@ _mailpin_values() {
     'probe --protocol') _mailpin_reply -W 'imap smtp pop3' ;;
     'probe --mode') _mailpin_reply -W 'implicit starttls' ;;
     'probe --trust-file') _mailpin_reply -f ;;
-    'accounts --for') _mailpin_reply -W 'msmtp mbsync offlineimap' ;;
+    'accounts --for') _mailpin_reply -W 'msmtp mbsync offlineimap mpop fetchmail getmail' ;;
     'init --accept-untrusted') _mailpin_reply -W "$(__mailpin_account_names)" ;;
     'init --level') _mailpin_reply -W 'leaf key ca pkix' ;;
     'accept --level') _mailpin_reply -W 'leaf key ca pkix' ;;
@@ -72,7 +72,7 @@ _mailpin_positional() {
     'tunnel') (($2 == 0)) && { _mailpin_reply -W "$(__mailpin_account_names)"; return; } ;;
     'queue flush') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_held_ids)"; return; } ;;
     'queue drop') (($2 >= 0)) && { _mailpin_reply -W "$(__mailpin_held_ids)"; return; } ;;
-    'run') (($2 == 0)) && { _mailpin_reply -W 'msmtp mbsync offlineimap'; return; }; (($2 >= 1)) && { _mailpin_reply -f; return; } ;;
+    'run') (($2 == 0)) && { _mailpin_reply -W 'msmtp mbsync offlineimap mpop fetchmail getmail'; return; }; (($2 >= 1)) && { _mailpin_reply -f; return; } ;;
     esac
 }
 

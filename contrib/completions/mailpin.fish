@@ -105,7 +105,7 @@ complete -c mailpin -n '__mailpin_at \'probe\' 0' -l json -d 'machine-readable o
 
 # mailpin accounts
 complete -c mailpin -n '__mailpin_at \'accounts\' 0' -s h -l help -d 'show this help message and exit'
-complete -c mailpin -n '__mailpin_at \'accounts\' 0' -l for -x -a 'msmtp mbsync offlineimap' -d 'resolve one invocation of this tool'
+complete -c mailpin -n '__mailpin_at \'accounts\' 0' -l for -x -a 'msmtp mbsync offlineimap mpop fetchmail getmail' -d 'resolve one invocation of this tool'
 complete -c mailpin -n '__mailpin_at \'accounts\' 0' -l json -d 'machine-readable output'
 
 # mailpin init
@@ -214,5 +214,5 @@ complete -c mailpin -n '__mailpin_at \'queue drop\' 0' -a '(__mailpin_held_ids)'
 
 # mailpin run
 complete -c mailpin -n '__mailpin_at \'run\' 0 0' -s h -l help -d 'show this help message and exit'
-complete -c mailpin -n '__mailpin_at \'run\' 0 0' -a 'msmtp mbsync offlineimap' -d 'tool'
+complete -c mailpin -n '__mailpin_at \'run\' 0 0' -a 'msmtp mbsync offlineimap mpop fetchmail getmail' -d 'tool'
 complete -c mailpin -n '__mailpin_at \'run\' 1' -F

@@ -107,7 +107,15 @@ def _has_keyring() -> bool:
 
 
 def _options(argv: Sequence[str], keyring: bool) -> optparse.Values:
-    """main()'s OptionParser, option for option (optparse's abbreviations and all)."""
+    """main()'s reading of argv (optparse's abbreviations and all)."""
+    options, args = _parser(keyring).parse_args(list(argv))
+    if args:  # main(): getmailOperationError, before anything is read
+        raise _ArgvError(f"unknown argument(s) {args} ; try --help")
+    return options
+
+
+def _parser(keyring: bool) -> _OptionParser:
+    """main()'s OptionParser, option for option."""
     parser = _OptionParser(version="getmail")
     parser.add_option("-g", "--getmaildir", dest="getmaildir", action="store")
     parser.add_option("-r", "--rcfile", dest="rcfile", action="append", default=[])
@@ -127,10 +135,46 @@ def _options(argv: Sequence[str], keyring: bool) -> optparse.Values:
     overrides.add_option("-n", "--new", dest="override_read_all", action="store_false")
     overrides.add_option("--to-oldmail-on-each-mail", dest="override_to_oldmail_on_each_mail", action="store_true")
     parser.add_option_group(overrides)
-    options, args = parser.parse_args(list(argv))
-    if args:  # main(): getmailOperationError, before anything is read
-        raise _ArgvError(f"unknown argument(s) {args} ; try --help")
-    return options
+    return parser
+
+
+def without_rcfiles(argv: Sequence[str], keyring: bool | None = None) -> list[str]:
+    """argv (one getmail accepts) without its -r/--rcfile options, every other token as it was: the
+    hand-over names each rc file itself. optparse's way of reading tokens: `--name[=value]` by exact
+    name or unique prefix, short options clustered (`-vr FILE`, `-rFILE`), a value in the same token
+    or the next, and `--` ending the options."""
+    parser = _parser(_has_keyring() if keyring is None else keyring)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            out += argv[i:]  # getmail refuses operands: nothing else can follow an accepted `--`
+            break
+        if arg.startswith("--"):
+            name, eq, _ = arg.partition("=")
+            option = parser._long_opt[parser._match_long_opt(name)]
+            span = 2 if option.takes_value() and not eq else 1
+            if option.dest != "rcfile":
+                out += argv[i : i + span]
+            i += span
+            continue
+        kept, span = "-", 1
+        for at in range(1, len(arg)):
+            option = parser._short_opt["-" + arg[at]]
+            if not option.takes_value():
+                kept += arg[at]
+                continue
+            span = 1 if arg[at + 1 :] else 2  # the value: the rest of this token, else the next one
+            if option.dest != "rcfile":
+                kept += arg[at:]
+                out += [kept, *argv[i + 1 : i + span]]
+                kept = ""
+            break
+        if kept not in ("", "-"):
+            out.append(kept)
+        i += span
+    return out
 
 
 # --- the getmaildir and the rc files ------------------------------------------------------------------
@@ -206,14 +250,14 @@ def config_paths(argv: Sequence[str], env: Env) -> list[Path]:
     if getmaildir is None or problem is not None:
         return []
     try:
-        return [Path(path) for path in _run_paths(command, getmaildir)]
+        return [Path(path) for path in _run_paths(command.rcfile, getmaildir)]
     except OSError:
         return []
 
 
-def _run_paths(command: CommandLine, getmaildir: str) -> list[str]:
-    if command.rcfile:
-        return [os.path.join(getmaildir, name) for name in command.rcfile]
+def _run_paths(rcfile: Sequence[str], getmaildir: str) -> list[str]:
+    if rcfile:
+        return [os.path.join(getmaildir, name) for name in rcfile]
     if os.path.exists(os.path.join(getmaildir, RCFILE)):
         return [os.path.join(getmaildir, RCFILE)]
     return [os.path.join(getmaildir, name) for name in _listing(getmaildir)]
@@ -233,8 +277,8 @@ def load_parsed(command: CommandLine, env: Env) -> GetmailConfig:
         return GetmailConfig((), source, getmaildir, usable.getmaildir, problem, problems=problems, found=found)
     ctx = Context(getmaildir, MappingProxyType(dict(env.environ)), os.getcwd(), files=True)
     try:
-        default = _run_paths(parse_argv([], keyring=False), getmaildir)  # without -r
-        run = _run_paths(usable, getmaildir)
+        default = _run_paths([], getmaildir)  # without -r
+        run = _run_paths(usable.rcfile, getmaildir)
     except OSError as exc:  # os.listdir: getmail stops with the same error
         problem = ConfigError(getmaildir, None, f"cannot list the getmaildir: {exc.strerror or exc}")
         problems = (("getmaildir", problem),)

@@ -132,6 +132,10 @@ def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:
         from mailpin.run.enforce_fetch import mpop as mpop_plan
 
         done = mpop_plan(decision, held, relayed, env)
+    elif tool is Tool.GETMAIL:
+        from mailpin.run.enforce_fetch import getmail as getmail_plan
+
+        done = getmail_plan(decision, held)
     elif tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
@@ -166,7 +170,7 @@ def relays(configured: Settings) -> Callable[[Account], bool]:
     others keep the narrowest flags their tool has. msmtp: not an account with a client certificate
     (its own TLS must present it: mailpin's local session cannot) nor one with `tls_priorities` (a
     GnuTLS string that mailpin's OpenSSL session cannot honour exactly); offlineimap: not a
-    repository that -k cannot name."""
+    repository that -k cannot name; getmail: never (no tunnel, and its state is named after the server)."""
     from mailpin.run.relay import supported
 
     if not available() or not supported():
@@ -179,7 +183,7 @@ def relays(configured: Settings) -> Callable[[Account], bool]:
             return account.client_cert is None and account.client_key is None and account.tls_priorities is None
         if account.tool is Tool.OFFLINEIMAP:
             return offlineimap_can_tunnel(account)
-        return True
+        return account.tool is not Tool.GETMAIL  # getmail cannot be pointed at another connection
 
     return keep
 

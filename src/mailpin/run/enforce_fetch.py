@@ -9,19 +9,27 @@
   lines gets its own values written back first, so nothing of another account's session leaks into
   it. A run of several accounts whose command line sets connection options itself keeps the
   pre-flight check alone (those options would undo the per-account lines).
+- getmail (getmail6) has no tunnel, and its state (`oldmail-SERVER-PORT-USER`) is named after the
+  server it connects to, so its session cannot be the relay's: it gets each rc file of the run as
+  verified, in memory (`-r /proc/self/fd/N`, its other options as they were), with `[retriever]
+  ssl_fingerprints` the SHA-256 of the certificate just verified — getmail compares it after the
+  handshake, before it logs in (`CertMixIn.ssl_cipher_hash`), with or without `ca_certs`.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 
 from mailpin.configs.msmtp_syntax import lines as config_lines
 from mailpin.configs.msmtp_syntax import words
-from mailpin.model import Account
+from mailpin.model import Account, Tool
 
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
+    from mailpin.configs.getmail import GetmailConfig
     from mailpin.configs.mpop import MpopConfig
     from mailpin.configs.msmtp import Settings
     from mailpin.env import Env
@@ -149,6 +157,70 @@ def _as_line(flag: str) -> str:
     return f"{option.replace('-', '_')} {value}".rstrip()
 
 
+def getmail(decision: Decision, held: Sequence[Outcome]) -> Plan:
+    """Each rc file of the run, as verified, in memory; a verified account's with its certificate pinned."""
+    from mailpin.configs.getmail import without_rcfiles
+    from mailpin.run.enforce import Plan, memory_file
+
+    invocation = decision.invocation
+    config: GetmailConfig | None = invocation.config
+    command = invocation.command
+    argv = list(invocation.argv)
+    if config is None or config.getmaildir is None or command.options is None or command.stops:
+        return Plan(argv)  # getmail stops before it reads an rc file: nothing to hand over
+    plan = Plan([])
+    verified = {o.target.key: o for o in held if o.observation is not None}
+    paths = [os.path.join(config.getmaildir, name) for name in command.rcfile] or list(config.run)
+    known = {rc.path: rc for rc in config.rcfiles}
+    rcfiles: list[str] = []
+    for path in paths:
+        data = config.data.get(path)
+        if data is None:
+            return Plan(argv)  # not read by this run (select refused it already)
+        account = known[path].account if path in known else None
+        outcome = verified.get(account.key) if account is not None else None
+        if outcome is not None and outcome.observation is not None:
+            data = with_fingerprint(data, outcome.observation.leaf.sha256)
+            plan.how[outcome.target.key] = "certificate"
+        fd = memory_file("mailpin-getmailrc", data)
+        plan.keep_fds.append(fd)
+        rcfiles += ["-r", f"/proc/self/fd/{fd}"]
+    plan.argv = [*without_rcfiles(argv), *rcfiles]
+    return plan
+
+
+_SECTION = re.compile(r"\[(?P<header>.+)\]")  # configparser's SECTCRE, on a line's stripped text
+_OPTION = re.compile(r"(?P<option>.*?)\s*[=:]")  # configparser's OPTCRE: the name up to the first = or :
+
+
+def with_fingerprint(data: bytes, sha256: str) -> bytes:
+    """The rc file with `[retriever] ssl_fingerprints` the one certificate verified: the first line of
+    the section, an `ssl_fingerprints` of the file's own (and its continuation lines) taken out —
+    RawConfigParser refuses an option given twice in a section."""
+    out: list[str] = []
+    section, dropping = None, False
+    for line in data.decode("utf-8", "surrogateescape").splitlines(keepends=True):
+        indented = line[:1] in (" ", "\t")
+        if dropping and indented and line.strip():
+            continue  # a continuation line of the option taken out
+        dropping = False
+        header = None if indented else _SECTION.fullmatch(line.strip())
+        if header is not None:
+            section = header.group("header")
+            out.append(line if line.endswith("\n") else line + "\n")
+            if section == "retriever":
+                out.append(f"ssl_fingerprints = ('{sha256}',)\n")
+            continue
+        option = None if indented or section != "retriever" else _OPTION.match(line)
+        if option is not None and option.group("option").strip().lower() == "ssl_fingerprints":
+            dropping = True
+            continue
+        out.append(line)
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
 def describe(account: Account, profile: Profile | None) -> str | None:
     """How `mailpin run` holds the session of a fetching tool that is not relayed (None: the caller's words)."""
+    if account.tool is Tool.GETMAIL:
+        return "certificate pinned in getmail's own TLS (ssl_fingerprints): getmail has no tunnel"
     return None
