@@ -140,7 +140,10 @@ def test_sample_commented_settings_are_valid_when_uncommented() -> None:
             "[accounts]\n[[msmpt:work]]\nlevel = key",
             "accounts/msmpt:work: unknown tool 'msmpt' (did you mean 'msmtp'?)",
         ),
-        ("[accounts]\n[[x:work]]", "accounts/x:work: unknown tool 'x' (one of msmtp, mbsync, offlineimap, mpop, fetchmail, getmail)"),
+        (
+            "[accounts]\n[[x:work]]",
+            "accounts/x:work: unknown tool 'x' (one of msmtp, mbsync, offlineimap, mpop, fetchmail, getmail)",
+        ),
         ("[accounts]\n[[mbsync:]]", "accounts/mbsync:: no account name (use [[TOOL:NAME]] or [[NAME]])"),
     ],
 )
