@@ -12,7 +12,8 @@ dialogue attacks, stalls and abuse.
 Targets: SMTP rows run against ``mailpin check`` and ``mailpin run msmtp``; IMAP rows against
 ``mailpin check``, ``mailpin run mbsync`` and ``mailpin run offlineimap``; POP3 rows against
 ``mailpin probe``, whose contract is to *report* (a certificate finding is exit 0 with its reason
-listed), and ``mailpin run mpop``, which blocks what the probe reports (`Scenario.tools`).
+listed), and ``mailpin run mpop`` — and for Implicit TLS ``mailpin run getmail`` (getmail has no
+STARTTLS) — which block what the probe reports (`Scenario.tools`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from tests.lab import hostile
 from tests.lab.hostile import Script
 
 CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE = "check", "run msmtp", "run mbsync", "run offlineimap", "probe"
-MPOP = "run mpop"
-ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE, MPOP)
+MPOP, GETMAIL = "run mpop", "run getmail"
+ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE, MPOP, GETMAIL)
 TARGETS = {"smtp": (CHECK, MSMTP), "imap": (CHECK, MBSYNC, OFFLINEIMAP), "pop3": (PROBE, MPOP)}
 CLASSES = (
     "stripping", "refusal", "preauth", "injection", "tampering", "ui-spoofing", "stall", "mode-swap",
@@ -105,7 +106,9 @@ class Scenario:
         assert protocol in TARGETS and mode in ("implicit", "starttls"), self.id
         assert self.attack in CLASSES, self.attack
         if not self.targets:
-            object.__setattr__(self, "targets", TARGETS[protocol])
+            # getmail has no STARTTLS: it runs the POP3 rows of Implicit TLS only
+            extra = (GETMAIL,) if (protocol, mode) == ("pop3", "implicit") else ()
+            object.__setattr__(self, "targets", (*TARGETS[protocol], *extra))
 
     @property
     def protocol(self) -> str:

@@ -1,5 +1,5 @@
 """`mailpin tunnel ACCOUNT`: the tool's transport, verified in-line (mbsync `Tunnel`, offlineimap
-`transporttunnel`). Connects in the pinned mode, judges that very session with the same policy as
+`transporttunnel`, fetchmail `plugin`). Connects in the pinned mode, judges that very session with the same policy as
 `check`, and only then relays the protocol on stdin/stdout. A session that does not match is
 refused — and told — before a single byte of the tool's reaches the server.
 """
@@ -28,7 +28,8 @@ class Session:
 def open_verified(
     env: Env, name: str, config: str | None = None, options: Sequence[str] = ()
 ) -> tuple[Verifier, Session]:
-    """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c).
+    """`config`: the tool's config file when it is not the default one (mbsync -c, offlineimap -c,
+    fetchmail -f).
     `options`: the tool's own command-line edits of its config for this run (offlineimap `-k
     SECTION:OPTION=VALUE`, each as two items), so that a `-k …:ssl_version=…` or `-k
     …:sslcacertfile=…` of the user's holds on the tunnel's session as it did on the pre-flight probe."""
@@ -65,7 +66,8 @@ def _targets_from(verifier: Verifier, name: str, config: str, options: Sequence[
     if tool is None:
         raise UsageError("with --config, name the account as TOOL:NAME")
     tool_reader = reader(tool)
-    loaded = tool_reader.load(["-c", config], verifier.env)
+    flag = "-f" if tool is Tool.FETCHMAIL else "-c"  # how the tool names its config file on its command line
+    loaded = tool_reader.load([flag, config], verifier.env)
     accounts = loaded.accounts
     if options:
         if tool is not Tool.OFFLINEIMAP:
