@@ -136,6 +136,12 @@ def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:
         from mailpin.run.enforce_fetch import getmail as getmail_plan
 
         done = getmail_plan(decision, held)
+    elif tool is Tool.FETCHMAIL:
+        from mailpin.hooks import this_mailpin
+        from mailpin.run.enforce_fetch import fetchmail as fetchmail_plan
+
+        tunnels = Tunnels(this_mailpin(sys.argv[0], sys.executable), relayed, env, configured)
+        done = fetchmail_plan(decision, held, tunnels)
     elif tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
@@ -215,7 +221,7 @@ def _tunnel_args(mailpin: Sequence[str], key: str, config: str, edits: Sequence[
     return [*mailpin, "tunnel", "--config", config, *(arg for edit in edits for arg in ("-k", edit)), key]
 
 
-def _verified_copy(plan: Plan, name: str, data: bytes) -> str:
+def verified_copy(plan: Plan, name: str, data: bytes) -> str:
     """The verified bytes as a path any descendant of the tool can open: /proc/PID/fd/N of this
     process, which becomes the tool (exec keeps the pid and the descriptor). Not /proc/self: the
     tunnel runs as a child of the tool, and offlineimap closes inherited descriptors (close_fds)."""
@@ -236,7 +242,7 @@ def mbsync(invocation: Invocation, held: Sequence[Outcome], tunnels: Tunnels) ->
         where, _, line = outcome.target.account.source.rpartition(":")
         if line.isdigit() and where == config.source:
             starts[int(line)] = outcome
-    verified = _verified_copy(plan, "mailpin-mbsyncrc-verified", config.data) if starts else ""
+    verified = verified_copy(plan, "mailpin-mbsyncrc-verified", config.data) if starts else ""
     out: list[str] = []
     section: Outcome | None = None
 
@@ -277,7 +283,7 @@ def offlineimap(invocation: Invocation, held: Sequence[Outcome], tunnels: Tunnel
     (`-k …:transporttunnel=`) through its verified session in the relay, or `mailpin tunnel`."""
     config: OfflineimapConfig = invocation.config
     plan = Plan([])
-    verified = _verified_copy(plan, "mailpin-offlineimaprc", config.data)
+    verified = verified_copy(plan, "mailpin-offlineimaprc", config.data)
     # offlineimap takes the last -c; -k edits apply after the file is read, in order, so no -k of the
     # user's undoes these.
     extra = ["-c", verified]

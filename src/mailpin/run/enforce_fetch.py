@@ -9,6 +9,13 @@
   lines gets its own values written back first, so nothing of another account's session leaks into
   it. A run of several accounts whose command line sets connection options itself keeps the
   pre-flight check alone (those options would undo the per-account lines).
+- fetchmail runs a `plugin` command as its transport: each verified server entry, in the in-memory
+  copy of the rc file (`-f /proc/self/fd/N`, after the user's options: fetchmail reads the last), gets
+  `plugin` the relay's slot (else `mailpin tunnel`, which verifies a session of its own), and each of
+  its users `no ssl sslproto ''` — the TLS is the relay's, none inside it. A run whose command line sets
+  TLS or a plugin itself (`--ssl`, `--sslproto`, `--plugin`: forced on every server), a server named only
+  on the command line, and an entry whose users connect differently (two accounts of one entry) keep
+  the pre-flight check alone.
 - getmail (getmail6) has no tunnel, and its state (`oldmail-SERVER-PORT-USER`) is named after the
   server it connects to, so its session cannot be the relay's: it gets each rc file of the run as
   verified, in memory (`-r /proc/self/fd/N`, its other options as they were), with `[retriever]
@@ -29,6 +36,7 @@ from mailpin.model import Account, Tool
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
+    from mailpin.configs.fetchmail import FetchmailConfig
     from mailpin.configs.getmail import GetmailConfig
     from mailpin.configs.mpop import MpopConfig
     from mailpin.configs.msmtp import Settings
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
     from mailpin.model import Profile
     from mailpin.run.decide import Decision
     from mailpin.run.enforce import Plan
+    from mailpin.run.enforce import Tunnels
     from mailpin.run.relay import Relayed
 
 # mpop settings that say where and how an account connects: the command line's apply to every account.
@@ -157,6 +166,58 @@ def _as_line(flag: str) -> str:
     return f"{option.replace('-', '_')} {value}".rstrip()
 
 
+# fetchmail command-line options that are forced on every server of the run (cmd_opts) and would
+# undo the plugin or the TLS-less session inside it.
+_FETCHMAIL_TRANSPORT = frozenset(("use_ssl", "sslproto", "plugin", "via", "service", "protocol"))
+
+
+def fetchmail(decision: Decision, held: Sequence[Outcome], tunnels: Tunnels) -> Plan:
+    """The rc file as verified, in memory, each verified entry's transport the relay (or `mailpin tunnel`)."""
+    from mailpin.run.enforce import Plan, memory_file, verified_copy
+
+    invocation = decision.invocation
+    config: FetchmailConfig | None = invocation.config
+    command = invocation.command
+    argv = list(invocation.argv)
+    if config is None or not config.found or command.stops:
+        return Plan(argv)  # no rc file (servers from the command line alone), or nothing polled
+    plan = Plan([])
+    why = "the command line sets TLS or a plugin for every server" if _FETCHMAIL_TRANSPORT & set(command.overrides) else None
+    entries: dict[int, list[str]] = {}
+    for outcome in decision.outcomes:
+        account = outcome.target.account
+        entry = config.entry(account.name) if account is not None else None
+        if account is not None and entry is not None:
+            entries.setdefault(entry.start, []).append(account.key)
+    verified = verified_copy(plan, "mailpin-fetchmailrc-verified", config.data) if held and why is None else ""
+    inserts: list[tuple[int, str]] = []
+    for outcome in held:
+        account = outcome.target.account
+        entry = config.entry(account.name) if account is not None else None
+        reason = why
+        if reason is None and entry is None:
+            reason = "a server named only on the command line"
+        elif reason is None and entry is not None and len(entries.get(entry.start, [])) > 1:
+            reason = "its users connect differently: two accounts of one server entry"
+        if reason is not None or entry is None:
+            plan.how[outcome.target.key] = f"pre-flight check only ({reason})"
+            if outcome.session is not None:
+                outcome.session.close()
+            continue
+        tunnel = tunnels.command(outcome, verified).replace("\\", "\\\\").replace('"', '\\"')
+        inserts.append((entry.server_end, f' plugin "{tunnel}"'))
+        for at in [user.end for user in entry.users] or [entry.server_end]:
+            inserts.append((at, " no ssl sslproto ''"))  # the relay's TLS: none inside the plugin
+        plan.how[outcome.target.key] = "relay" if outcome.session is not None else "tunnel"
+    text = config.text
+    for at, words in sorted(inserts, key=lambda item: item[0], reverse=True):
+        text = text[:at] + words + text[at:]
+    fd = memory_file("mailpin-fetchmailrc", text.encode("utf-8", "surrogateescape"))
+    plan.keep_fds.append(fd)
+    plan.argv = [*argv[: command.options_end], "-f", f"/proc/self/fd/{fd}", *argv[command.options_end :]]
+    return plan
+
+
 def getmail(decision: Decision, held: Sequence[Outcome]) -> Plan:
     """Each rc file of the run, as verified, in memory; a verified account's with its certificate pinned."""
     from mailpin.configs.getmail import without_rcfiles
@@ -223,4 +284,6 @@ def describe(account: Account, profile: Profile | None) -> str | None:
     """How `mailpin run` holds the session of a fetching tool that is not relayed (None: the caller's words)."""
     if account.tool is Tool.GETMAIL:
         return "certificate pinned in getmail's own TLS (ssl_fingerprints): getmail has no tunnel"
+    if account.tool is Tool.FETCHMAIL and account.source.startswith("fetchmail command line"):
+        return "pre-flight check only (a server named only on the command line)"
     return None
