@@ -840,12 +840,14 @@ def test_home_manager_example_nests_and_matches_the_units() -> None:
     for name in ("mailpin-mbsync", '"mailpin-notify@"'):
         assert f"systemd.user.services.{name} = {{" in text, name
     assert "systemd.user.timers.mailpin-mbsync = {" in text
-    service = _unit(UNITS / "mailpin-mbsync.service")
-    timer = _unit(UNITS / "mailpin-mbsync.timer")
-    assert f'OnCalendar = "{timer["Timer"]["OnCalendar"][0]}";' in text
-    run = service["Service"]["ExecStart"][0].removeprefix("%h/.local/bin/mailpin")
-    assert f'ExecStart = "${{mailpin}}/bin/mailpin{run}";' in text
-    assert f'OnFailure = [ "{service["Unit"]["OnFailure"][0]}" ];' in text
+    for name in ("mailpin-mbsync", "mailpin-mpop"):
+        assert f"systemd.user.timers.{name} = {{" in text, name
+        service = _unit(UNITS / f"{name}.service")
+        timer = _unit(UNITS / f"{name}.timer")
+        assert f'OnCalendar = "{timer["Timer"]["OnCalendar"][0]}";' in text
+        run = service["Service"]["ExecStart"][0].removeprefix("%h/.local/bin/mailpin")
+        assert f'ExecStart = "${{mailpin}}/bin/mailpin{run}";' in text, name
+        assert f'OnFailure = [ "{service["Unit"]["OnFailure"][0]}" ];' in text
 
 
 def test_home_manager_example_parses_as_nix() -> None:

@@ -14,7 +14,8 @@
 let
   # ILLUSTRATIVE: your mailpin package.
   mailpin = pkgs.mailpin;
-  # Where `mailpin hooks install` writes the msmtp, mbsync and offlineimap shims (see home.activation).
+  # Where `mailpin hooks install` writes the shims of msmtp, mbsync, offlineimap, mpop, fetchmail and
+  # getmail (see home.activation).
   shims = "${config.home.homeDirectory}/.local/bin";
 in
 {
@@ -84,6 +85,33 @@ in
 
   systemd.user.timers.mailpin-mbsync = {
     Unit.Description = "Sync mail every five minutes (mbsync through mailpin)";
+    Timer = {
+      OnCalendar = "*:0/5";
+      Persistent = true;
+    };
+    Install.WantedBy = [ "timers.target" ];
+  };
+
+  # ILLUSTRATIVE: fetching over POP3 instead (mpop, fetchmail or getmail: contrib/systemd/ has a unit
+  # pair for each). For getmail, home-manager's own timer (services.getmail) runs getmail bare: turn it
+  # off and run it through mailpin, naming each rc file home-manager writes in ~/.getmail with -r.
+  # fetchmail users: no `set daemon` / `fetchmail -d` — mailpin refuses daemon mode; this timer polls.
+  systemd.user.services.mailpin-mpop = {
+    Unit = {
+      Description = "Fetch mail (mpop) through mailpin";
+      Documentation = [ "man:mpop(1)" ];
+      OnFailure = [ "mailpin-notify@%n.service" ];
+    };
+    Service = {
+      Type = "oneshot";
+      Environment = [ "PATH=${lib.makeBinPath [ pkgs.mpop pkgs.coreutils pkgs.pass pkgs.gnupg ]}" ];
+      ExecStart = "${mailpin}/bin/mailpin run mpop -a -Q";
+      TimeoutStartSec = "15min";
+    };
+  };
+
+  systemd.user.timers.mailpin-mpop = {
+    Unit.Description = "Fetch mail every five minutes (mpop through mailpin)";
     Timer = {
       OnCalendar = "*:0/5";
       Persistent = true;
