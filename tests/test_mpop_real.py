@@ -7,6 +7,7 @@ a server that changed since the pin is blocked before mpop runs, with no login a
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -115,3 +116,36 @@ def test_a_run_of_several_accounts_whose_command_line_sets_tls_keeps_the_pre_fli
     dovecot_server.serve("foreign-ca")
     blocked = run(["mpop", "-q", "-a", f"--tls-trust-file={ca}"], env)
     assert blocked.returncode == 69, blocked.stderr
+
+
+def test_a_blocked_fetch_is_told_on_the_desktop_and_in_the_notmuch_inbox(
+    fetcher: Path, shims: Path, dovecot_server, session_bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for mbsync: a blocked `mpop -a` from a timer tells the desktop (critical) and, with the
+    notmuch alert on, the inbox the user reads next."""
+    import subprocess
+
+    need("notmuch")
+    for variable in ("NOTMUCH_PROFILE", "NOTMUCH_DATABASE", "MAILDIR"):
+        monkeypatch.delenv(variable, raising=False)
+    mail = fetcher / "Mail"  # the Maildir root mpop delivers below is notmuch's database too
+    for sub in ("cur", "new", "tmp"):
+        (mail / sub).mkdir(parents=True, exist_ok=True)
+    config = fetcher / ".notmuch-config"
+    config.write_text(f"[database]\npath={mail}\n[user]\nprimary_email=me@example.org\n")
+    assert subprocess.run(["notmuch", "new"], capture_output=True, env={**os.environ, "NOTMUCH_CONFIG": str(config)})
+    settings = fetcher / ".config" / "mailpin" / "config"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[notify]\nnotmuch = yes\n")
+    env = shim_env(shims, DBUS_SESSION_BUS_ADDRESS=session_bus.address, NOTMUCH_CONFIG=str(config))
+    assert run(["mpop", "-q", "implicit"], env).returncode == 0  # pinned on first use
+    dovecot_server.serve("foreign-ca")
+    blocked = run(["mpop", "-q", "implicit"], env)
+    assert blocked.returncode == 69, blocked.stderr
+    (note,) = session_bus.wait_for(1, timeout=5)
+    assert note["summary"] == "mpop:implicit: certificate from a different CA" and note["hints"]["urgency"] == 2
+    found = subprocess.run(
+        ["notmuch", "search", "--output=messages", "tag:mailpin"], capture_output=True, text=True,
+        env={**os.environ, "NOTMUCH_CONFIG": str(config)},
+    )  # fmt: skip
+    assert len(found.stdout.split()) == 1, found
