@@ -35,7 +35,7 @@ from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
 
 __all__ = ["CLI", "DAEMON", "CommandLine", "FetchmailConfig", "Poll", "config_paths", "load", "load_parsed",
-           "needs_message", "parse", "parse_argv", "querylist", "select", "select_parsed"]  # fmt: skip
+           "needs_message", "parse", "parse_argv", "poll_interval", "querylist", "select", "select_parsed"]  # fmt: skip
 
 DAEMON = (
     "fetchmail -d (daemon mode) polls forever from one process: mailpin verifies each run — run fetchmail "
@@ -46,6 +46,10 @@ STDIN = (
     "name the file (fetchmail -f FILE)"
 )
 _LISTS = frozenset({"localdomains", "localnames", "mailboxes", "smtphunt", "domainlist", "antispam"})
+_DEFAULTS_USERS = (
+    "this `defaults` record has more than one user: fetchmail drops the first as the defaults and polls the "
+    "others as a server whose name it has freed (undefined behaviour); give `defaults` one user at most"
+)
 _MULTIPLE_DEFAULTS = (
     'fetchmail: Error: multiple "defaults" records in config file, or "defaults" is not the first record.'
 )
@@ -123,6 +127,10 @@ def _querylist(rc: RcFile, servers: Sequence[str], source: str) -> tuple[list[Po
             polls.append(Poll(name, False, {"via": Setting(name, CLI, name)}, (), -1, active=True))
     if polls and polls[0].pollname == "defaults":
         head = polls.pop(0)
+        if head.index >= 0 and any(poll.index >= 0 and _entry(rc, poll) == _entry(rc, head) for poll in polls):
+            # Its users share the server record's pollname, which load_params frees with the first:
+            # fetchmail then polls a server whose name is freed memory (undefined behaviour).
+            raise ConfigError(source, rc.entries[_entry(rc, head)].first_line, _DEFAULTS_USERS)
         for poll in polls:
             _merge(poll.fields, head.fields, force=False)
             poll.skip = poll.skip or head.skip  # FLAG_MERGE(server.skip)
@@ -131,6 +139,10 @@ def _querylist(rc: RcFile, servers: Sequence[str], source: str) -> tuple[list[Po
             line = rc.entries[rc.queries[poll.index].entry].first_line if poll.index >= 0 else None
             raise ConfigError(source if poll.index >= 0 else CLI, line, _MULTIPLE_DEFAULTS)
     return polls, implicit
+
+
+def _entry(rc: RcFile, poll: Poll) -> int:
+    return rc.queries[poll.index].entry
 
 
 def _source(rc: RcFile, poll: Poll, source: str) -> str:
@@ -149,11 +161,16 @@ def _outcome(poll: Poll, name: str, source: str, environ: Mapping[str, str]) -> 
         return exc
 
 
-def _profile(outcome: Account | ConfigError) -> object:
-    """What makes two users of one entry the same account: how they connect (or why they cannot)."""
-    if isinstance(outcome, ConfigError):
-        return ("problem", outcome.problem)
-    return replace(outcome, name="", source="", user=None, notes=(), pin_options=(), tls_sources=())
+# The members that decide how a poll connects, with fetchmail's DEFAULT() for the flags.
+_CONNECTION = (("via", None), ("protocol", None), ("service", None), ("plugin", None), ("use_ssl", False),
+               ("sslcertck", True), ("sslproto", None), ("sslcertfile", None), ("sslcertpath", None),
+               ("sslcommonname", None), ("sslfingerprint", None), ("sslcert", None), ("sslkey", None))  # fmt: skip
+
+
+def _profile(poll: Poll) -> tuple[object, ...]:
+    """What makes two users of one entry one account: the same effective connection members. The
+    command line forces a member on every poll alike, so users alike here stay alike in any run."""
+    return tuple(poll.fields[member].value if member in poll.fields else default for member, default in _CONNECTION)
 
 
 def parse(
@@ -182,7 +199,7 @@ def parse(
         for poll in group:
             where = _source(rc, poll, source)
             outcome = _outcome(poll, "", where, env)
-            key = _profile(outcome)
+            key = _profile(poll)
             if key not in ways:
                 remote = poll.fields.get("remotename")
                 wanted = poll.pollname if not ways else f"{base}/{remote.value if remote else 'user'}"
@@ -362,18 +379,25 @@ def querylist(config: FetchmailConfig, command: CommandLine) -> tuple[list[Poll]
     return polls, implicit
 
 
-def _refuse_daemon(config: FetchmailConfig, command: CommandLine) -> None:
-    """run.poll_interval: `set daemon`, unless -d N (N >= 0) says otherwise; -c never runs as a daemon."""
+def poll_interval(config: FetchmailConfig, command: CommandLine) -> int:
+    """run.poll_interval: `set daemon N`, unless -d N (N >= 0) says otherwise; -c never runs as a
+    daemon (load_params). Not 0: fetchmail polls, sleeps and polls again, in one process."""
     if command.check:
-        return
+        return 0
     if command.poll_interval is not None:
-        if command.poll_interval:
-            raise ToolUsageError(CLI, None, DAEMON)
+        return command.poll_interval
+    daemon = config.poll_interval
+    return daemon.value if daemon is not None and isinstance(daemon.value, int) else 0
+
+
+def _refuse_daemon(config: FetchmailConfig, command: CommandLine) -> None:
+    if not poll_interval(config, command):
         return
     daemon = config.poll_interval
-    if daemon is not None and daemon.value:
-        file, line = split_where(daemon.where)
-        raise ConfigError(file, line, f"{daemon.text}: {DAEMON}")
+    if command.poll_interval is not None or daemon is None:
+        raise ToolUsageError(CLI, None, DAEMON)
+    file, line = split_where(daemon.where)
+    raise ConfigError(file, line, f"{daemon.text}: {DAEMON}")
 
 
 def _polled(config: FetchmailConfig, polls: list[Poll], implicit: bool) -> list[Account]:

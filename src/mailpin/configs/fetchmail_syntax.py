@@ -344,7 +344,7 @@ _USER_LISTS = {"FOLDER": ("mailboxes", "STRING"), "SMTPHOST": ("smtphunt", "STRI
                "FETCHDOMAINS": ("domainlist", "STRING"), "SPAMRESPONSE": ("antispam", "NUMBER")}  # fmt: skip
 _USER_NUMBERS = _names("LIMIT WARNINGS FETCHLIMIT FETCHSIZELIMIT FASTUIDL BATCHLIMIT EXPUNGE")
 _SERVER_STRINGS = {"VIA": "via", "PRINCIPAL": "principal", "ESMTPNAME": "esmtp_name",
-                   "ESMTPPASSWORD": "esmtp_password", "QVIRTUAL": "qvirtual", "MONITOR": "monitor",
+                   "QVIRTUAL": "qvirtual", "MONITOR": "monitor",
                    "PLUGIN": "plugin", "PLUGOUT": "plugout"}  # fmt: skip
 _SERVER_FLAGS = {"UIDL": "uidl", "CHECKALIAS": "checkalias", "DNS": "dns", "TRACEPOLLS": "tracepolls"}
 
@@ -378,7 +378,11 @@ class _Grammar:
         return token
 
     def error(self, token: Token, what: str = "syntax error") -> ConfigError:
-        """yyerror: "%s at %s" with yytext, or "end of input"."""
+        """yyerror: "%s at %s" with yytext, or "end of input". The word after a password is not shown:
+        it may be the rest of a password written with a space in it."""
+        before = self.toks[token.index - 2].kind if token.index >= 2 else ""
+        if before in ("PASSWORD", "ESMTPPASSWORD") and token.kind != EOF:
+            return ConfigError(self.source, token.line, f"{what} after the password (the word there is not shown)")
         return ConfigError(self.source, token.line, f"{what} at {token.text or 'end of input'}")
 
     def setting(self, value: str | int | bool | tuple[str | None, ...], first: Token, last: Token) -> Setting:
@@ -485,6 +489,9 @@ class _Grammar:
                 self.aka.extend(names)
             else:
                 self.server["localdomains"] = self.setting(tuple(names), first, self.toks[self.pos - 1])
+        elif kind == "ESMTPPASSWORD":
+            self.take("STRING")  # read and dropped, like the user's password
+            self.server["esmtp_password"] = Setting(True, f"{self.source}:{first.line}", "esmtppassword …")
         elif kind in _SERVER_STRINGS:
             last = self.take("STRING")
             self.server[_SERVER_STRINGS[kind]] = self.setting(str(last.value), first, last)
