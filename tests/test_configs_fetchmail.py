@@ -97,6 +97,7 @@ poll c.example user carl
 
 def test_users_of_one_entry_are_one_account_unless_they_connect_differently() -> None:
     same = config('poll m.example proto imap user a there with password "x" is me here user b ssl user c')
+    assert [user.remote for user in same.users("m.example")] == ["a", "c"]
     assert [(a.name, a.user, a.mode) for a in same.accounts] == [
         ("m.example", "a", Mode.STARTTLS), ("m.example/b", "b", Mode.IMPLICIT),
     ]  # fmt: skip
@@ -392,6 +393,12 @@ def test_load_refuses_the_file_as_fetchmail_does(tmp_path: Path) -> None:
     assert loaded.data == rc.read_bytes() and [a.name for a in loaded.accounts] == ["a"]
     assert SECRET not in repr(loaded) and SECRET not in str(loaded.accounts)
     assert fetchmail.load(["-V"], env).found is False  # -V polls nothing: nothing is read on its behalf
+    assert fetchmail.load(["-f", "-", "--help"], env).found is False
+    with pytest.raises(ConfigError, match="standard input"):
+        fetchmail.load(["-f", "-"], env)
+    rc.write_bytes(b"# caf\xe9 (latin-1)\npoll a proto imap\n")  # fetchmail reads bytes, not UTF-8
+    latin = fetchmail.load([], env)
+    assert latin.text.encode("utf-8", "surrogateescape") == latin.data == rc.read_bytes()
     (tmp_path / "dir").mkdir(mode=0o700)
     with pytest.raises(ConfigError, match="must be a regular file"):
         fetchmail.load(["-f", str(tmp_path / "dir")], env)
@@ -417,6 +424,8 @@ def test_entries_can_be_rewritten_in_memory() -> None:
     assert text[entry.start : entry.end].startswith("poll a.example")
     assert text[entry.end :] == "\npoll b.example proto pop3\n"
     assert [(user.remote, user.line) for user in entry.users] == [("x", 3), ("y", 4)]
+    assert parsed.users("a.example") == entry.users[:1] and parsed.users("a.example/y") == entry.users[1:]
+    assert parsed.users("b.example") == parsed.entries[2].users
     edits = [(entry.server_end, ' plugin "mailpin tunnel"'), *((user.end, " sslproto ''") for user in entry.users)]
     for offset, insert in sorted(edits, reverse=True):
         text = text[:offset] + insert + text[offset:]
@@ -711,6 +720,8 @@ def _expected_account(poll: dict[str, Any]) -> dict[str, Any] | None:
         except OSError:
             return None
     host = poll["via"] if poll["via"] is not None else poll["pollname"]
+    if not host:
+        return None  # fetchmail's lookup of "" fails: it connects nowhere, and mailpin says so
     plugin = poll["plugin"]
     servername = poll["sslcommonname"] if tls else None
     return {
@@ -842,6 +853,6 @@ def test_oracle_random_rc_files_and_command_lines(tmp_path: Path, monkeypatch: p
     need("fetchmail")
     monkeypatch.chdir(tmp_path)  # fetchmail's working directory: command-line paths are relative to it
     wrong: list[str] = []
-    for seed in range(60 * SCALE):
+    for seed in range(100 * SCALE):
         wrong += _oracle_case(tmp_path, seed)
     assert not wrong, "\n\n".join(wrong[:20])

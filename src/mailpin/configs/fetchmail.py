@@ -1,6 +1,6 @@
 """fetchmail (6.4, Debian 12: 6.4.37): its rc file and command line, read the way fetchmail reads them.
 
-`fetchmail_syntax` is the rc file's scanner and grammar, `fetchmail_argv` the command line,
+`fetchmail_syntax` and `fetchmail_grammar` read the rc file, `fetchmail_argv` the command line,
 `fetchmail_account` one poll's connection. This module is fetchmail.c's `load_params` around them:
 which file (`-f`, else $FETCHMAILHOME/fetchmailrc, else ~/.fetchmailrc), the same refusal of a file
 others could read or write (rcfile_y.y `prc_filecheck`), which polls run (the rc file's non-`skip`
@@ -28,8 +28,9 @@ from types import MappingProxyType
 
 from mailpin.configs.fetchmail_account import resolve, run_problem, split_where
 from mailpin.configs.fetchmail_argv import CLI, PATH_FIELDS, CommandLine, parse_argv
-from mailpin.configs.fetchmail_syntax import Entry, RcFile, Setting, prependdir
-from mailpin.configs.fetchmail_syntax import parse as parse_rc
+from mailpin.configs.fetchmail_grammar import Entry, RcFile, UserClause
+from mailpin.configs.fetchmail_grammar import parse as parse_rc
+from mailpin.configs.fetchmail_syntax import Setting, prependdir
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
@@ -84,6 +85,17 @@ class FetchmailConfig:
             if name == account:
                 return self.entries[query.entry]
         return None
+
+    def users(self, account: str) -> tuple[UserClause, ...]:
+        """The user clauses of its entry that make this account (TLS options are per user in fetchmail,
+        so an edit for this account goes at each of their `end`; `plugin` is the whole entry's)."""
+        seen: dict[int, int] = {}
+        out = []
+        for query, name in zip(self.rc.queries, self.names, strict=True):
+            position = seen[query.entry] = seen.get(query.entry, -1) + 1
+            if name == account:
+                out.append(self.entries[query.entry].users[position])
+        return tuple(out)
 
 
 @dataclass
