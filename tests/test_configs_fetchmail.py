@@ -739,7 +739,8 @@ def _ours(poll: fetchmail.Poll) -> dict[str, Any]:
     protocol = str(fields.get("protocol", "auto"))
     return {
         "pollname": poll.pollname, "active": not poll.skip, "via": fields.get("via"),
-        "protocol": protocol if protocol == "auto" else protocol.upper(), "service": fields.get("service"),
+        "protocol": {"auto": "auto", "pop2": "unknown?!?"}.get(protocol, protocol.upper()),  # not built in: POP2
+        "service": fields.get("service"),
         "plugin": fields.get("plugin"), "aka": list(poll.aka), "remote": fields.get("remotename", LOGIN),
         "ssl": bool(fields.get("use_ssl", False)), "sslcertck": bool(fields.get("sslcertck", True)),
         **{member: fields.get(member) for member in ("sslproto", "sslcertfile", "sslcertpath", "sslcommonname",
@@ -856,3 +857,46 @@ def test_oracle_random_rc_files_and_command_lines(tmp_path: Path, monkeypatch: p
     for seed in range(100 * SCALE):
         wrong += _oracle_case(tmp_path, seed)
     assert not wrong, "\n\n".join(wrong[:20])
+
+
+SOUP = [
+    *(word for word in KEYWORDS if not word.startswith("kerberos") and word != "interface"),
+    *["=", ";", ":", ",", "\n", "\n", '"q s"', "'x y'", "#c\n", "\\\n", "12", "-3", "h.example", "poll", "user"],
+    *["\\x41b", '"', "'", "mail.example"],
+]  # fmt: skip
+
+
+def _soup_case(home: Path, seed: int) -> str | None:
+    """Random words after `poll mail.example`: both accept it alike, or both refuse it in the same words."""
+    rng = random.Random(seed)
+    text = "poll mail.example " + " ".join(rng.choice(SOUP) for _ in range(rng.randint(1, 14))) + rng.choice("\n ")
+    rc = home / "soup"
+    rc.write_text(text)
+    rc.chmod(0o600)
+    code, out, err = run_fetchmail(home, ["-f", str(rc), "--configdump"])
+    try:
+        config = fetchmail.load(["-f", str(rc)], env_for(home, LOGNAME=LOGIN))
+        polls, _ = fetchmail.querylist(config, parse_argv(["--configdump"]))
+    except ConfigError as refused:
+        words = f"fetchmail:{refused}\n" if "not shown" not in refused.problem else f"{rc}:{refused.line}: "
+        same = refused.problem.startswith(("syntax", "server option")) <= (words in err)
+        return None if code != 0 and same else f"{text!r}: mailpin {refused}; fetchmail exit {code}: {err}"
+    if code != 0:
+        return f"{text!r}: fetchmail refuses it (exit {code}: {err}), mailpin reads it"
+    try:
+        theirs = dumped_polls(configdump(out))
+    except SyntaxError:  # the `defaults` dump bug; the settings are compared in the other oracle
+        return None
+    ours = [_ours(poll) for poll in polls]
+    if len(ours) != len(theirs):
+        return f"{text!r}: mailpin has {len(ours)} polls, fetchmail {len(theirs)}"
+    theirs = [{key: their[key] for key in mine} for mine, their in zip(ours, theirs, strict=True)]
+    return None if ours == theirs else f"{text!r}: mailpin {ours}, fetchmail {theirs}"
+
+
+def test_oracle_token_soup(tmp_path: Path) -> None:
+    """The scanner's and the grammar's corners (quotes inside words, comments, `no`+word, NAME and AUTH
+    states, lists ended by anything) against fetchmail's own: acceptance, polls, error words, lines."""
+    need("fetchmail")
+    wrong = [found for seed in range(200 * SCALE) if (found := _soup_case(tmp_path, seed)) is not None]
+    assert not wrong, "\n".join(wrong[:20])
