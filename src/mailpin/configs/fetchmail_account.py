@@ -112,6 +112,12 @@ def _flag(fields: Mapping[str, Setting], name: str, default: bool) -> bool:
     return default if setting is None else bool(setting.value)
 
 
+def _at(fields: Mapping[str, Setting], member: str) -> str:
+    """Where a member was set, for a note: `line N`, or the command line."""
+    _, line = split_where(fields[member].where)
+    return f"line {line}" if line is not None else "command line"
+
+
 def _problem(fields: Mapping[str, Setting], member: str, source: str, problem: str) -> ConfigError:
     setting = fields.get(member)
     file, line = split_where(setting.where) if setting is not None else split_where(source)
@@ -162,8 +168,9 @@ def resolve(
     servername = _value(fields, "sslcommonname") if tls else None
     if plugin is not None:
         notes.append(
-            f"plugin: fetchmail runs {plugin!r} (split at white space, %h and %p replaced by {host} "
-            f"and {service}, no shell) and speaks {kind.upper()} over it; it opens no connection itself"
+            f"{_at(fields, 'plugin')}: plugin: fetchmail runs {plugin!r} (split at white space, %h and %p "
+            f"replaced by {host} and {service}, no shell) and speaks {kind.upper()} over it; it opens no "
+            "connection itself"
         )
         servername = (servername or host) if tls else None
     if tls and fingerprint is not None and not _FINGERPRINT.fullmatch(fingerprint):
@@ -174,10 +181,13 @@ def resolve(
     cert, key = _value(fields, "sslcert"), _value(fields, "sslkey")
     for member, words in (("preconnect", "before"), ("postconnect", "after")):
         if member in fields:
-            notes.append(f"{member}: fetchmail runs this shell command {words} each poll; mailpin did not run it")
+            notes.append(
+                f"{_at(fields, member)}: {member}: fetchmail runs this shell command {words} each poll; "
+                "mailpin did not run it"
+            )
     for member in ("interface", "monitor", "plugout"):
         if member in fields:
-            notes.append(f"{member} {_value(fields, member)}: seen, not verified by mailpin")
+            notes.append(f"{_at(fields, member)}: {member} {_value(fields, member)}: seen, not verified by mailpin")
     return Account(
         tool=Tool.FETCHMAIL,
         name=name,
@@ -256,7 +266,7 @@ def _trust(
             raise _problem(fields, "sslcertpath", source, f"{where}: sslcertpath {path}: mailpin cannot take a "
                            "certificate directory as the account's trust; put its CA certificates in one file and "
                            "name that with sslcertfile")  # fmt: skip
-        notes.append(f"sslcertpath {path}: unused, certificate checks are off")
+        notes.append(f"{_at(fields, 'sslcertpath')}: sslcertpath {path}: unused, certificate checks are off")
     return file or None, include_default or (file is None and path is None)
 
 
