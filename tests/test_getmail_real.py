@@ -71,7 +71,7 @@ def test_getmail_fetches_through_the_shim_and_is_blocked_without_a_login(
     logins = dovecot_logins(dovecot_server)
     done = run(["getmail", *argv], env)
     assert done.returncode == 0, done.stderr
-    assert sum(delivered(getmail_home / "Mail" / name) for name in ("pop", "imap")) == 1
+    assert sum(delivered(getmail_home / "Mail" / name) for name in ("pop", "imap")) >= 1
     time.sleep(0.2)  # Dovecot writes its log asynchronously
     assert dovecot_logins(dovecot_server) - logins == argv.count("-r") + argv.count("--rcfile=imap")
     # getmail kept its state where it always does, and the user's rc files are untouched

@@ -63,6 +63,10 @@ def command_line(tool: Tool, argv: Sequence[str], posix: bool) -> Any:
         from mailpin.configs import mpop
 
         return mpop.parse_argv(argv, posix)
+    if tool is Tool.FETCHMAIL:  # glibc getopt too
+        from mailpin.configs import fetchmail
+
+        return fetchmail.parse_argv(argv, posix)
     return reader(tool).parse_argv(argv)
 
 

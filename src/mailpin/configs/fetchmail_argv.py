@@ -90,6 +90,7 @@ class CommandLine:
     getopt_error: str | None = None  # getopt's complaint (an unknown option, a missing argument)
     error: str | None = None  # what fetchmail says as it refuses the command line (exit 5)
     posix: bool = False  # read with POSIXLY_CORRECT (the first server name ends the options)
+    options_end: int = 0  # where getopt stopped: an option placed here comes after all of the caller's
 
     @property
     def stops(self) -> bool:
@@ -104,8 +105,9 @@ class _GetoptError(Exception):
     pass
 
 
-def _getopt(argv: Sequence[str], posix: bool) -> tuple[list[tuple[str, str | None, int]], list[str]]:
-    """glibc getopt_long: (key, argument, optind after it) per option, in order, and the operands.
+def _getopt(argv: Sequence[str], posix: bool) -> tuple[list[tuple[str, str | None, int]], list[str], int]:
+    """glibc getopt_long: (key, argument, optind after it) per option, in order, the operands, and
+    where the options end (the `--`, or with POSIXLY_CORRECT the first operand; else len(argv)).
     A complaint is ('?', message, optind): fetchmail takes it as -? (help) and carries on."""
     found: list[tuple[str, str | None, int]] = []
     operands: list[str] = []
@@ -113,10 +115,10 @@ def _getopt(argv: Sequence[str], posix: bool) -> tuple[list[tuple[str, str | Non
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
-            return found, [*operands, *argv[i + 1 :]]
+            return found, [*operands, *argv[i + 1 :]], i
         if not arg.startswith("-") or arg == "-":
             if posix:  # REQUIRE_ORDER
-                return found, [*operands, *argv[i:]]
+                return found, [*operands, *argv[i:]], i
             operands.append(arg)  # PERMUTE: scanned past, handed back at the end
             i += 1
             continue
@@ -140,7 +142,7 @@ def _getopt(argv: Sequence[str], posix: bool) -> tuple[list[tuple[str, str | Non
             else:
                 found.append(("?", f"option requires an argument -- '{letter}'", i + 2))
         i += 1
-    return found, operands
+    return found, operands, len(argv)
 
 
 def _long_option(argv: Sequence[str], i: int, found: list[tuple[str, str | None, int]]) -> int:
@@ -296,7 +298,7 @@ def _shown(key: str, arg: str | None) -> str:
 
 def parse_argv(argv: Sequence[str], posix: bool = False) -> CommandLine:
     """`fetchmail ARGV` (argv without the program name). `posix`: POSIXLY_CORRECT is set."""
-    found, operands = _getopt(argv, posix)
+    found, operands, end = _getopt(argv, posix)
     options = _Options()
     help_asked, complaint, quit_at = False, None, -1
     for key, arg, optind in found:  # while (!errflag && getopt_long(...) != -1)
@@ -329,4 +331,5 @@ def parse_argv(argv: Sequence[str], posix: bool = False) -> CommandLine:
         getopt_error=complaint if error is None else None,
         error=error,
         posix=posix,
+        options_end=end,
     )

@@ -202,7 +202,7 @@ class Tunnels:
         self.mailpin, self.relayed, self.env, self.configured = mailpin, relayed, env, configured
 
     def command(self, outcome: Outcome, config: str, edits: Sequence[str] = ()) -> str:
-        fallback = _tunnel_args(self.mailpin, outcome.target.key, config, edits)
+        fallback = tunnel_args(self.mailpin, outcome.target.key, config, edits)
         if self.relayed is None or outcome.session is None:
             return shlex.join(fallback)
         from mailpin.run.relay import reopen
@@ -215,7 +215,7 @@ def available() -> bool:
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
-def _tunnel_args(mailpin: Sequence[str], key: str, config: str, edits: Sequence[str] = ()) -> list[str]:
+def tunnel_args(mailpin: Sequence[str], key: str, config: str, edits: Sequence[str] = ()) -> list[str]:
     # The tunnel reads the account's trust settings from the bytes verified here, not the file again,
     # with the run's own offlineimap -k edits on top (a -k …:ssl_version= holds on its session too).
     return [*mailpin, "tunnel", "--config", config, *(arg for edit in edits for arg in ("-k", edit)), key]

@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     from mailpin.env import Env
     from mailpin.model import Profile
     from mailpin.run.decide import Decision
-    from mailpin.run.enforce import Plan
-    from mailpin.run.enforce import Tunnels
+    from mailpin.run.enforce import Plan, Tunnels
     from mailpin.run.relay import Relayed
 
 # mpop settings that say where and how an account connects: the command line's apply to every account.
@@ -182,40 +181,83 @@ def fetchmail(decision: Decision, held: Sequence[Outcome], tunnels: Tunnels) -> 
     if config is None or not config.found or command.stops:
         return Plan(argv)  # no rc file (servers from the command line alone), or nothing polled
     plan = Plan([])
-    why = "the command line sets TLS or a plugin for every server" if _FETCHMAIL_TRANSPORT & set(command.overrides) else None
-    entries: dict[int, list[str]] = {}
+    why = _fetchmail_whole_run(config, command)
+    accounts_of: dict[int, set[str]] = {}  # entry -> the accounts of this run it holds
     for outcome in decision.outcomes:
         account = outcome.target.account
         entry = config.entry(account.name) if account is not None else None
         if account is not None and entry is not None:
-            entries.setdefault(entry.start, []).append(account.key)
+            accounts_of.setdefault(entry.start, set()).add(account.key)
     verified = verified_copy(plan, "mailpin-fetchmailrc-verified", config.data) if held and why is None else ""
     inserts: list[tuple[int, str]] = []
-    for outcome in held:
+    for number, outcome in enumerate(held):
         account = outcome.target.account
         entry = config.entry(account.name) if account is not None else None
-        reason = why
+        reason, plugin = why, ""
         if reason is None and entry is None:
             reason = "a server named only on the command line"
-        elif reason is None and entry is not None and len(entries.get(entry.start, [])) > 1:
+        elif reason is None and entry is not None and len(accounts_of.get(entry.start, ())) > 1:
             reason = "its users connect differently: two accounts of one server entry"
-        if reason is not None or entry is None:
+        if reason is None:
+            plugin, reason = _plugin(tunnels, outcome, verified, number)
+        if reason is not None or entry is None or account is None:
             plan.how[outcome.target.key] = f"pre-flight check only ({reason})"
             if outcome.session is not None:
                 outcome.session.close()
             continue
-        tunnel = tunnels.command(outcome, verified).replace("\\", "\\\\").replace('"', '\\"')
-        inserts.append((entry.server_end, f' plugin "{tunnel}"'))
-        for at in [user.end for user in entry.users] or [entry.server_end]:
-            inserts.append((at, " no ssl sslproto ''"))  # the relay's TLS: none inside the plugin
+        inserts.append((entry.server_end, f' plugin "{plugin}"'))
+        for user in config.users(account.name) or ():
+            inserts.append((user.end, " no ssl sslproto ''"))  # the relay's TLS: none inside the plugin
+        if not entry.users:
+            inserts.append((entry.server_end, " no ssl sslproto ''"))
         plan.how[outcome.target.key] = "relay" if outcome.session is not None else "tunnel"
     text = config.text
-    for at, words in sorted(inserts, key=lambda item: item[0], reverse=True):
-        text = text[:at] + words + text[at:]
+    for at, added in sorted(inserts, key=lambda item: item[0], reverse=True):
+        text = text[:at] + added + text[at:]
     fd = memory_file("mailpin-fetchmailrc", text.encode("utf-8", "surrogateescape"))
     plan.keep_fds.append(fd)
+    # After every option of the user's: fetchmail reads the last -f.
     plan.argv = [*argv[: command.options_end], "-f", f"/proc/self/fd/{fd}", *argv[command.options_end :]]
     return plan
+
+
+def _fetchmail_whole_run(config: FetchmailConfig, command: object) -> str | None:
+    """Why no entry of this run can be handed its session, or None."""
+    from mailpin.configs.fetchmail_argv import PATH_FIELDS
+    from mailpin.configs.fetchmail_grammar import parse as parse_rc
+
+    if _FETCHMAIL_TRANSPORT & set(getattr(command, "overrides", {})):
+        return "the command line sets TLS or a plugin for every server"
+    # fetchmail takes a relative file name in the rc file as relative to the rc file's directory
+    # (rcfile_y.y prependdir): for the in-memory copy that is /proc/self/fd. Read as written:
+    written = parse_rc(config.text, config.source, rcdir="")
+    paths = [
+        *(str(s.value) for query in written.queries for name, s in query.fields.items() if name in PATH_FIELDS),
+        *(str(s.value) for name, s in written.globals.items() if name in ("logfile", "idfile", "pidfile")),
+    ]
+    if any(path and not path.startswith("/") and path != "-" for path in paths):
+        return "the rc file names a file by a relative path, which fetchmail takes relative to the rc file"
+    return None
+
+
+def _plugin(tunnels: Tunnels, outcome: Outcome, verified: str, number: int) -> tuple[str, str | None]:
+    """fetchmail's `plugin` for this account, or why there is none. fetchmail runs it without a shell:
+    %h and %p replaced anywhere, split at white space, execvp — and a quoted string in its rc file has
+    no escaped quote. So the relay's tunnel (a shell command) goes into a script in the relay's private
+    directory; without a kept session, `mailpin tunnel` is named word by word."""
+    from mailpin.run.enforce import tunnel_args
+
+    relayed = tunnels.relayed
+    if relayed is not None and outcome.session is not None:
+        script = os.path.join(relayed.directory, f"plugin{number}")
+        with open(os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w", encoding="utf-8") as out:
+            out.write(f"#!/bin/sh\n{tunnels.command(outcome, verified)}\n")
+        words = ["/bin/sh", script]
+    else:
+        words = tunnel_args(tunnels.mailpin, outcome.target.key, verified)
+    if any(not word or any(char.isspace() or char in '%"\\' for char in word) for word in words):
+        return "", "the tunnel's command has a blank, %, quote or backslash fetchmail's plugin cannot carry"
+    return " ".join(words), None
 
 
 def getmail(decision: Decision, held: Sequence[Outcome]) -> Plan:

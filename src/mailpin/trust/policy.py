@@ -60,9 +60,16 @@ def ca_keys(observation: Observation) -> set[str]:
 _TOOL_HASHES = {64: "sha512", 48: "sha384", 32: "sha256", 28: "sha224", 20: "sha1", 16: "md5"}
 
 
+# What each tool calls its certificate pin (offlineimap's is cert_fingerprint; mbsync has none).
+_FINGERPRINT_SETTING = {
+    "msmtp": "tls_fingerprint", "mpop": "tls_fingerprint", "fetchmail": "sslfingerprint", "getmail": "ssl_fingerprints",
+}  # fmt: skip
+
+
 def tool_pin(verdict: Verdict, account: Account | None, observation: Observation) -> Verdict:
     """Never weaker than the tool alone (DESIGN §3): when the tool's own config pins the server's
-    certificate (msmtp `tls_fingerprint`, offlineimap `cert_fingerprint`), a session that passes
+    certificate (msmtp/mpop `tls_fingerprint`, offlineimap `cert_fingerprint`, fetchmail `sslfingerprint`
+    (MD5), getmail `ssl_fingerprints`), a session that passes
     mailpin's profile must also meet that pin — mailpin's enforcement replaces the tool's own TLS
     check, so a pin left to the tool would be dropped. Both pins hold, or the account is blocked."""
     if account is None or not account.fingerprints or verdict.status not in (Status.VERIFIED, Status.PINNED):
@@ -76,7 +83,7 @@ def tool_pin(verdict: Verdict, account: Account | None, observation: Observation
         name = _TOOL_HASHES.get(len(wanted) // 2)
         if name is not None and hashlib.new(name, observation.leaf_der, usedforsecurity=False).hexdigest() == wanted:
             return verdict
-    setting = "tls_fingerprint" if account.tool.value == "msmtp" else "cert_fingerprint"
+    setting = _FINGERPRINT_SETTING.get(account.tool.value, "cert_fingerprint")
     text = f"the certificate is not the one your {account.tool.value} config pins ({setting} in {account.source})"
     return Verdict(verdict.account, Status.BLOCKED, (Finding("cert-changed", text),), verdict.warnings)
 
