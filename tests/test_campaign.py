@@ -29,6 +29,7 @@ from tests.lab import hostile
 from tests.lab.campaign import (
     ALERT,
     CHECK,
+    FETCHMAIL,
     GETMAIL,
     MBSYNC,
     MPOP,
@@ -43,6 +44,7 @@ from tests.lab.campaign import (
 from tests.lab.hostile import HostileServer
 from tests.lab.pki import TestPKI
 from tests.lab.report import record
+from tests.test_fetchmail_real import write_fetchmailrc
 from tests.test_getmail_real import write_getmailrc
 from tests.test_pins_real import cli
 from tests.test_run_real import MESSAGE, delivered, dovecot_logins, mailpin_command, shim_env
@@ -55,10 +57,13 @@ DOMAIN = "msmtp.test"  # msmtp's EHLO name: tells msmtp's own session from mailp
 TIMEOUT = 5.0  # mailpin's `timeout` outside the stall scenarios
 KEYS = {
     CHECK: None, MSMTP: "msmtp:lab", MBSYNC: "mbsync:lab", OFFLINEIMAP: "offlineimap:lab", MPOP: "mpop:lab",
-    GETMAIL: "getmail:lab",
+    GETMAIL: "getmail:lab", FETCHMAIL: "fetchmail:localhost",
 }  # fmt: skip
-FETCHERS = (MBSYNC, OFFLINEIMAP, MPOP, GETMAIL)  # the targets that fetch mail from the real Dovecot
-INBOXES = {MBSYNC: "Mail/lab/INBOX", OFFLINEIMAP: "OfflineMail/INBOX", MPOP: "Mail/pop", GETMAIL: "Mail/lab"}
+FETCHERS = (MBSYNC, OFFLINEIMAP, MPOP, FETCHMAIL, GETMAIL)  # the targets that fetch mail from the real Dovecot
+INBOXES = {
+    MBSYNC: "Mail/lab/INBOX", OFFLINEIMAP: "OfflineMail/INBOX", MPOP: "Mail/pop", GETMAIL: "Mail/lab",
+    FETCHMAIL: "Mail/lab",
+}  # fmt: skip
 DECISIONS = {"verified": 0, "pinned": 0, "blocked": 69, "unverified": 75}
 
 # A product bug this matrix finds: the expectation stays what DESIGN says, and the cases of the
@@ -215,6 +220,8 @@ def write_config(tool: str, home: Path, port: int, implicit: bool, ca: Path) -> 
             f"IMAPStore lab-remote\nAccount lab\n\nMaildirStore lab-local\nPath {box}/\nInbox {box}/INBOX\n\n"
             "Channel lab\nFar :lab-remote:\nNear :lab-local:\nPatterns INBOX\nCreate Near\nSync Pull\nSyncState *\n"
         )
+    elif tool == "fetchmail":
+        write_fetchmailrc(home, "lab", "pop3", port, "ssl" if implicit else "", ca)
     elif tool == "getmail":
         write_getmailrc(home, "lab", "SimplePOP3SSLRetriever", port, f"ca_certs = {ca}\n")
     elif tool == "mpop":
@@ -247,7 +254,7 @@ def audit(home: Path) -> list[dict[str, Any]]:
 
 
 def tool_for(scenario: Scenario, target: str) -> str:
-    if target in (MSMTP, MBSYNC, OFFLINEIMAP, MPOP, GETMAIL):
+    if target in (MSMTP, MBSYNC, OFFLINEIMAP, MPOP, FETCHMAIL, GETMAIL):
         return target.removeprefix("run ")
     return "msmtp" if scenario.protocol == "smtp" else "mbsync"
 
@@ -295,6 +302,7 @@ TOOL_ARGV = {
     "offlineimap": ["offlineimap", "-o", "-u", "quiet", "-a", "lab"],
     "mpop": ["mpop", "-q", "lab"],
     "getmail": ["getmail", "-q", "-r", "lab"],
+    "fetchmail": ["fetchmail", "--nosyslog"],
 }
 
 
@@ -423,7 +431,8 @@ def test_scenario(
                     arrived = delivered(home / INBOXES[target]) >= 1
                 if done.returncode != 0 or not arrived:
                     seen.problems.append(f"the real tool did not deliver/sync: exit {done.returncode}: {done.stderr!r}")
-                seen.note = "delivered" if target == MSMTP else "fetched" if target in (MPOP, GETMAIL) else "synced"
+                fetched = target in (MPOP, FETCHMAIL, GETMAIL)
+                seen.note = "delivered" if target == MSMTP else "fetched" if fetched else "synced"
             elif not stage.tool_reached():
                 seen.problems.append("the tool's own session never reached the server")
         if scenario.attack == "ui-spoofing":
@@ -467,7 +476,7 @@ def test_every_target_of_every_protocol_is_covered() -> None:
     for mode in ("implicit", "starttls"):
         assert {("smtp", mode, CHECK), ("smtp", mode, MSMTP)} <= covered
         assert {("imap", mode, CHECK), ("imap", mode, MBSYNC), ("imap", mode, OFFLINEIMAP)} <= covered
-        assert {("pop3", mode, PROBE), ("pop3", mode, MPOP)} <= covered
+        assert {("pop3", mode, PROBE), ("pop3", mode, MPOP), ("pop3", mode, FETCHMAIL)} <= covered
     assert ("pop3", "implicit", GETMAIL) in covered
     assert all(re.fullmatch(r"[a-z0-9]+/(implicit|starttls)/[a-z0-9-]+", s.id) for s in SCENARIOS)
     for name in KNOWN_BUGS:

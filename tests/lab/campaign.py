@@ -12,8 +12,8 @@ dialogue attacks, stalls and abuse.
 Targets: SMTP rows run against ``mailpin check`` and ``mailpin run msmtp``; IMAP rows against
 ``mailpin check``, ``mailpin run mbsync`` and ``mailpin run offlineimap``; POP3 rows against
 ``mailpin probe``, whose contract is to *report* (a certificate finding is exit 0 with its reason
-listed), and ``mailpin run mpop`` — and for Implicit TLS ``mailpin run getmail`` (getmail has no
-STARTTLS) — which block what the probe reports (`Scenario.tools`).
+listed), and ``mailpin run mpop``, ``mailpin run fetchmail`` and, for Implicit TLS, ``mailpin run
+getmail`` (getmail has no STARTTLS), which block what the probe reports (`Scenario.tools`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from tests.lab import hostile
 from tests.lab.hostile import Script
 
 CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE = "check", "run msmtp", "run mbsync", "run offlineimap", "probe"
-MPOP, GETMAIL = "run mpop", "run getmail"
-ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE, MPOP, GETMAIL)
-TARGETS = {"smtp": (CHECK, MSMTP), "imap": (CHECK, MBSYNC, OFFLINEIMAP), "pop3": (PROBE, MPOP)}
+MPOP, FETCHMAIL, GETMAIL = "run mpop", "run fetchmail", "run getmail"
+ALL_TARGETS = (CHECK, MSMTP, MBSYNC, OFFLINEIMAP, PROBE, MPOP, FETCHMAIL, GETMAIL)
+TARGETS = {"smtp": (CHECK, MSMTP), "imap": (CHECK, MBSYNC, OFFLINEIMAP), "pop3": (PROBE, MPOP, FETCHMAIL)}
 CLASSES = (
     "stripping", "refusal", "preauth", "injection", "tampering", "ui-spoofing", "stall", "mode-swap",
     "downgrade", "certificate", "hostile", "benign",
