@@ -120,6 +120,19 @@ def mbsync(home: Path, ca: Path, port: int, implicit: bool, accounts: int) -> In
     return Invocation(["mbsync", "-a"], b"", keys, lambda: sum(delivered(home / "Mail" / n / "INBOX") for n in names))
 
 
+def fetcher(tool: str, home: Path, ca: Path, port: int, implicit: bool) -> Invocation:
+    """mpop, fetchmail or getmail on one POP3 account of the lab Dovecot (campaign's configs)."""
+    write_config(tool, home, port, implicit, ca)
+    argv = {
+        "mpop": ["mpop", "-q", "lab"],
+        "fetchmail": ["fetchmail", "--nosyslog"],
+        "getmail": ["getmail", "-r", "lab"],
+    }
+    key = {"mpop": "mpop:lab", "fetchmail": "fetchmail:localhost", "getmail": "getmail:lab"}[tool]
+    inbox = home / "Mail" / ("pop" if tool == "mpop" else "lab")
+    return Invocation(argv[tool], b"", (key,), lambda: delivered(inbox))
+
+
 def offlineimap(home: Path, ca: Path, port: int, implicit: bool) -> Invocation:
     # sslcacertfile on the STARTTLS account too: offlineimap reads it for every IMAP repository
     # (and checks nothing with it there), and mailpin validates the chain it pins against it.
@@ -127,6 +140,9 @@ def offlineimap(home: Path, ca: Path, port: int, implicit: bool) -> Invocation:
     argv = ["offlineimap", "-o", "-u", "quiet", "-a", "lab"]
     inbox = home / "OfflineMail" / "INBOX"
     return Invocation(argv, b"", ("offlineimap:lab",), lambda: delivered(inbox), tries=5, seconds=8)
+
+
+POP3_TOOLS = ("mpop", "fetchmail", "getmail")
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,8 @@ class Lab:
     def real_port(self, tool: str, implicit: bool) -> int:
         if tool == "msmtp":
             return self.smtp.smtps_port if implicit else self.smtp.submission_port
+        if tool in POP3_TOOLS:
+            return self.dovecot.pop3s_port if implicit else self.dovecot.pop3_port
         return self.dovecot.imaps_port if implicit else self.dovecot.imap_port
 
     def configure(self, tool: str, port: int, implicit: bool, accounts: int = 1) -> Invocation:
@@ -148,6 +166,8 @@ class Lab:
             return msmtp(self.home, ca, port, implicit, self.smtp)
         if tool == "mbsync":
             return mbsync(self.home, ca, port, implicit, accounts)
+        if tool in POP3_TOOLS:
+            return fetcher(tool, self.home, ca, port, implicit)
         return offlineimap(self.home, ca, port, implicit)
 
     def new_mail(self) -> None:
@@ -175,7 +195,11 @@ COUNTED = {  # case -> (tool, Implicit TLS?, accounts)
     "mbsync-3-starttls": ("mbsync", False, 3),
     "offlineimap-imaps": ("offlineimap", True, 1),
     "offlineimap-starttls": ("offlineimap", False, 1),
-}
+    "mpop-implicit": ("mpop", True, 1),
+    "mpop-starttls": ("mpop", False, 1),
+    "fetchmail-implicit": ("fetchmail", True, 1),
+    "fetchmail-starttls": ("fetchmail", False, 1),
+}  # getmail: no tunnel, so its own session is a second connection (held to the certificate verified)
 
 
 @pytest.mark.parametrize("case", list(COUNTED))
@@ -210,12 +234,12 @@ LEVELS = ("leaf", "key", "ca", "pkix")
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("attack", list(ATTACKS))
-@pytest.mark.parametrize("tool", ["msmtp", "mbsync", "offlineimap"])
+@pytest.mark.parametrize("tool", ["msmtp", "mbsync", "offlineimap", "mpop", "fetchmail"])
 def test_a_split_attacker_gets_nothing_and_the_verified_session_carries_the_run(
     lab: Lab, shims: Path, tool: str, attack: str, level: str
 ) -> None:
     implicit, variant, script, ceiling = ATTACKS[attack]
-    proto = "smtp" if tool == "msmtp" else "imap"
+    proto = "smtp" if tool == "msmtp" else "pop3" if tool in POP3_TOOLS else "imap"
     with (
         serving(lab.pki, variant, script(proto), implicit) as evil,
         SplitServer(lab.real_port(tool, implicit), evil.port) as split,
@@ -234,3 +258,25 @@ def test_a_split_attacker_gets_nothing_and_the_verified_session_carries_the_run(
         assert not reached(evil), (evil.received, done.stderr)
         # The verified (first) connection was the real server's, so the run goes through on it.
         assert done.returncode == 0 and invocation.arrived() > before, done.stderr
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_getmails_own_session_to_a_split_attacker_is_refused_before_its_login(
+    lab: Lab, shims: Path, level: str
+) -> None:
+    """getmail cannot be handed the verified session: its own connection is a second one. The split
+    attacker's side, with a certificate for the same name from the same CA and another key (what getmail
+    alone takes, even with ca_certs), gets no login: getmail's copy of its rc file pins the certificate
+    mailpin verified, which getmail compares before it logs in. The run fails; no mail is lost (it stays
+    on the server). (A hostile side serving the pinned certificate itself — its key — at a lower TLS
+    version is beyond what getmail's options can refuse: `ssl_version` names one version, not a floor.)"""
+    with (
+        serving(lab.pki, "new-key", hostile.benign("pop3"), True) as evil,
+        SplitServer(lab.real_port("getmail", True), evil.port) as split,
+    ):
+        invocation = lab.configure("getmail", split.port, True)
+        assert cli("init", "--yes", "--level", level, *invocation.keys)[0] == 0
+        lab.new_mail()
+        done = invocation.run(shim_env(shims), split)
+        assert not reached(evil), (evil.received, done.stderr)
+        assert done.returncode != 0 and b"ssl_fingerprints mismatch" in done.stdout + done.stderr
