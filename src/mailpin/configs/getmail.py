@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from mailpin.configs.getmail_rc import Context, Rc, expand_user_vars, read
+from mailpin.configs.optparse_tool import ArgvError, OptionParser, Stopped
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
@@ -30,28 +30,6 @@ _NO_DIR = ("Could not find the getmail configuration directory.  mkdir ~/.config
 
 
 # --- the command line, parsed by the same optparse table as main() -----------------------------------
-
-
-class _Stop(Exception):
-    """--help / --version: getmail prints and exits before it reads anything."""
-
-
-class _ArgvError(Exception):
-    pass
-
-
-class _OptionParser(optparse.OptionParser):
-    def error(self, msg: str) -> Any:  # optparse would print usage and exit 2
-        raise _ArgvError(msg)
-
-    def exit(self, status: int = 0, msg: str | None = None) -> Any:
-        raise _Stop
-
-    def print_help(self, file: Any = None) -> None:
-        pass
-
-    def print_version(self, file: Any = None) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -92,9 +70,9 @@ def parse_argv(argv: Sequence[str], keyring: bool | None = None) -> CommandLine:
     (None: look where Debian's python3 finds it)."""
     try:
         return CommandLine(_options(argv, _has_keyring() if keyring is None else keyring))
-    except _Stop:
+    except Stopped:
         return CommandLine(None, stops=True)
-    except _ArgvError as exc:
+    except ArgvError as exc:
         return CommandLine(None, error=str(exc))
 
 
@@ -110,13 +88,13 @@ def _options(argv: Sequence[str], keyring: bool) -> optparse.Values:
     """main()'s reading of argv (optparse's abbreviations and all)."""
     options, args = _parser(keyring).parse_args(list(argv))
     if args:  # main(): getmailOperationError, before anything is read
-        raise _ArgvError(f"unknown argument(s) {args} ; try --help")
+        raise ArgvError(f"unknown argument(s) {args} ; try --help")
     return options
 
 
-def _parser(keyring: bool) -> _OptionParser:
+def _parser(keyring: bool) -> OptionParser:
     """main()'s OptionParser, option for option."""
-    parser = _OptionParser(version="getmail")
+    parser = OptionParser(version="getmail")
     parser.add_option("-g", "--getmaildir", dest="getmaildir", action="store")
     parser.add_option("-r", "--rcfile", dest="rcfile", action="append", default=[])
     parser.add_option("--dump", dest="dump_config", action="store_true", default=False)

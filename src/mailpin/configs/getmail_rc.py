@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import ast
 import configparser
-import io
 import os
 import pwd
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailpin.configs.offlineimap_parsed import LinearConfigParser
+from mailpin.configs.offlineimap_parsed import LinearConfigParser, LineNumbered
 from mailpin.errors import ConfigError
 from mailpin.model import Account, Mode, Protocol, Tool
 
@@ -175,16 +174,13 @@ class _Stop(Exception):
         self.error = error
 
 
-class _File:
+class _File(LineNumbered):
     def __init__(self, text: str, path: str) -> None:
+        super().__init__()
         self.path = path
-        self.lines: dict[tuple[str, str], int] = {}
-        self._now = 0
-        self._reading = False
-        self.parser = _Parser(_PARSER_DEFAULTS, dict_type=self._recording())
-        self._reading = True
+        self.parser = _Parser(_PARSER_DEFAULTS, dict_type=self.recording_dict())
         try:
-            self.parser.read_file(self._numbered(text), path)
+            self.read(self.parser, text, path)
         except configparser.MissingSectionHeaderError as exc:
             # Never the line's text in a message: it may be a password written without `=`.
             raise self.stop(exc.lineno, "this line comes before any [section] header (getmail: \"File contains no "
@@ -196,28 +192,6 @@ class _File:
             raise self.stop(exc.lineno, f"section [{exc.section}] appears twice") from None
         except configparser.DuplicateOptionError as exc:
             raise self.stop(exc.lineno, f"option {exc.option!r} appears twice in [{exc.section}]") from None
-        self._reading = False
-
-    def _numbered(self, text: str) -> Iterator[str]:
-        for number, line in enumerate(io.StringIO(text, newline=None), 1):  # open(path, 'r'): universal newlines
-            self._now = number
-            yield line
-
-    def _recording(self) -> type[dict[str, Any]]:
-        owner = self
-
-        class Recording(dict[str, Any]):
-            section = configparser.DEFAULTSECT
-
-            def __setitem__(self, key: str, value: Any) -> None:
-                if owner._reading and isinstance(value, Recording):
-                    value.section = key
-                    owner.lines.setdefault((key, ""), owner._now)
-                elif owner._reading and isinstance(value, list):
-                    owner.lines.setdefault((self.section, key), owner._now)
-                super().__setitem__(key, value)
-
-        return Recording
 
     def line(self, section: str, option: str = "") -> int | None:
         found = self.lines.get((section, option))

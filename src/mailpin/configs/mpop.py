@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from mailpin.configs.msmtp import Settings, read_settings
+from mailpin.configs.msmtp import Settings, account_of, read_settings, trust_of
 from mailpin.configs.msmtp_argv import NONE, OPTIONAL, REQUIRED, getopt_long, long_table, short_table
-from mailpin.configs.msmtp_syntax import fingerprint_ok, port_number, pos_int, words
+from mailpin.configs.msmtp_syntax import fingerprint_ok, pos_int, words
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account, Mode, Protocol, Tool
@@ -101,60 +101,14 @@ def parse(text: str, source: str, home: str) -> MpopConfig:
     return MpopConfig(tuple(to_account(s, home) for s in settings), settings, source, home)
 
 
-def _expand(value: str, home: str) -> str:
-    # tools.c expand_tilde: a leading "~" is $HOME, nothing else.
-    return home + value[1:] if value.startswith("~") else value
-
-
-def _trust(s: Settings) -> str | None:
-    """mpop.c: "system" unless the account's mask has ACC_TLS_TRUST_FILE (an empty value set by the
-    account itself, a parent or the command line turns the system store off)."""
-    value = s.values.get("tls_trust_file", "")
-    return value or (None if "tls_trust_file" in s.explicit else "system")
-
-
 def to_account(s: Settings, home: str) -> Account:
     """The account mpop would use, its last defaults filled in (mpop.c main): tls off, tls_starttls
     on, port 110 — 995 for TLS without STARTTLS — and the system trust."""
-    v = s.values
-    tls = v.get("tls", "off") != "off"
-    starttls = v.get("tls_starttls", "on") != "off"
-    mode = Mode.NONE if not tls else (Mode.STARTTLS if starttls else Mode.IMPLICIT)
-    notes = [f"eval line {n} not executed" for n in s.evals]
-    port: int | None = port_number(v["port"]) if v.get("port") else (995 if mode is Mode.IMPLICIT else 110)
-    host = v.get("host") or None
-    socket, proxy = v.get("socket") or None, v.get("proxy_host") or None
-    transport = f"socket {socket}" if socket else (f"proxy {proxy}:{v.get('proxy_port') or 1080}" if proxy else None)
-    if socket:  # net.c: a socket replaces host/port and the proxy
-        host, port = None, None
-    elif s.evals and not {"host", "port"} <= s.explicit:
-        notes.append("endpoint unknown: host or port may come from eval, which mailpin does not run")
-        host, port = None, None
-    trust = _trust(s)
-    fingerprint = v.get("tls_fingerprint", "")
-    cert, key = v.get("tls_cert_file") or None, v.get("tls_key_file") or None
-    return Account(
-        tool=Tool.MPOP,
-        name=s.name,
-        protocol=Protocol.POP3,
-        host=host,
-        port=port,
-        mode=mode,
-        source=s.source,
-        servername=v.get("tls_host_override") or (v.get("host") or None if socket else None),
-        trust_file=_expand(trust, home) if trust not in ("system", None) else None,
-        system_trust=trust == "system",
-        certcheck=v.get("tls_certcheck", "on") != "off",
-        fingerprints=(fingerprint.replace(" ", ":").upper(),) if fingerprint else (),
-        transport=transport,
-        user=v.get("user") or None,
-        pin_options=tuple((k, v[k]) for k in ("tls_fingerprint", "tls_trust_file", "tls_certcheck") if k in s.explicit),
-        notes=tuple(notes),
-        tls_priorities=v.get("tls_priorities") or None,
-        client_cert=_expand(cert, home) if cert else None,
-        client_key=_expand(key, home) if key else None,
-        unusable=_problem(s, retrmail=False),
-    )
+
+    def default_port(mode: Mode) -> int:
+        return 995 if mode is Mode.IMPLICIT else 110
+
+    return account_of(s, home, Tool.MPOP, Protocol.POP3, default_port, _problem(s, retrmail=False))
 
 
 def _problem(s: Settings, retrmail: bool) -> str | None:
@@ -169,10 +123,10 @@ def _problem(s: Settings, retrmail: bool) -> str | None:
         (bool(v.get("tls_key_file")) and not v.get("tls_cert_file"), "tls_key_file requires tls_cert_file"),
         (not v.get("tls_key_file") and bool(v.get("tls_cert_file")), "tls_cert_file requires tls_key_file"),
         (
-            tls and _trust(s) is None and not v.get("tls_fingerprint") and v.get("tls_certcheck", "on") != "off",
+            tls and trust_of(s) is None and not v.get("tls_fingerprint") and v.get("tls_certcheck", "on") != "off",
             "tls requires either tls_trust_file (highly recommended) or tls_fingerprint or a disabled tls_certcheck",
         ),
-        (bool(v.get("tls_crl_file")) and _trust(s) is None, "tls_crl_file requires tls_trust_file"),
+        (bool(v.get("tls_crl_file")) and trust_of(s) is None, "tls_crl_file requires tls_trust_file"),
         (retrmail and "delivery" not in v and unset, "no delivery information"),
     )
     return next((text for failed, text in problems if failed), None)

@@ -208,7 +208,7 @@ def _expand(value: str, home: str) -> str:
     return home + value[1:] if value.startswith("~") else value
 
 
-def _trust(s: Settings) -> str | None:
+def trust_of(s: Settings) -> str | None:
     """The trust file msmtp uses: the account's, else "system" — unless the account itself (or a
     parent, or the command line) set it empty: msmtp.c sets "system" only without ACC_TLS_TRUST_FILE
     in the account's mask, and an empty value from `defaults` is not in it."""
@@ -218,6 +218,26 @@ def _trust(s: Settings) -> str | None:
 
 def to_account(s: Settings, home: str) -> Account:
     """The account msmtp would use: its defaults applied (tls off, tls_starttls on, port 25 or 465)."""
+
+    def default_port(mode: Mode) -> int | None:
+        if s.values.get("protocol", "smtp") != "smtp":
+            return None  # lmtp: msmtp refuses an account without a port
+        return 465 if mode is Mode.IMPLICIT else 25  # man msmtp `port`: 587 is never implied
+
+    unusable = _problem(s, sendmail=False)  # a base for others (no host): refused only when used
+    return account_of(s, home, Tool.MSMTP, Protocol.SMTP, default_port, unusable)
+
+
+def account_of(
+    s: Settings,
+    home: str,
+    tool: Tool,
+    protocol: Protocol,
+    default_port: Callable[[Mode], int | None],
+    unusable: str | None,
+) -> Account:
+    """The Account of one account as msmtp or mpop hold it (the two share conf.c's TLS, socket, proxy
+    and trust settings): `default_port` is the tool's port for the mode when the account names none."""
     v = s.values
     tls = v.get("tls", "off") != "off"  # an empty argument means "on" (man msmtp)
     starttls = v.get("tls_starttls", "on") != "off"
@@ -225,9 +245,7 @@ def to_account(s: Settings, home: str) -> Account:
     notes: list[str] = [f"eval line {n} not executed" for n in s.evals]
     if s.implicit:
         notes.append("msmtp makes the settings before the first `account` line an account named default")
-    port: int | None = port_number(v["port"]) if v.get("port") else None
-    if port is None and v.get("protocol", "smtp") == "smtp":
-        port = 465 if mode is Mode.IMPLICIT else 25  # man msmtp `port`: 587 is never implied
+    port: int | None = port_number(v["port"]) if v.get("port") else default_port(mode)
     host = v.get("host") or None
     socket, proxy = v.get("socket") or None, v.get("proxy_host") or None
     transport = f"socket {socket}" if socket else (f"proxy {proxy}:{v.get('proxy_port') or 1080}" if proxy else None)
@@ -236,12 +254,12 @@ def to_account(s: Settings, home: str) -> Account:
     elif s.evals and not {"host", "port"} <= s.explicit:
         notes.append("endpoint unknown: host or port may come from eval, which mailpin does not run")
         host, port = None, None
-    trust = _trust(s)
+    trust = trust_of(s)
     fingerprint = v.get("tls_fingerprint", "")
     return Account(
-        tool=Tool.MSMTP,
+        tool=tool,
         name=s.name,
-        protocol=Protocol.SMTP,
+        protocol=protocol,
         host=host,
         port=port,
         mode=mode,
@@ -260,7 +278,7 @@ def to_account(s: Settings, home: str) -> Account:
         # The client certificate msmtp presents: its own TLS must (the relay's local session cannot).
         client_cert=_expand(v["tls_cert_file"], home) if v.get("tls_cert_file") else None,
         client_key=_expand(v["tls_key_file"], home) if v.get("tls_key_file") else None,
-        unusable=_problem(s, sendmail=False),  # a base for others (no host): refused only when used
+        unusable=unusable,
     )
 
 
@@ -438,7 +456,7 @@ def _problem(s: Settings, sendmail: bool) -> str | None:
     v = s.values
     tls = v.get("tls", "off") != "off"
     unset = not s.evals  # an eval line may set anything: msmtp ran it, mailpin cannot know
-    trust = _trust(s)
+    trust = trust_of(s)
     problems = (
         ("host" not in v and not v.get("socket") and unset, "host not set"),
         (not v.get("port") and v.get("protocol") == "lmtp", "port not set"),  # smtp: 25 or 465

@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from mailpin.configs.offlineimap_account import Context, resolve_all
 from mailpin.configs.offlineimap_parsed import Parsed
+from mailpin.configs.optparse_tool import ArgvError, OptionParser, Stopped
 from mailpin.env import Env
 from mailpin.errors import ConfigError, ToolUsageError
 from mailpin.model import Account
@@ -56,28 +56,6 @@ def _account_names(parser: configparser.ConfigParser) -> list[str]:
 # --- the command line, parsed by the same optparse table as offlineimap/init.py ---------------------
 
 
-class _Stop(Exception):
-    """--help / --version: offlineimap prints and exits before reading any config."""
-
-
-class _ArgvError(Exception):
-    pass
-
-
-class _OptionParser(optparse.OptionParser):
-    def error(self, msg: str) -> Any:  # optparse would print usage and exit 2
-        raise _ArgvError(msg)
-
-    def exit(self, status: int = 0, msg: str | None = None) -> Any:
-        raise _Stop
-
-    def print_help(self, file: Any = None) -> None:
-        pass
-
-    def print_version(self, file: Any = None) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class CommandLine:
     """offlineimap's command line as its init.py reads it (`options` None when it stops or refuses)."""
@@ -96,15 +74,15 @@ class CommandLine:
 def parse_argv(argv: Sequence[str]) -> CommandLine:
     try:
         return CommandLine(_options(argv))
-    except _Stop:
+    except Stopped:
         return CommandLine(None, stops=True)
-    except _ArgvError as exc:
+    except ArgvError as exc:
         return CommandLine(None, error=str(exc))
 
 
 def _options(argv: Sequence[str]) -> optparse.Values:
     """offlineimap's options (init.py `__parse_cmd_options`), with optparse's own abbreviation rules."""
-    parser = _OptionParser(version="offlineimap")
+    parser = OptionParser(version="offlineimap")
     for flag, dest in (
         ("-V", "version"), ("--dry-run", "dryrun"), ("--info", "diagnostics"), ("-1", "singlethreading"),
         ("-s", "syslog"), ("-o", "runonce"), ("-q", "quick"), ("--migrate-fmd5-using-nametrans", "migrate_fmd5"),

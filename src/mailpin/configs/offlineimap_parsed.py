@@ -36,40 +36,30 @@ class LinearConfigParser(configparser.ConfigParser):
         return exc or super()._handle_error(exc, fpname, lineno, line)  # type: ignore[misc]
 
 
-class Parsed:
-    """A `configparser.ConfigParser` as offlineimap builds it, and where each value was written."""
+class LineNumbered:
+    """A configparser read line by line, noting the line each section and option came from (`lines`,
+    by (section, option); a section's own line under (section, "")). Shared by offlineimap's and
+    getmail's readers: give the parser `recording_dict()` as its dict_type, then `read(parser, …)`."""
 
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
+    def __init__(self) -> None:
         self.lines: dict[tuple[str, str], int] = {}
         self._now = 0
+        self._reading = False  # what the parser stores before reading (its defaults) has no line
+
+    def read(self, parser: configparser.RawConfigParser, text: str, source: str) -> None:
         self._reading = True
-        self.parser: configparser.ConfigParser = LinearConfigParser(dict_type=self._recording_dict())
         try:
-            self.parser.read_file(self._numbered(text), source)
-        except configparser.DuplicateSectionError as exc:
-            raise ConfigError(source, exc.lineno, f"section [{exc.section}] appears twice") from None
-        except configparser.DuplicateOptionError as exc:
-            problem = f"option {exc.option!r} appears twice in [{exc.section}]"
-            raise ConfigError(source, exc.lineno, problem) from None
-        except configparser.MissingSectionHeaderError as exc:
-            problem = f"{exc.line.strip()!r} comes before any [section] header"
-            raise ConfigError(source, exc.lineno, problem) from None
-        except configparser.ParsingError as exc:
-            line, text_ = exc.errors[0]
-            problem = f"cannot read {text_}: expected `option = value`, a [section] header or a # comment"
-            raise ConfigError(source, line, problem) from None
-        except configparser.Error as exc:  # any other complaint concerns the file as a whole
-            raise ConfigError(source, None, exc.message) from None
-        self._reading = False
+            parser.read_file(self._numbered(text), source)
+        finally:
+            self._reading = False
 
     def _numbered(self, text: str) -> Iterator[str]:
-        # io.StringIO(newline=None) splits lines as offlineimap's open() of the file does.
+        # io.StringIO(newline=None) splits lines as the tools' open() of the file does.
         for number, line in enumerate(io.StringIO(text, newline=None), 1):
             self._now = number
             yield line
 
-    def _recording_dict(self) -> type[dict[str, Any]]:
+    def recording_dict(self) -> type[dict[str, Any]]:
         """configparser stores sections and `[value]` lists in its dict_type while reading: note the line."""
         owner = self
 
@@ -85,6 +75,31 @@ class Parsed:
                 super().__setitem__(key, value)
 
         return Recording
+
+
+class Parsed(LineNumbered):
+    """A `configparser.ConfigParser` as offlineimap builds it, and where each value was written."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__()
+        self.source = source
+        self.parser: configparser.ConfigParser = LinearConfigParser(dict_type=self.recording_dict())
+        try:
+            self.read(self.parser, text, source)
+        except configparser.DuplicateSectionError as exc:
+            raise ConfigError(source, exc.lineno, f"section [{exc.section}] appears twice") from None
+        except configparser.DuplicateOptionError as exc:
+            problem = f"option {exc.option!r} appears twice in [{exc.section}]"
+            raise ConfigError(source, exc.lineno, problem) from None
+        except configparser.MissingSectionHeaderError as exc:
+            problem = f"{exc.line.strip()!r} comes before any [section] header"
+            raise ConfigError(source, exc.lineno, problem) from None
+        except configparser.ParsingError as exc:
+            line, text_ = exc.errors[0]
+            problem = f"cannot read {text_}: expected `option = value`, a [section] header or a # comment"
+            raise ConfigError(source, line, problem) from None
+        except configparser.Error as exc:  # any other complaint concerns the file as a whole
+            raise ConfigError(source, None, exc.message) from None
 
     def line(self, section: str, option: str = "") -> int | None:
         found = self.lines.get((section, option))
