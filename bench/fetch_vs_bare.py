@@ -3,11 +3,12 @@
 The timer case — nothing new to fetch — for mpop (Implicit TLS and STARTTLS), fetchmail (the same)
 and getmail (Implicit TLS: it has no STARTTLS), each on one account of the lab Dovecot on 127.0.0.1.
 mpop and fetchmail are handed the verified session (the relay); getmail makes its own second
-connection, held to the certificate verified. Loopback: the difference is mailpin's own work plus,
-for getmail, one more handshake. fetchmail's own 1 s pause before a `plugin` starts (driver.c) is
-fetchmail's, and shows in its row.
+connection, held to the certificate verified. At each round-trip time (bench/latency_proxy.py; 0:
+plain loopback) the difference is mailpin's own work plus, for getmail, one more handshake.
+fetchmail's own 1 s pause before it starts a `plugin` (driver.c: "allow time for the port to be set
+up if we have a plugin") is fetchmail's, and shows in its rows.
 
-    .venv/bin/python bench/fetch_vs_bare.py [--runs 11] [--out bench/results-fetch.md]
+    .venv/bin/python bench/fetch_vs_bare.py [--runs 11] [--rtts 0,50] [--out bench/results-fetch.md]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from latency_proxy import LatencyProxy  # noqa: E402
 
 from tests.lab.dovecot import Dovecot  # noqa: E402
 from tests.lab.pki import TestPKI  # noqa: E402
@@ -46,9 +49,31 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def measure(
+    work: Path, pki: TestPKI, tool: str, implicit: bool, port: int, rtt: int, runs: int
+) -> tuple[str, float, float]:
+    home = work / f"home-{tool}-{implicit}-{rtt}"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env["XDG_STATE_HOME"] = str(home / ".local" / "state")
+    env["XDG_CACHE_HOME"] = str(home / ".cache")
+    env["XDG_RUNTIME_DIR"] = str(home / "runtime")
+    (home / "runtime").mkdir(mode=0o700)
+    write_config(tool, home, port, implicit, pki.ca_pem)
+    timed(ARGV[tool], env)  # the first fetch: anything left on the server goes now
+    timed([sys.executable, "-m", "mailpin", "init", "--yes"], env)
+    samples: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    for _ in range(runs):  # interleaved: drift hits both alike
+        samples["bare"].append(timed(ARGV[tool], env))
+        samples["wrapped"].append(timed([*MAILPIN, *ARGV[tool]], env))
+    name = f"{tool}, {'Implicit TLS' if implicit else 'STARTTLS'}, {rtt} ms RTT"
+    return name, statistics.median(samples["bare"]), statistics.median(samples["wrapped"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--rtts", default="0,50", help="round-trip times in ms, comma-separated")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fetch.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailpin-bench-fetch-"))
@@ -57,31 +82,20 @@ def main() -> int:
     dovecot.start("good")
     rows: list[tuple[str, float, float]] = []
     try:
-        for tool, implicit in CASES:
-            home = work / f"home-{tool}-{implicit}"
-            home.mkdir()
-            env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-            env["XDG_STATE_HOME"] = str(home / ".local" / "state")
-            env["XDG_CACHE_HOME"] = str(home / ".cache")
-            env["XDG_RUNTIME_DIR"] = str(home / "runtime")
-            (home / "runtime").mkdir(mode=0o700)
-            port = dovecot.pop3s_port if implicit else dovecot.pop3_port
-            write_config(tool, home, port, implicit, pki.ca_pem)
-            timed(ARGV[tool], env)  # the first fetch: anything left on the server goes now
-            timed([sys.executable, "-m", "mailpin", "init", "--yes"], env)
-            samples: dict[str, list[float]] = {"bare": [], "wrapped": []}
-            for _ in range(args.runs):  # interleaved: drift hits both alike
-                samples["bare"].append(timed(ARGV[tool], env))
-                samples["wrapped"].append(timed([*MAILPIN, *ARGV[tool]], env))
-            name = f"{tool}, {'Implicit TLS' if implicit else 'STARTTLS'}, nothing new"
-            rows.append((name, statistics.median(samples["bare"]), statistics.median(samples["wrapped"])))
+        for rtt in (int(text) for text in args.rtts.split(",")):
+            with LatencyProxy(rtt, [dovecot.pop3s_port, dovecot.pop3_port]) as proxy:
+                for tool, implicit in CASES:
+                    real = dovecot.pop3s_port if implicit else dovecot.pop3_port
+                    port = proxy.port(real) if rtt else real
+                    rows.append(measure(work, pki, tool, implicit, port, rtt, args.runs))
     finally:
         dovecot.cleanup()
     lines = [
-        "# The POP3 fetchers: `mailpin run` vs bare (loopback, nothing new)",
+        "# The POP3 fetchers: `mailpin run` vs bare (nothing new to fetch)",
         "",
         f"Medians of {args.runs} interleaved runs, whole commands, {os.cpu_count()} CPUs; the lab Dovecot on",
-        "127.0.0.1. mpop and fetchmail get the verified session (one connection); getmail makes its own, held to the",
+        "127.0.0.1 behind bench/latency_proxy.py for the RTT. mpop and fetchmail get the verified session (one",
+        "connection); getmail makes its own, held to the",
         "certificate verified (two handshakes). Generated by `bench/fetch_vs_bare.py`.",
         "",
         "| case | bare | through mailpin | ratio | added |",
