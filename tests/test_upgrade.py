@@ -405,3 +405,19 @@ def test_a_file_linked_into_the_nix_store_is_never_written(tmp_path: Path) -> No
     plain = tmp_path / "plain"
     plain.write_bytes(b"account a\n")
     assert write.unwritable(plain, b"account a\n", tmp_path) is None  # the sibling that may be written
+
+
+def test_an_mpop_account_is_named_as_one_to_move_by_hand_and_its_file_is_untouched(isolated_env: Path) -> None:
+    """upgrade edits msmtp, mbsync and offlineimap configs; a STARTTLS account of a fetching tool gets
+    a plain line instead of an editor meant for another tool's grammar — and no connection is made."""
+    from tests.test_pins_real import cli
+
+    rc = isolated_env / ".mpoprc"
+    rc.write_text("account work\nhost 127.0.0.1\nport 9\ntls on\ntls_trust_file /etc/ssl/certs/ca-certificates.crt\n")
+    rc.chmod(0o600)
+    before = rc.read_bytes()
+    code, out, err = cli("upgrade", "--yes", "mpop:work")
+    assert code == 0, err
+    assert "mpop:work: mailpin does not edit mpop's config yet" in out + err
+    assert rc.read_bytes() == before
+    assert not list(isolated_env.glob(".mpoprc.mailpin-*"))

@@ -64,12 +64,17 @@ class UpgradeResult:
         return ExitStatus.OK
 
 
+# The tools whose configs `upgrade` can edit (configs/*_edit.py); the POP3 fetchers' are not written yet.
+EDITABLE = (Tool.MSMTP, Tool.MBSYNC, Tool.OFFLINEIMAP)
+
+
 def candidates(targets: Sequence[Target]) -> list[Account]:
     """The accounts that reach their server by host name over STARTTLS or in the clear."""
     return [
         target.account
         for target in targets
         if target.account is not None
+        and target.account.tool in EDITABLE
         and target.account.mode in (Mode.STARTTLS, Mode.NONE)
         and target.account.host is not None
         and target.account.transport is None
@@ -89,7 +94,12 @@ def run(
     targets, errors = verifier.targets(names)
     result = UpgradeResult(errors=list(errors))
     accounts = candidates(targets)
-    if names and not accounts:
+    for target in targets:
+        account = target.account
+        if names and account is not None and account.tool not in EDITABLE and account.mode is not Mode.IMPLICIT:
+            why = f"mailpin does not edit {account.tool.value}'s config yet: move it to Implicit TLS by hand"
+            result.moves.append(Move(target.key, "stays", f"{target.key}: {why}, then `mailpin accept {target.key}`"))
+    if names and not accounts and not result.moves:
         named = ", ".join(target.key for target in targets)
         result.moves.append(Move(named, "stays", f"{named}: on Implicit TLS already, or not reached by host name"))
     for account in accounts:
