@@ -407,17 +407,62 @@ def test_a_file_linked_into_the_nix_store_is_never_written(tmp_path: Path) -> No
     assert write.unwritable(plain, b"account a\n", tmp_path) is None  # the sibling that may be written
 
 
-def test_an_mpop_account_is_named_as_one_to_move_by_hand_and_its_file_is_untouched(isolated_env: Path) -> None:
-    """upgrade edits msmtp, mbsync and offlineimap configs; a STARTTLS account of a fetching tool gets
-    a plain line instead of an editor meant for another tool's grammar — and no connection is made."""
+def test_a_getmail_account_is_named_as_one_to_move_by_hand_and_its_file_is_untouched(isolated_env: Path) -> None:
+    """upgrade edits msmtp, mpop, mbsync and offlineimap configs; a cleartext account of a tool whose
+    config it does not edit gets a plain line, not an editor meant for another grammar — and no
+    connection is made."""
     from tests.test_pins_real import cli
 
-    rc = isolated_env / ".mpoprc"
-    rc.write_text("account work\nhost 127.0.0.1\nport 9\ntls on\ntls_trust_file /etc/ssl/certs/ca-certificates.crt\n")
-    rc.chmod(0o600)
+    directory = isolated_env / ".config" / "getmail"
+    directory.mkdir(parents=True)
+    rc = directory / "getmailrc"
+    rc.write_text(
+        "[retriever]\ntype = SimplePOP3Retriever\nserver = 127.0.0.1\nport = 9\nusername = u\n\n"
+        "[destination]\ntype = Maildir\npath = ~/Mail/\n"
+    )
     before = rc.read_bytes()
-    code, out, err = cli("upgrade", "--yes", "mpop:work")
+    code, out, err = cli("upgrade", "--yes", "getmail:getmailrc")
     assert code == 0, err
-    assert "mpop:work: mailpin does not edit mpop's config yet" in out + err
+    assert "getmail:getmailrc: mailpin does not edit getmail's config yet" in out + err
     assert rc.read_bytes() == before
-    assert not list(isolated_env.glob(".mpoprc.mailpin-*"))
+    assert not list(directory.glob("getmailrc.mailpin-*"))
+
+
+def test_an_mpop_starttls_account_moves_to_implicit_tls_and_fetches_there(
+    isolated_env: Path, pki, dovecot_server, dns_server: DnsServer, shims: Path
+) -> None:
+    """mpop's config is msmtp's grammar: the same edit (port, tls_starttls in the account's section),
+    checked by `mpop --pretend` and mailpin's mpop reader; found by `_pop3s._tcp` (RFC 6186)."""
+    need("mpop")
+    env = shim_env(shims)
+    for sub in ("new", "cur", "tmp"):
+        (isolated_env / "Mail" / "work" / sub).mkdir(parents=True)
+    with CountingServer(dovecot_server.pop3s_port) as implicit:
+        dns_server.serve([("_pop3s._tcp.example.org", "localhost", implicit.port, 0, 1)])
+        _settings(isolated_env, dns_server)
+        text = (
+            f"defaults\ntls on\ntls_trust_file {pki.ca_pem}\ndelivery maildir ~/Mail/work\n\n"
+            f"account work\nhost localhost\nport {dovecot_server.pop3_port}\ntls_starttls on\n"
+            "user test@example.org\npassword secret\n"
+        )
+        rc = isolated_env / ".mpoprc"
+        rc.write_text(text)
+        rc.chmod(0o600)
+        assert _mailpin(env, "init", "--yes")[0] == 0
+        assert _profiles()["mpop:work"].mode is Mode.STARTTLS  # type: ignore[attr-defined]
+        code, out, err = _mailpin(env, "upgrade", "--yes", "--json", "mpop:work")
+        assert code == 0, err
+        (work,) = json.loads(out)["accounts"]
+        assert work["state"] == "moved" and work["endpoint"] == f"localhost:{implicit.port}", work
+        changed = _changed(text.encode(), rc.read_bytes())
+        assert changed == [
+            f"- port {dovecot_server.pop3_port}\n", f"+ port {implicit.port}\n",
+            "- tls_starttls on\n", "+ tls_starttls off\n",
+        ], changed  # fmt: skip
+        profile = _profiles()["mpop:work"]
+        assert (profile.mode, profile.port) == (Mode.IMPLICIT, implicit.port)  # type: ignore[attr-defined]
+        dovecot_server.deliver("INBOX", MESSAGE)
+        connections = implicit.settled()
+        done = run(["mpop", "-q", "work"], env)
+        assert done.returncode == 0, done.stderr
+        assert implicit.settled() == connections + 1  # the fetch went over Implicit TLS, one connection

@@ -64,8 +64,9 @@ class UpgradeResult:
         return ExitStatus.OK
 
 
-# The tools whose configs `upgrade` can edit (configs/*_edit.py); the POP3 fetchers' are not written yet.
-EDITABLE = (Tool.MSMTP, Tool.MBSYNC, Tool.OFFLINEIMAP)
+# The tools whose configs `upgrade` can edit (configs/*_edit.py; mpop's is msmtp's grammar); fetchmail's
+# and getmail's editors are not written yet.
+EDITABLE = (Tool.MSMTP, Tool.MBSYNC, Tool.OFFLINEIMAP, Tool.MPOP)
 
 
 def candidates(targets: Sequence[Target]) -> list[Account]:
@@ -193,8 +194,8 @@ def as_moved(account: Account) -> Account:
 
 
 def _edit(env: Env, account: Account, data: bytes, file: str, port: int, host: str | None) -> Edit:
-    if account.tool is Tool.MSMTP:
-        return msmtp_edit.implicit_tls(data, file, str(env.home), account.name, port, host)
+    if account.tool in (Tool.MSMTP, Tool.MPOP):
+        return msmtp_edit.implicit_tls(data, file, str(env.home), account.name, port, host, account.tool.value)
     if account.tool is Tool.OFFLINEIMAP:
         return offlineimap_edit.implicit_tls(data, file, str(env.home), account, port, host)
     from mailpin.configs.tool_version import installed
@@ -209,9 +210,9 @@ def _tool_refuses(
 ) -> str | None:
     """The tool's own reading of the edited bytes: msmtp --pretend; mbsync's config reader; for
     offlineimap, mailpin's reader (offlineimap's own parser and rules) has read them in the edit."""
-    if account.tool is Tool.MSMTP:
+    if account.tool in (Tool.MSMTP, Tool.MPOP):
         expected = {"port": str(port), "tls": "on", "tls_starttls": "off"} | ({"host": host} if host else {})
-        return msmtp_refuses(env, verifier.settings, after, account.name, expected)
+        return msmtp_refuses(env, verifier.settings, after, account.name, expected, account.tool.value)
     if account.tool is Tool.MBSYNC:
         return mbsync_refuses(env, verifier.settings, after)
     return None  # offlineimap has no reader that connects to nothing: mailpin's (its parser, its rules) read it

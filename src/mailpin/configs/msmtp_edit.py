@@ -9,23 +9,30 @@ comments, blank lines, the order, CRLF line ends. What the edit made is then rea
 mailpin's msmtp reader: the account must now be Implicit TLS on the new port, and every other
 account must read exactly as before — except one that inherits this one (`account default : work`)
 and goes to the same host: it moves along, the same way, and is named. Any other change: refused,
-never written.
+never written. mpop's config is msmtp's grammar with mpop's commands (configs/mpop.py): the same
+edit serves it, read back with mpop's reader (`tool="mpop"`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from mailpin.configs import msmtp
 from mailpin.configs.edit import Edit, EditError, ending, indent_of, rows_of
 from mailpin.configs.msmtp_syntax import lines
-from mailpin.model import Mode
+from mailpin.model import Account, Mode
 
 _SECTION_ENDS = ("account", "defaults")
 
 
-def implicit_tls(data: bytes, source: str, home: str, account: str, port: int, host: str | None = None) -> Edit:
-    """DATA (an msmtp config, SOURCE names it) with ACCOUNT on Implicit TLS at PORT (and on HOST,
-    one the user confirmed, when given)."""
-    config = _parse(data, source, home)
+def implicit_tls(
+    data: bytes, source: str, home: str, account: str, port: int, host: str | None = None, tool: str = "msmtp"
+) -> Edit:
+    """DATA (an msmtp or mpop config, SOURCE names it) with ACCOUNT on Implicit TLS at PORT (and on
+    HOST, one the user confirmed, when given)."""
+    reader = _READERS[tool]
+    config = reader(data, source, home)
     settings = next((s for s in config.settings if s.name == account), None)
     if settings is None:
         raise EditError(f"no account {account!r} in {source}")
@@ -56,20 +63,37 @@ def implicit_tls(data: bytes, source: str, home: str, account: str, port: int, h
             inserted.append(indent + f"{name} {value}".encode() + eol)
     rows[start:start] = inserted
     after = b"".join(rows)
-    along = _check(config, _parse(after, source, home), account, port, source, host)
+    along = _check(config, reader(after, source, home), account, port, source, host)
     return Edit(data, after, tuple(f"{name} {value}" for name, value in changes.items()), along)
 
 
-def _parse(data: bytes, source: str, home: str) -> msmtp.MsmtpConfig:
+class _Read(Protocol):
+    """What the check needs of a reading: each account's settings, and its Account."""
+
+    @property
+    def settings(self) -> tuple[msmtp.Settings, ...]: ...
+
+    @property
+    def accounts(self) -> tuple[Account, ...]: ...
+
+
+def _parse_msmtp(data: bytes, source: str, home: str) -> _Read:
     return msmtp.parse(data.decode("utf-8", "surrogateescape"), source, home)
+
+
+def _parse_mpop(data: bytes, source: str, home: str) -> _Read:
+    from mailpin.configs import mpop
+
+    return mpop.parse(data.decode("utf-8", "surrogateescape"), source, home)
+
+
+_READERS: dict[str, Callable[[bytes, str, str], _Read]] = {"msmtp": _parse_msmtp, "mpop": _parse_mpop}
 
 
 _MOVED = ("port", "tls", "tls_starttls", "host")
 
 
-def _check(
-    before: msmtp.MsmtpConfig, after: msmtp.MsmtpConfig, account: str, port: int, source: str, host: str | None
-) -> tuple[str, ...]:
+def _check(before: _Read, after: _Read, account: str, port: int, source: str, host: str | None) -> tuple[str, ...]:
     """The edit did what it should and nothing else; the accounts that move along with ACCOUNT."""
     old = {s.name: dict(s.values) for s in before.settings}
     new = {s.name: dict(s.values) for s in after.settings}

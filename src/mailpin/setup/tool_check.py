@@ -55,11 +55,12 @@ def mbsync_refuses(env: Env, configured: Settings, config: bytes) -> str | None:
 
 
 def msmtp_refuses(
-    env: Env, configured: Settings, config: bytes, account: str, expected: Mapping[str, str]
+    env: Env, configured: Settings, config: bytes, account: str, expected: Mapping[str, str], tool: str = "msmtp"
 ) -> str | None:
-    """msmtp's own reading of CONFIG for ACCOUNT (`--pretend`): None when it takes it and shows the
-    EXPECTED values (`port = 465`, ...); else what it said, in one line."""
-    done, _, problem = _read_by(env, configured, "msmtp", config, ["--pretend", "--file={}", f"--account={account}"])
+    """msmtp's (or mpop's: the same --pretend) own reading of CONFIG for ACCOUNT: None when it takes
+    it and shows the EXPECTED values (`port = 465`, ...); else what it said, in one line."""
+    named = [f"--account={account}"] if tool == "msmtp" else ["--", account]  # mpop names accounts as operands
+    done, _, problem = _read_by(env, configured, tool, config, ["--pretend", "--file={}", *named])
     if done is None:
         return problem
     said = done.stderr.strip().splitlines()
