@@ -129,7 +129,7 @@ class Relayed:
 
 
 def _remove(directory: str) -> None:
-    """The relay's directory, and what is in it: a socket, FIFOs and claims, no directories."""
+    """The relay's directory, and what is in it: sockets, FIFOs, claims and fetchmail's plugin scripts."""
     with contextlib.suppress(OSError):
         for name in os.listdir(directory):
             with contextlib.suppress(OSError):
