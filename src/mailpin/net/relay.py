@@ -237,13 +237,14 @@ class Link:
     def _settle(self) -> None:
         if self.tool is None:
             return  # not yet claimed: the session waits (its greeting buffered) for the tool
-        if not self.server_open and not self.to_tool and self.tool_open and self.tool.closes_last:
+        if not self.server_open and not self.to_tool:
+            if not (self.tool_open and self.tool.closes_last):
+                self.finish()
+                return
             self.to_server.clear()  # nobody to send it to: read until the tool closes its side
             if self.linger is None:
                 self.linger = time.monotonic() + _LINGER
-        if not self.server_open and not self.to_tool and not (self.tool_open and self.tool.closes_last):
-            self.finish()
-        elif self.linger is not None and time.monotonic() >= self.linger:
+        if self.linger is not None and time.monotonic() >= self.linger:
             # The tool closed its side and took nothing for `_LINGER` seconds: whatever is still
             # pending or still coming (a server flooding a tool that stopped reading) goes nowhere.
             self.finish()

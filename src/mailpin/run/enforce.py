@@ -136,25 +136,22 @@ def plan_for(env: Env, decision: Decision, configured: Settings) -> Plan:
         from mailpin.run.enforce_fetch import getmail as getmail_plan
 
         done = getmail_plan(decision, held)
-    elif tool is Tool.FETCHMAIL:
-        from mailpin.hooks import this_mailpin
-        from mailpin.run.enforce_fetch import fetchmail as fetchmail_plan
-
-        tunnels = Tunnels(this_mailpin(sys.argv[0], sys.executable), relayed, env, configured)
-        done = fetchmail_plan(decision, held, tunnels)
     elif tool is Tool.MSMTP:
         outcome = held[0] if held else None
         profile = decision.profiles[outcome.target.key] if outcome is not None else None
         # --version, --help, --configure use no account: msmtp would print the in-memory file's name.
         done = msmtp(invocation, config if decision.outcomes else None, outcome, profile, relayed, env)
     else:
-        from mailpin.hooks import this_mailpin  # mbsync and offlineimap call `mailpin tunnel` back
+        from mailpin.hooks import this_mailpin  # mbsync, offlineimap and fetchmail call `mailpin tunnel` back
 
-        if config is None or not config.found:
+        tunnels = Tunnels(this_mailpin(sys.argv[0], sys.executable), relayed, env, configured)
+        if tool is Tool.FETCHMAIL:
+            from mailpin.run.enforce_fetch import fetchmail as fetchmail_plan
+
+            done = fetchmail_plan(decision, held, tunnels)
+        elif config is None or not config.found:
             done = Plan(list(invocation.argv))  # no config file: the tool refuses to run, nothing to hand over
         else:
-            mailpin = this_mailpin(sys.argv[0], sys.executable)
-            tunnels = Tunnels(mailpin, relayed, env, configured)
             done = (mbsync if tool is Tool.MBSYNC else offlineimap)(invocation, held, tunnels)
     if relayed is not None and relayed.links:
         done.relay = relayed
@@ -433,10 +430,10 @@ def describe(account: Account, profile: Profile | None, configured: Settings) ->
         return "pre-flight check only (no in-memory files here)"
     if account.tool is Tool.OFFLINEIMAP:
         return "pre-flight check only (repository name cannot be given to offlineimap -k)"
+    if account.tool is Tool.GETMAIL:
+        return "certificate pinned in getmail's own TLS (ssl_fingerprints): getmail has no tunnel"
     if account.tool not in (Tool.MSMTP, Tool.MPOP):
-        from mailpin.run.enforce_fetch import describe as describe_fetch
-
-        return describe_fetch(account, profile) or "tunnel (mailpin tunnel)"
+        return "tunnel (mailpin tunnel)"
     why = "client certificate" if account.client_cert or account.client_key else "tls_priorities"
     tool = account.tool.value
     if profile is None:

@@ -31,17 +31,18 @@ from collections.abc import Sequence
 
 from mailpin.configs.msmtp_syntax import lines as config_lines
 from mailpin.configs.msmtp_syntax import words
-from mailpin.model import Account, Tool
+from mailpin.model import Account
 
 TYPE_CHECKING = False  # typing's own, without importing typing on every run (STYLE §10)
 if TYPE_CHECKING:
     from mailpin.commands.verify import Outcome
     from mailpin.configs.fetchmail import FetchmailConfig
+    from mailpin.configs.fetchmail_argv import CommandLine as FetchmailCommand
     from mailpin.configs.getmail import GetmailConfig
+    from mailpin.configs.mpop import CommandLine as MpopCommand
     from mailpin.configs.mpop import MpopConfig
     from mailpin.configs.msmtp import Settings
     from mailpin.env import Env
-    from mailpin.model import Profile
     from mailpin.run.decide import Decision
     from mailpin.run.enforce import Plan, Tunnels
     from mailpin.run.relay import Relayed
@@ -97,9 +98,9 @@ def mpop(decision: Decision, held: Sequence[Outcome], relayed: Relayed | None, e
     return plan
 
 
-def _no_sections(config: MpopConfig | None, command: object, used: Sequence[Account]) -> str | None:
+def _no_sections(config: MpopConfig | None, command: MpopCommand, used: Sequence[Account]) -> str | None:
     """Why a run of several accounts cannot have its own lines per account, or None."""
-    if any(key in _CONNECTION for key, _ in getattr(command, "overrides", ())):
+    if any(key in _CONNECTION for key, _ in command.overrides):
         return "the command line sets connection options for every account"
     if config is None or not config.found:
         return "no config file"
@@ -182,17 +183,18 @@ def fetchmail(decision: Decision, held: Sequence[Outcome], tunnels: Tunnels) -> 
         return Plan(argv)  # no rc file (servers from the command line alone), or nothing polled
     plan = Plan([])
     why = _fetchmail_whole_run(config, command)
+    entries = {  # the rc entry each account of this run comes from (None: named on the command line)
+        o.target.key: config.entry(o.target.account.name) for o in decision.outcomes if o.target.account is not None
+    }
     accounts_of: dict[int, set[str]] = {}  # entry -> the accounts of this run it holds
-    for outcome in decision.outcomes:
-        account = outcome.target.account
-        entry = config.entry(account.name) if account is not None else None
-        if account is not None and entry is not None:
-            accounts_of.setdefault(entry.start, set()).add(account.key)
+    for key, entry in entries.items():
+        if entry is not None:
+            accounts_of.setdefault(entry.start, set()).add(key)
     verified = verified_copy(plan, "mailpin-fetchmailrc-verified", config.data) if held and why is None else ""
     inserts: list[tuple[int, str]] = []
     for number, outcome in enumerate(held):
         account = outcome.target.account
-        entry = config.entry(account.name) if account is not None else None
+        entry = entries.get(outcome.target.key)
         reason, plugin = why, ""
         if reason is None and entry is None:
             reason = "a server named only on the command line"
@@ -221,12 +223,12 @@ def fetchmail(decision: Decision, held: Sequence[Outcome], tunnels: Tunnels) -> 
     return plan
 
 
-def _fetchmail_whole_run(config: FetchmailConfig, command: object) -> str | None:
+def _fetchmail_whole_run(config: FetchmailConfig, command: FetchmailCommand) -> str | None:
     """Why no entry of this run can be handed its session, or None."""
     from mailpin.configs.fetchmail_argv import PATH_FIELDS
     from mailpin.configs.fetchmail_grammar import parse as parse_rc
 
-    if _FETCHMAIL_TRANSPORT & set(getattr(command, "overrides", {})):
+    if _FETCHMAIL_TRANSPORT & set(command.overrides):
         return "the command line sets TLS or a plugin for every server"
     # fetchmail takes a relative file name in the rc file as relative to the rc file's directory
     # (rcfile_y.y prependdir): for the in-memory copy that is /proc/self/fd. Read as written:
@@ -320,12 +322,3 @@ def with_fingerprint(data: bytes, sha256: str) -> bytes:
             continue
         out.append(line)
     return "".join(out).encode("utf-8", "surrogateescape")
-
-
-def describe(account: Account, profile: Profile | None) -> str | None:
-    """How `mailpin run` holds the session of a fetching tool that is not relayed (None: the caller's words)."""
-    if account.tool is Tool.GETMAIL:
-        return "certificate pinned in getmail's own TLS (ssl_fingerprints): getmail has no tunnel"
-    if account.tool is Tool.FETCHMAIL and account.source.startswith("fetchmail command line"):
-        return "pre-flight check only (a server named only on the command line)"
-    return None
